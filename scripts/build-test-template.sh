@@ -1,0 +1,427 @@
+#!/usr/bin/env bash
+# Build a tiny, self-booting Lago template repository for the real-stack tests.
+#
+#   scripts/build-test-template.sh OUTDIR
+#
+# Everything comes from Debian packages already on the machine (kernel, busybox-static,
+# dropbear-bin, extlinux); no network, no loop devices (libguestfs does the disk work).
+# Outputs in OUTDIR (see scripts/README.md):
+#   lago-tiny-v1.qcow2{,.hash,.metadata,.xz}      the good template
+#   lago-tiny-badhash-v1.qcow2{,.hash,.metadata}  same image, WRONG sha1 in .hash
+#   lago-tiny-backed-v1.qcow2{,.hash,.metadata}   a qcow2 whose header names a backing file
+#   repo.metadata        Lago repository, file source rooted at OUTDIR
+#   repo-http.metadata.in  same, http source with baseurl @BASEURL@
+#   .stamp               sha256 of this script; when it matches, a rerun exits at once
+set -Eeuo pipefail
+
+die() { printf 'build-test-template: ERROR: %s\n' "$*" >&2; exit 1; }
+trap 'die "command failed (exit $?, line $LINENO): $BASH_COMMAND"' ERR
+log() { printf 'build-test-template: %s\n' "$*" >&2; }
+
+[[ $# -eq 1 ]] || die "usage: $0 OUTDIR (absolute path)"
+OUTDIR=$1
+[[ $OUTDIR == /* ]] || die "OUTDIR must be an absolute path: $OUTDIR"
+OUTDIR=${OUTDIR%/}
+
+SELF=$(readlink -f -- "${BASH_SOURCE[0]}")
+SELF_SHA=$(sha256sum -- "$SELF" | cut -d' ' -f1)
+
+if [[ -f $OUTDIR/.stamp && $(<"$OUTDIR/.stamp") == "$SELF_SHA" ]]; then
+  log "up to date: $OUTDIR (stamp matches this script)"
+  exit 0
+fi
+
+for tool in guestfish qemu-img xz sha1sum modprobe depmod busybox dropbear dropbearkey ldd cpio gzip tar python3; do
+  command -v "$tool" >/dev/null 2>&1 || die "missing tool: $tool (see scripts/README.md for the Debian packages)"
+done
+
+KVER=${LAGO_TINY_KERNEL:-}
+if [[ -z $KVER ]]; then
+  # newest installed Debian kernel that has its modules
+  for k in /boot/vmlinuz-*; do
+    [[ -e $k ]] || continue
+    v=${k#/boot/vmlinuz-}
+    [[ -d /lib/modules/$v ]] && KVER=$v
+  done
+fi
+[[ -n $KVER && -r /boot/vmlinuz-$KVER && -d /lib/modules/$KVER ]] \
+  || die "no usable kernel in /boot (install linux-image-amd64)"
+BUSYBOX=$(command -v busybox)
+file_is_static() { ! ldd "$1" >/dev/null 2>&1; }
+file_is_static "$BUSYBOX" || BUSYBOX=/bin/busybox
+file_is_static "$BUSYBOX" || die "busybox is not static (install busybox-static)"
+MBR=/usr/lib/EXTLINUX/mbr.bin
+[[ -r $MBR ]] || MBR=/usr/lib/syslinux/mbr/mbr.bin
+[[ -r $MBR ]] || die "extlinux mbr.bin not found (install extlinux syslinux-common)"
+
+export LIBGUESTFS_BACKEND=${LIBGUESTFS_BACKEND:-direct}
+if [[ -z ${LIBGUESTFS_BACKEND_SETTINGS:-} ]]; then
+  export LIBGUESTFS_BACKEND_SETTINGS=force_tcg
+fi
+
+mkdir -p -- "$OUTDIR"
+rm -f -- "$OUTDIR/.stamp"
+WORK=$(mktemp -d "$OUTDIR/.work.XXXXXX")
+cleanup() { rm -rf -- "$WORK"; }
+trap cleanup EXIT
+
+START=$SECONDS
+ROOT=$WORK/root
+INITRD=$WORK/initrd
+MTIME=@${SOURCE_DATE_EPOCH:-1700000000}
+
+# ---------------------------------------------------------------- kernel modules
+# Top-level modules; their dependencies come from modprobe --show-depends, in that order.
+TOP_MODULES=(virtio_pci virtio_net virtio_blk virtio_scsi sd_mod virtio_rng ext4 button evdev)
+declare -a MODPATHS=()
+declare -A SEEN=()
+for m in "${TOP_MODULES[@]}"; do
+  deps=$(modprobe -S "$KVER" --show-depends "$m") || die "modprobe --show-depends $m failed"
+  while read -r verb path _; do
+    [[ $verb == insmod ]] || continue
+    [[ -n ${SEEN[$path]:-} ]] && continue
+    SEEN[$path]=1
+    MODPATHS+=("$path")
+  done <<<"$deps"
+done
+[[ ${#MODPATHS[@]} -gt 0 ]] || die "no modules found for $KVER"
+
+# ---------------------------------------------------------------- root filesystem
+mkdir -p "$ROOT"
+cd "$ROOT"
+mkdir -p bin sbin usr/bin usr/sbin lib lib64 etc/init.d etc/dropbear etc/acpi/PWRF \
+  usr/share/udhcpc root/.ssh proc sys dev tmp run var/log var/lib mnt boot/extlinux home
+chmod 700 root root/.ssh
+chmod 1777 tmp
+ln -s ../run var/run
+
+install -m 0755 "$BUSYBOX" bin/busybox
+while read -r applet; do
+  [[ -n $applet && $applet != bin/busybox ]] || continue
+  [[ -e $applet || -L $applet ]] && continue
+  mkdir -p "$(dirname "$applet")"
+  ln -s /bin/busybox "$applet"
+done < <("$BUSYBOX" --list-full)
+[[ -L bin/sh ]] || ln -sf /bin/busybox bin/sh
+
+copy_with_libs() { # copy an executable and the shared libraries ldd names for it
+  local exe=$1 dest=$2 lib
+  install -D -m 0755 "$exe" ".$dest"
+  while read -r lib; do
+    [[ -n $lib ]] || continue
+    [[ -e .$lib ]] && continue
+    install -D -m 0755 "$(readlink -f "$lib")" ".$lib"
+  done < <(ldd "$exe" | grep -oE '/[^ ]+\.so[^ ]*')
+}
+copy_with_libs /usr/sbin/dropbear /usr/sbin/dropbear
+copy_with_libs /usr/bin/dropbearkey /usr/bin/dropbearkey
+[[ -e lib64/ld-linux-x86-64.so.2 ]] || die "dynamic loader was not copied"
+
+for p in "${MODPATHS[@]}"; do
+  install -D -m 0644 "$p" ".$p"
+done
+for f in modules.order modules.builtin modules.builtin.modinfo; do
+  if [[ -r /lib/modules/$KVER/$f ]]; then
+    install -m 0644 "/lib/modules/$KVER/$f" "lib/modules/$KVER/$f"
+  fi
+done
+depmod -b "$ROOT" "$KVER" || die "depmod failed"
+
+cat > etc/passwd <<'EOF'
+root:x:0:0:root:/root:/bin/sh
+daemon:x:1:1:daemon:/usr/sbin:/bin/false
+nobody:x:65534:65534:nobody:/nonexistent:/bin/false
+EOF
+cat > etc/shadow <<'EOF'
+root:*:19000:0:99999:7:::
+daemon:*:19000:0:99999:7:::
+nobody:*:19000:0:99999:7:::
+EOF
+chmod 600 etc/shadow
+cat > etc/group <<'EOF'
+root:x:0:
+daemon:x:1:
+tty:x:5:
+nogroup:x:65534:
+EOF
+printf '/bin/sh\n/bin/ash\n' > etc/shells
+printf 'lago-tiny\n' > etc/hostname
+cat > etc/hosts <<'EOF'
+127.0.0.1	localhost
+::1	localhost ip6-localhost ip6-loopback
+EOF
+cat > etc/fstab <<'EOF'
+LABEL=lagoroot	/	ext4	rw,relatime	0	1
+proc	/proc	proc	defaults	0	0
+EOF
+cat > etc/nsswitch.conf <<'EOF'
+passwd: files
+group: files
+shadow: files
+hosts: files dns
+networks: files
+protocols: files
+services: files
+EOF
+cat > etc/os-release <<'EOF'
+NAME="Lago tiny"
+ID=lagotiny
+VERSION_ID=1
+VERSION="1"
+PRETTY_NAME="Lago tiny 1 (busybox + dropbear)"
+HOME_URL="https://github.com/lago-project/lago"
+EOF
+printf 'Lago tiny 1\n' > etc/issue
+: > etc/resolv.conf
+: > root/.ssh/authorized_keys
+chmod 600 root/.ssh/authorized_keys
+printf 'export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n' > etc/profile
+
+cat > etc/inittab <<'EOF'
+# busybox init
+::sysinit:/etc/init.d/rcS
+::respawn:/usr/sbin/dropbear -F -E -R -p 22
+::respawn:/sbin/acpid -f -c /etc/acpi
+::ctrlaltdel:/sbin/poweroff
+::shutdown:/etc/init.d/rcK
+EOF
+
+cat > etc/init.d/rcS <<'EOF'
+#!/bin/sh
+export PATH=/sbin:/bin:/usr/sbin:/usr/bin
+# busybox-static has no mountpoint applet
+mounted() { grep -q "^[^ ]* $1 " /proc/mounts 2>/dev/null; }
+[ -e /proc/mounts ] || mount -t proc proc /proc
+mounted /sys || mount -t sysfs sysfs /sys
+mounted /dev || mount -t devtmpfs devtmpfs /dev
+mkdir -p /dev/pts /dev/shm
+mounted /dev/pts || mount -t devpts -o gid=5,mode=620,ptmxmode=666 devpts /dev/pts
+mounted /dev/shm || mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /dev/shm
+mount -o remount,rw /
+mounted /tmp || mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /tmp
+mounted /run || mount -t tmpfs -o mode=755,nosuid,nodev tmpfs /run
+if [ -s /etc/hostname ]; then hostname -F /etc/hostname; fi
+# modules the initramfs did not load (harmless when already loaded)
+for m in virtio_pci virtio_net virtio_blk virtio_scsi sd_mod virtio_rng button evdev; do
+  modprobe -q "$m" 2>/dev/null || true
+done
+ip link set lo up
+for d in /sys/class/net/eth*; do
+  [ -e "$d" ] || continue
+  i=${d##*/}
+  ip link set "$i" up
+  udhcpc -f -S -i "$i" -p "/run/udhcpc.$i.pid" -s /usr/share/udhcpc/default.script </dev/null >/dev/console 2>&1 &
+done
+# host key for the preferred algorithm, so the first SSH connection does not wait for it
+if [ ! -s /etc/dropbear/dropbear_ed25519_host_key ]; then
+  dropbearkey -t ed25519 -f /etc/dropbear/dropbear_ed25519_host_key >/dev/null 2>&1
+fi
+echo "lago-tiny: sysinit done ($(hostname))"
+EOF
+
+cat > etc/init.d/rcK <<'EOF'
+#!/bin/sh
+export PATH=/sbin:/bin:/usr/sbin:/usr/bin
+echo "lago-tiny: shutting down"
+for f in /run/udhcpc.*.pid; do [ -e "$f" ] && kill "$(cat "$f")" 2>/dev/null; done
+sync
+umount -a -r 2>/dev/null
+mount -o remount,ro / 2>/dev/null
+sync
+EOF
+
+cat > usr/share/udhcpc/default.script <<'EOF'
+#!/bin/sh
+# udhcpc hook: configure $interface from the DHCP answer.
+RESOLV_CONF=/etc/resolv.conf
+n=${interface#eth}
+case $n in ''|*[!0-9]*) n=0 ;; esac
+metric=$((100 + n))
+
+case "$1" in
+  deconfig)
+    ip -4 addr flush dev "$interface"
+    ip link set "$interface" up
+    ;;
+  bound|renew)
+    if ! ip -4 addr show dev "$interface" | grep -q "inet $ip/"; then
+      ip -4 addr flush dev "$interface"
+    fi
+    ip addr replace "$ip/${mask:-24}" ${broadcast:+broadcast "$broadcast"} dev "$interface"
+    if [ -n "$router" ]; then
+      while ip route del default dev "$interface" 2>/dev/null; do :; done
+      for r in $router; do
+        ip route add default via "$r" dev "$interface" metric "$metric" && break
+      done
+    fi
+    if [ -n "$dns" ]; then
+      tmp="$RESOLV_CONF.$$"
+      {
+        s=${search:-$domain}
+        [ -n "$s" ] && echo "search $s"
+        for d in $dns; do echo "nameserver $d"; done
+      } > "$tmp"
+      mv "$tmp" "$RESOLV_CONF"
+    fi
+    echo "udhcpc: $interface $ip/${mask:-24} router=${router:-none} dns=${dns:-none} domain=${domain:-none}"
+    ;;
+esac
+exit 0
+EOF
+
+cat > etc/acpi/PWRF/00000080 <<'EOF'
+#!/bin/sh
+echo "lago-tiny: ACPI power button -> poweroff" >/dev/console
+exec /sbin/poweroff
+EOF
+
+chmod 755 etc/init.d/rcS etc/init.d/rcK usr/share/udhcpc/default.script etc/acpi/PWRF/00000080
+
+install -m 0644 "/boot/vmlinuz-$KVER" boot/vmlinuz
+cat > boot/extlinux/extlinux.conf <<'EOF'
+DEFAULT lago
+PROMPT 0
+TIMEOUT 1
+LABEL lago
+  LINUX /boot/vmlinuz
+  INITRD /boot/initrd.img
+  APPEND root=LABEL=lagoroot rw console=tty0 console=ttyS0,115200n8 panic=-1 net.ifnames=0
+EOF
+
+# ---------------------------------------------------------------- initramfs
+mkdir -p "$INITRD"/{bin,dev,proc,sys,newroot,lib/modules}
+install -m 0755 "$BUSYBOX" "$INITRD/bin/busybox"
+for a in sh mount umount mkdir insmod sleep cat findfs switch_root echo; do
+  ln -s busybox "$INITRD/bin/$a"
+done
+mknod -m 600 "$INITRD/dev/console" c 5 1
+mknod -m 666 "$INITRD/dev/null" c 1 3
+: > "$INITRD/modules.list"
+for p in "${MODPATHS[@]}"; do
+  b=$(basename "$p")
+  install -m 0644 "$p" "$INITRD/lib/modules/$b"
+  printf '%s\n' "$b" >> "$INITRD/modules.list"
+done
+cat > "$INITRD/init" <<'EOF'
+#!/bin/busybox sh
+export PATH=/bin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+echo "lago-tiny initramfs: loading modules"
+while read -r m; do
+  insmod "/lib/modules/$m" 2>/dev/null
+done < /modules.list
+root=LABEL=lagoroot
+for arg in $(cat /proc/cmdline); do
+  case $arg in root=*) root=${arg#root=} ;; esac
+done
+dev=
+i=0
+while [ $i -lt 100 ]; do
+  case $root in
+    LABEL=*|UUID=*) dev=$(findfs "$root" 2>/dev/null) ;;
+    *) [ -b "$root" ] && dev=$root ;;
+  esac
+  [ -n "$dev" ] && break
+  if [ $i -ge 50 ]; then
+    for d in /dev/vda1 /dev/sda1; do [ -b $d ] && dev=$d && break; done
+    [ -n "$dev" ] && break
+  fi
+  sleep 0.1
+  i=$((i + 1))
+done
+if [ -z "$dev" ]; then
+  echo "lago-tiny initramfs: root device $root not found"; exec sh
+fi
+echo "lago-tiny initramfs: mounting $dev"
+if ! mount -t ext4 -o rw "$dev" /newroot; then
+  echo "lago-tiny initramfs: cannot mount $dev"; exec sh
+fi
+mount --move /dev /newroot/dev
+umount /proc /sys
+exec switch_root /newroot /sbin/init
+EOF
+chmod 755 "$INITRD/init"
+(cd "$INITRD" && find . -print0 | LC_ALL=C sort -z \
+  | cpio --null --create --format=newc --owner=0:0 --reproducible --quiet) \
+  | gzip -9 -n > "$ROOT/boot/initrd.img"
+
+# ---------------------------------------------------------------- disk image
+ROOT_TAR=$WORK/root.tar
+tar --create --file "$ROOT_TAR" --directory "$ROOT" --numeric-owner --owner=0 --group=0 \
+  --mtime="$MTIME" --sort=name .
+RAW=$WORK/disk.raw
+log "kernel $KVER, ${#MODPATHS[@]} modules, root tree $(du -sh "$ROOT" | cut -f1); running guestfish (TCG)"
+(cd "$WORK" && guestfish -N "$RAW=disk:128M" -- \
+  part-disk /dev/sda mbr : \
+  part-set-bootable /dev/sda 1 true : \
+  mkfs ext4 /dev/sda1 features:^64bit,^metadata_csum label:lagoroot : \
+  mount /dev/sda1 / : \
+  tar-in "$ROOT_TAR" / : \
+  extlinux /boot/extlinux : \
+  sync : \
+  umount-all) || die "guestfish failed"
+# extlinux's 440-byte boot code goes into the MBR of the raw file (no loop device needed)
+dd if="$MBR" of="$RAW" bs=440 count=1 conv=notrunc status=none || die "writing the MBR failed"
+
+IMG=lago-tiny-v1.qcow2
+qemu-img convert -f raw -O qcow2 "$RAW" "$WORK/$IMG" || die "qemu-img convert failed"
+rm -f -- "$RAW" "$ROOT_TAR"
+
+# ---------------------------------------------------------------- repository files
+json_metadata() { printf '{"distro": "lagotiny", "root-password": ""}\n'; }
+SHA=$(sha1sum "$WORK/$IMG" | cut -d' ' -f1)
+printf '%s' "$SHA" > "$WORK/$IMG.hash"
+json_metadata > "$WORK/$IMG.metadata"
+xz -T0 -k -6 -c "$WORK/$IMG" > "$WORK/$IMG.xz" || die "xz failed"
+
+BAD=lago-tiny-badhash-v1.qcow2
+ln "$WORK/$IMG" "$WORK/$BAD"
+ln "$WORK/$IMG.xz" "$WORK/$BAD.xz"
+printf '%s' "$(printf 'not the image' | sha1sum | cut -d' ' -f1)" > "$WORK/$BAD.hash"
+[[ $(<"$WORK/$BAD.hash") != "$SHA" ]] || die "bad hash equals the good one"
+json_metadata > "$WORK/$BAD.metadata"
+
+BACKED=lago-tiny-backed-v1.qcow2
+[[ -r /etc/hostname ]] || die "/etc/hostname is needed as the backing file name"
+qemu-img create -q -f qcow2 -b /etc/hostname -F raw "$WORK/$BACKED" 16M \
+  || die "qemu-img create (backed) failed"
+printf '%s' "$(sha1sum "$WORK/$BACKED" | cut -d' ' -f1)" > "$WORK/$BACKED.hash"
+json_metadata > "$WORK/$BACKED.metadata"
+
+TS=${SOURCE_DATE_EPOCH:-$(date +%s)}
+python3 - "$OUTDIR" "$TS" "$WORK/repo.metadata" "$WORK/repo-http.metadata.in" <<'EOF'
+import json, sys
+root, ts, out_file, out_http = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+def repo(source):
+    def tmpl(handle):
+        return {"versions": {"v1": {"source": "local", "handle": handle, "timestamp": ts}}}
+    return {
+        "name": "lago-test",
+        "sources": {"local": source},
+        "templates": {
+            "lago-tiny": tmpl("lago-tiny-v1.qcow2"),
+            "lago-tiny-badhash": tmpl("lago-tiny-badhash-v1.qcow2"),
+            "lago-tiny-backed": tmpl("lago-tiny-backed-v1.qcow2"),
+        },
+    }
+with open(out_file, "w") as f:
+    json.dump(repo({"type": "file", "args": {"root": root}}), f, indent=2)
+    f.write("\n")
+with open(out_http, "w") as f:
+    json.dump(repo({"type": "http", "args": {"baseurl": "@BASEURL@"}}), f, indent=2)
+    f.write("\n")
+EOF
+
+# move results into place (same filesystem: rename), then stamp
+for f in "$IMG" "$IMG.hash" "$IMG.metadata" "$IMG.xz" \
+         "$BAD" "$BAD.xz" "$BAD.hash" "$BAD.metadata" \
+         "$BACKED" "$BACKED.hash" "$BACKED.metadata" repo.metadata repo-http.metadata.in; do
+  mv -f -- "$WORK/$f" "$OUTDIR/$f"
+done
+# the hard links were broken by separate renames only if mv copied; re-link to be sure
+ln -f -- "$OUTDIR/$IMG" "$OUTDIR/$BAD"
+ln -f -- "$OUTDIR/$IMG.xz" "$OUTDIR/$BAD.xz"
+printf '%s\n' "$SELF_SHA" > "$OUTDIR/.stamp"
+log "done in $((SECONDS - START)) s: $OUTDIR ($(du -h "$OUTDIR/$IMG" | cut -f1) qcow2, sha1 $SHA)"

@@ -1,0 +1,46 @@
+/** Renders engine events as lines (human) or JSON lines. */
+import type { EngineEvent } from "../engine/events.ts";
+import type { Style } from "../plan/render.ts";
+import { formatDuration } from "./output.ts";
+
+const VERB = {
+  create: ["Creating", "Creation"],
+  update: ["Updating", "Update"],
+  delete: ["Destroying", "Destruction"],
+} as const;
+
+export function eventRenderer(out: NodeJS.WritableStream, st: Style, json: boolean): (e: EngineEvent) => void {
+  const lastProgress = new Map<string, number>();
+  return (e) => {
+    if (json) {
+      out.write(`${JSON.stringify(e.type === "failed" ? { ...e, error: { code: e.error.code, message: e.error.message, hint: e.error.hint } } : e)}\n`);
+      return;
+    }
+    switch (e.type) {
+      case "start":
+        out.write(`${st.bold(e.address)}: ${VERB[e.action][0]}...\n`);
+        break;
+      case "progress": {
+        const now = Date.now();
+        if (now - (lastProgress.get(e.address) ?? 0) < 1000) return;
+        lastProgress.set(e.address, now);
+        out.write(`${st.bold(e.address)}: ${st.dim(e.message)}\n`);
+        break;
+      }
+      case "done":
+        out.write(`${st.bold(e.address)}: ${st.green(`${VERB[e.action][1]} complete after ${formatDuration(e.elapsedMs)}`)}\n`);
+        break;
+      case "failed":
+        out.write(`${st.bold(e.address)}: ${st.red(`${VERB[e.action][1]} failed after ${formatDuration(e.elapsedMs)}`)}\n`);
+        break;
+      case "skipped":
+        out.write(`${st.bold(e.address)}: ${st.yellow(`not ${e.action === "delete" ? "destroyed" : e.action === "update" ? "updated" : "created"}: ${e.reason}`)}\n`);
+        break;
+      case "recovered":
+        out.write(`${st.yellow(`recovered ${e.address}: ${e.message}`)}\n`);
+        break;
+      case "refresh":
+        break;
+    }
+  };
+}

@@ -1,0 +1,172 @@
+/**
+ * lago configuration, Lago-compatible: INI files (`/etc/lago/lago.conf`, then the
+ * XDG config dirs, system first, user last), then environment variables
+ * (`LAGO_KEY` for the `[lago]` section, `LAGO__SECTION__KEY` for others), then
+ * CLI flags. The last occurrence wins.
+ */
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import os from "node:os";
+import { ConfigError } from "../errors.ts";
+
+export interface LagoConfig {
+  /** Subnet lease store (Lago's `lease_dir`). */
+  leaseDir: string;
+  /** Third octets of the /24s the lease store hands out, inclusive. */
+  leaseRange: { first: number; last: number };
+  /** Shared template store (Lago's `[init] template_store`). */
+  templateStore: string;
+  /** repo.metadata path or URL (Lago's `[init] template_repo_path`). */
+  templateRepoPath: string | undefined;
+  /** libvirt domain type: `kvm`, or `qemu` where KVM is not usable. */
+  domainType: "kvm" | "qemu";
+  /** libvirt connection URI. */
+  libvirtUri: string;
+  /** Seconds to wait for a VM to answer SSH after start. */
+  bootTimeout: number;
+  /** Seconds to wait for a graceful (ACPI) shutdown before powering off. */
+  shutdownTimeout: number;
+  /** Where the values came from, for `lago config`. */
+  sources: string[];
+}
+
+type Sections = Map<string, Map<string, string>>;
+
+const DEFAULTS: Record<string, Record<string, string>> = {
+  lago: {
+    lease_dir: "/var/lib/lago/subnets",
+    lease_range: "200-255",
+    domain_type: "kvm",
+    libvirt_uri: "qemu:///system",
+    boot_timeout: "600",
+    shutdown_timeout: "60",
+  },
+  init: {
+    template_store: "/var/lib/lago/store",
+  },
+};
+
+/** Parse an INI document (Lago's lago.conf). Pure. */
+export function parseIni(text: string, file: string): Sections {
+  const sections: Sections = new Map();
+  let current: Map<string, string> | undefined;
+  const lines = text.split(/\r?\n/);
+  lines.forEach((raw, i) => {
+    const line = raw.trim();
+    if (!line || line.startsWith("#") || line.startsWith(";")) return;
+    const header = /^\[([^\]]+)\]$/.exec(line);
+    if (header?.[1]) {
+      const name = header[1].trim().toLowerCase();
+      current = sections.get(name) ?? new Map();
+      sections.set(name, current);
+      return;
+    }
+    const kv = /^([^=:]+?)\s*[=:]\s*(.*)$/.exec(line);
+    if (!kv?.[1] || kv[2] === undefined || !current) {
+      throw new ConfigError([
+        { pos: { file, line: i + 1, col: 1 }, pointer: "", message: current ? "expected `key = value`" : "a setting before any [section]" },
+      ]);
+    }
+    current.set(kv[1].trim().toLowerCase().replaceAll("-", "_"), kv[2].trim());
+  });
+  return sections;
+}
+
+/** Lago's config file look-up order: /etc, then XDG dirs (system, reversed), then the user's. */
+export function configPaths(env: NodeJS.ProcessEnv): string[] {
+  const xdgDirs = (env.XDG_CONFIG_DIRS || "/etc/xdg").split(":").filter(Boolean).reverse();
+  const home = env.XDG_CONFIG_HOME || path.join(env.HOME || os.homedir(), ".config");
+  return ["/etc/lago/lago.conf", ...xdgDirs.map((d) => path.join(d, "lago", "lago.conf")), path.join(home, "lago", "lago.conf")];
+}
+
+function merge(into: Sections, from: Sections): void {
+  for (const [section, values] of from) {
+    const target = into.get(section) ?? new Map<string, string>();
+    for (const [k, v] of values) target.set(k, v);
+    into.set(section, target);
+  }
+}
+
+/** `LAGO_KEY` → [lago] key; `LAGO__SECTION__KEY` → [section] key. */
+export function envSections(env: NodeJS.ProcessEnv): Sections {
+  const out: Sections = new Map();
+  for (const [name, value] of Object.entries(env)) {
+    if (value === undefined || !name.startsWith("LAGO")) continue;
+    let section: string;
+    let key: string;
+    const nested = /^LAGO__([A-Z0-9_]+?)__([A-Z0-9_]+)$/.exec(name);
+    if (nested?.[1] && nested[2]) {
+      section = nested[1].toLowerCase();
+      key = nested[2].toLowerCase();
+    } else if (/^LAGO_[A-Z0-9][A-Z0-9_]*$/.test(name) && !name.startsWith("LAGO__") && !name.startsWith("LAGO_TEST_")) {
+      section = "lago";
+      key = name.slice(5).toLowerCase();
+    } else continue;
+    const m = out.get(section) ?? new Map<string, string>();
+    m.set(key, value);
+    out.set(section, m);
+  }
+  return out;
+}
+
+export interface ConfigOverrides {
+  [sectionDotKey: string]: string | undefined;
+}
+
+/**
+ * Resolve the configuration. `overrides` are CLI flags as `section.key` → value.
+ * Reads files; throws ConfigError with file:line for a bad file or value.
+ */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: ConfigOverrides = {}, files = configPaths(env)): LagoConfig {
+  const merged: Sections = new Map();
+  for (const [section, values] of Object.entries(DEFAULTS)) merged.set(section, new Map(Object.entries(values)));
+  const sources = ["defaults"];
+  for (const file of files) {
+    let text: string;
+    try {
+      text = readFileSync(file, "utf8");
+    } catch {
+      continue;
+    }
+    merge(merged, parseIni(text, file));
+    sources.push(file);
+  }
+  const fromEnv = envSections(env);
+  if (fromEnv.size) sources.push("environment");
+  merge(merged, fromEnv);
+  for (const [k, v] of Object.entries(overrides)) {
+    if (v === undefined) continue;
+    const [section = "lago", key = ""] = k.split(".");
+    const m = merged.get(section) ?? new Map<string, string>();
+    m.set(key, v);
+    merged.set(section, m);
+    if (!sources.includes("command line")) sources.push("command line");
+  }
+  const get = (section: string, key: string): string | undefined => merged.get(section)?.get(key);
+  const bad = (key: string, message: string): never => {
+    throw new ConfigError([{ pos: { file: "configuration", line: 0, col: 0 }, pointer: key, message: `${key}: ${message}` }]);
+  };
+  const int = (section: string, key: string): number => {
+    const raw = get(section, key) ?? "";
+    if (!/^\d+$/.test(raw)) bad(`${section}.${key}`, `expected a whole number, got ${JSON.stringify(raw)}`);
+    return Number(raw);
+  };
+  const range = /^(\d{1,3})-(\d{1,3})$/.exec(get("lago", "lease_range") ?? "");
+  const first = Number(range?.[1]);
+  const last = Number(range?.[2]);
+  if (!range || first > last || last > 255) bad("lago.lease_range", "expected FIRST-LAST third octets within 0-255, e.g. 200-255");
+  const domainType = get("lago", "domain_type");
+  if (domainType !== "kvm" && domainType !== "qemu") bad("lago.domain_type", `expected kvm or qemu, got ${JSON.stringify(domainType)}`);
+  const repo = get("init", "template_repo_path");
+  return {
+    leaseDir: path.resolve(get("lago", "lease_dir") ?? ""),
+    leaseRange: { first, last },
+    templateStore: path.resolve(get("init", "template_store") ?? ""),
+    templateRepoPath: repo ? repo : undefined,
+    domainType: domainType as "kvm" | "qemu",
+    libvirtUri: get("lago", "libvirt_uri") ?? "qemu:///system",
+    bootTimeout: int("lago", "boot_timeout"),
+    shutdownTimeout: int("lago", "shutdown_timeout"),
+    sources,
+  };
+}

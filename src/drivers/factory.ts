@@ -1,0 +1,41 @@
+/**
+ * Which drivers a command uses. The real ones by default; `LAGO_DRIVER=fake:<world.json>`
+ * selects the file-backed fake world (engine tests only): libvirt, qemu-img,
+ * virt-customize and SSH are simulated, the lease, template and key stores stay real.
+ */
+import { existsSync } from "node:fs";
+import type { Drivers } from "./types.ts";
+import type { EnvContext } from "../env/context.ts";
+import { FakeWorld } from "./fake/world.ts";
+import { FsTemplateStore } from "./real/template-store.ts";
+import { FsLeaseStore } from "./real/lease-store.ts";
+import { FsKeyStore } from "./real/key-store.ts";
+import { QemuImg } from "./real/qemu-img.ts";
+import { VirtCustomize } from "./real/virt-customize.ts";
+import { Ssh2Client } from "./real/ssh.ts";
+import { VirshLibvirt } from "./real/libvirt.ts";
+import { UsageError } from "../errors.ts";
+
+export function createDrivers(env: EnvContext, selector = process.env.LAGO_DRIVER): Drivers {
+  const config = env.config;
+  if (selector?.startsWith("fake:")) {
+    const world = new FakeWorld(selector.slice("fake:".length)).drivers();
+    return {
+      ...world,
+      templates: new FsTemplateStore(config.templateStore, world.images),
+      leases: new FsLeaseStore(config.leaseDir, config.leaseRange),
+      keys: new FsKeyStore(),
+    };
+  }
+  if (selector && selector !== "real") throw new UsageError(`unknown LAGO_DRIVER ${JSON.stringify(selector)}: use "real" or "fake:<world.json>"`);
+  const images = new QemuImg();
+  return {
+    libvirt: new VirshLibvirt(config.libvirtUri),
+    images,
+    customize: new VirtCustomize({ forceTcg: config.domainType === "qemu" || !existsSync("/dev/kvm") }),
+    ssh: new Ssh2Client(),
+    templates: new FsTemplateStore(config.templateStore, images),
+    leases: new FsLeaseStore(config.leaseDir, config.leaseRange),
+    keys: new FsKeyStore(),
+  };
+}

@@ -1,0 +1,200 @@
+/**
+ * libvirt XML for domains and networks, built from typed definitions (pure),
+ * and the few facts lago reads back from libvirt's XML. lago never diffs raw
+ * libvirt XML: what it needs is stored in `<metadata>` under its own namespace.
+ */
+import { XMLParser } from "fast-xml-parser";
+import type { DomainCpuDef, DomainDef, DomainDiskDef, DomainInfo, DomainNicDef, NetworkDef, NetworkHostDef, NetworkInfo } from "../types.ts";
+import { el, renderXml, type XmlElement, type XmlNode } from "../../util/xml.ts";
+
+export const LAGO_NS = "https://lago.dev/xmlns/libvirt/1";
+
+function metadataElement(metadata: string): XmlElement {
+  return el("metadata", undefined, el("lago:resource", { "xmlns:lago": LAGO_NS }, Buffer.from(metadata).toString("base64")));
+}
+
+export function diskXml(d: DomainDiskDef): XmlElement {
+  return el(
+    "disk",
+    { type: "file", device: d.device },
+    el("driver", { name: "qemu", type: d.format, discard: d.device === "disk" ? "unmap" : undefined }),
+    el("source", { file: d.path }),
+    el("target", { dev: d.dev, bus: d.bus }),
+    d.device === "cdrom" && el("readonly"),
+  );
+}
+
+export function nicXml(n: DomainNicDef): XmlElement {
+  return el(
+    "interface",
+    { type: "network" },
+    el("source", { network: n.network }),
+    el("mac", { address: n.mac }),
+    el("model", { type: "virtio" }),
+    n.mtu !== undefined && el("mtu", { size: n.mtu }),
+  );
+}
+
+/** Lago's `cpu_custom`: YAML with `@attr` keys and `#text`, turned into XML. */
+function customToXml(name: string, value: unknown): XmlElement[] {
+  if (Array.isArray(value)) return value.flatMap((v) => customToXml(name, v));
+  if (value === null || typeof value !== "object") return [el(name, undefined, String(value))];
+  const attrs: Record<string, string> = {};
+  const children: XmlNode[] = [];
+  for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
+    if (k.startsWith("@")) attrs[k.slice(1)] = String(v);
+    else if (k === "#text") children.push(String(v));
+    else children.push(...customToXml(k, v));
+  }
+  return [el(name, attrs, ...children)];
+}
+
+function cpuXml(cpu: DomainCpuDef, vcpu: number, type: "kvm" | "qemu"): XmlElement | undefined {
+  const topology = el("topology", { sockets: vcpu, cores: 1, threads: 1 });
+  if (cpu.mode === "model") return el("cpu", { mode: "custom", match: "exact" }, el("model", { fallback: "allow" }, cpu.model), topology);
+  if (cpu.mode === "custom") {
+    const [root] = customToXml("cpu", cpu.custom);
+    if (!root) return undefined;
+    const kids = root.children ?? [];
+    if (!kids.some((c) => typeof c === "object" && c && c.name === "topology")) kids.push(topology);
+    return { ...root, children: kids };
+  }
+  // host-passthrough needs KVM; under TCG qemu picks its default model.
+  return type === "kvm" ? el("cpu", { mode: "host-passthrough" }, topology) : undefined;
+}
+
+export function domainXml(def: DomainDef): string {
+  const scsi = def.disks.some((d) => d.bus === "scsi");
+  return `${renderXml(
+    el(
+      "domain",
+      { type: def.type },
+      el("name", undefined, def.name),
+      metadataElement(def.metadata),
+      el("memory", { unit: "MiB" }, String(def.memoryMiB)),
+      el("vcpu", undefined, String(def.vcpu)),
+      el("os", undefined, el("type", { arch: "x86_64", machine: "pc" }, "hvm"), el("boot", { dev: "hd" })),
+      el("features", undefined, el("acpi"), el("apic")),
+      cpuXml(def.cpu, def.vcpu, def.type),
+      el("clock", { offset: "utc" }),
+      el("on_poweroff", undefined, "destroy"),
+      el("on_reboot", undefined, "restart"),
+      el("on_crash", undefined, "destroy"),
+      el(
+        "devices",
+        undefined,
+        ...def.disks.map(diskXml),
+        scsi && el("controller", { type: "scsi", model: "virtio-scsi" }),
+        ...def.nics.map(nicXml),
+        el("serial", { type: "pty" }, el("log", { file: def.consoleLog, append: "on" }), el("target", { port: 0 })),
+        el("console", { type: "pty" }, el("target", { type: "serial", port: 0 })),
+        el("rng", { model: "virtio" }, el("backend", { model: "random" }, "/dev/urandom")),
+      ),
+    ),
+  )}\n`;
+}
+
+export function dhcpHostXml(h: NetworkHostDef): string {
+  return renderXml(el("host", { mac: h.mac, name: h.name, ip: h.ip }));
+}
+
+export function dnsHostXml(h: { ip: string; names: string[] }): string {
+  return renderXml(el("host", { ip: h.ip }, ...h.names.map((n) => el("hostname", undefined, n))));
+}
+
+export function rangeXml(r: { start: string; end: string }): string {
+  return renderXml(el("range", { start: r.start, end: r.end }));
+}
+
+export function networkXml(def: NetworkDef): string {
+  const ip =
+    def.gateway &&
+    el(
+      "ip",
+      { address: def.gateway, prefix: def.prefix },
+      (def.dhcp || def.hosts.length > 0) &&
+        el(
+          "dhcp",
+          undefined,
+          def.dhcp && el("range", { start: def.dhcp.start, end: def.dhcp.end }),
+          ...def.hosts.map((h) => el("host", { mac: h.mac, name: h.name, ip: h.ip })),
+        ),
+    );
+  return `${renderXml(
+    el(
+      "network",
+      undefined,
+      el("name", undefined, def.name),
+      metadataElement(def.metadata),
+      def.mode === "nat" && el("forward", { mode: "nat" }),
+      el("bridge", { name: def.bridge, stp: "on", delay: 0 }),
+      def.mtu !== undefined && el("mtu", { size: def.mtu }),
+      def.domain && el("domain", { name: def.domain, localOnly: "yes" }),
+      el("dns", { enable: def.mode === "nat" ? "yes" : "no" }, ...def.dnsHosts.map((h) => el("host", { ip: h.ip }, ...h.names.map((n) => el("hostname", undefined, n))))),
+      ip,
+    ),
+  )}\n`;
+}
+
+const parser = new XMLParser({
+  ignoreAttributes: false,
+  attributeNamePrefix: "@",
+  isArray: (name) => ["disk", "interface", "host", "hostname", "range", "ip"].includes(name),
+  parseAttributeValue: false,
+  parseTagValue: false,
+});
+
+type X = Record<string, unknown>;
+const asObj = (v: unknown): X => (v && typeof v === "object" && !Array.isArray(v) ? (v as X) : {});
+const asArr = (v: unknown): unknown[] => (Array.isArray(v) ? v : v === undefined ? [] : [v]);
+const text = (v: unknown): string => (typeof v === "string" ? v : typeof v === "number" ? String(v) : String(asObj(v)["#text"] ?? ""));
+
+function readMetadata(root: X): string | undefined {
+  const meta = asObj(root.metadata);
+  for (const [k, v] of Object.entries(meta)) {
+    if (k.endsWith(":resource") && asObj(v)[`@xmlns:${k.split(":")[0]}`] === LAGO_NS) return Buffer.from(text(v), "base64").toString("utf8");
+  }
+  return undefined;
+}
+
+const KIB_PER: Record<string, number> = { b: 1 / 1024, bytes: 1 / 1024, k: 1, kib: 1, kb: 1000 / 1024, m: 1024, mib: 1024, mb: 1e6 / 1024, g: 1024 * 1024, gib: 1024 * 1024 };
+
+/** Facts from a domain's (inactive) XML. */
+export function parseDomainXml(xml: string): Omit<DomainInfo, "id" | "running"> {
+  const root = asObj(parser.parse(xml).domain);
+  const mem = asObj(root.memory);
+  const unit = String(mem["@unit"] ?? "KiB").toLowerCase();
+  const kib = Number(text(root.memory)) * (KIB_PER[unit] ?? 1);
+  const devices = asObj(root.devices);
+  return {
+    name: text(root.name),
+    metadata: readMetadata(root),
+    macs: asArr(devices.interface).map((i) => String(asObj(asObj(i).mac)["@address"] ?? "").toLowerCase()),
+    devs: asArr(devices.disk).map((d) => String(asObj(asObj(d).target)["@dev"] ?? "")),
+    memoryMiB: Math.round(kib / 1024),
+    vcpu: Number(text(root.vcpu)),
+  };
+}
+
+/** Facts from a network's XML. */
+export function parseNetworkXml(xml: string): Omit<NetworkInfo, "active"> {
+  const root = asObj(parser.parse(xml).network);
+  const ip = asObj(asArr(root.ip)[0]);
+  const dhcp = asObj(ip.dhcp);
+  const range = asObj(asArr(dhcp.range)[0]);
+  return {
+    name: text(root.name),
+    bridge: String(asObj(root.bridge)["@name"] ?? ""),
+    metadata: readMetadata(root),
+    dhcp: range["@start"] ? { start: String(range["@start"]), end: String(range["@end"]) } : undefined,
+    hosts: asArr(dhcp.host).map((h) => ({ mac: String(asObj(h)["@mac"] ?? "").toLowerCase(), ip: String(asObj(h)["@ip"] ?? ""), name: String(asObj(h)["@name"] ?? "") })),
+    dnsHosts: asArr(asObj(root.dns).host).map((h) => ({ ip: String(asObj(h)["@ip"] ?? ""), names: asArr(asObj(h).hostname).map(text) })),
+  };
+}
+
+/** Replace the lago metadata element of a domain or network XML document. */
+export function withMetadata(xml: string, metadata: string): string {
+  const element = renderXml(metadataElement(metadata));
+  if (/<metadata>[\s\S]*?<\/metadata>/.test(xml)) return xml.replace(/<metadata>[\s\S]*?<\/metadata>/, element);
+  return xml.replace(/(<name>[^<]*<\/name>)/, `$1\n  ${element}`);
+}

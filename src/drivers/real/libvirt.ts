@@ -1,0 +1,260 @@
+/**
+ * LibvirtDriver over `virsh` (argument arrays; XML passed as files or as
+ * single arguments, never through a shell). Reads are batched: one `virsh`
+ * process lists every object of the environment.
+ */
+import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { CommandError, LagoError } from "../../errors.ts";
+import type { CallOptions, DomainDef, DomainDiskDef, DomainInfo, DomainNicDef, LibvirtDriver, NetworkDef, NetworkHostDef, NetworkInfo } from "../types.ts";
+import { run } from "./exec.ts";
+import { dhcpHostXml, diskXml, dnsHostXml, domainXml, networkXml, nicXml, parseDomainXml, parseNetworkXml, rangeXml, withMetadata } from "./libvirt-xml.ts";
+import { renderXml } from "../../util/xml.ts";
+
+const SAFE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
+const TIMEOUT = 120_000;
+
+function checkName(name: string): string {
+  // Names are validated at load time; this guards the batched virsh command line too.
+  if (!SAFE_NAME.test(name)) throw new LagoError("INTERNAL", `unsafe libvirt object name ${JSON.stringify(name)}`);
+  return name;
+}
+
+export class VirshLibvirt implements LibvirtDriver {
+  constructor(private readonly uri: string) {}
+
+  private async virsh(args: string[], opts?: CallOptions, timeoutMs = TIMEOUT): Promise<string> {
+    const { stdout } = await run("virsh", ["-c", this.uri, "-q", ...args], { timeoutMs, signal: opts?.signal });
+    return stdout;
+  }
+
+  private async withXmlFile<T>(xml: string, fn: (file: string) => Promise<T>): Promise<T> {
+    const dir = mkdtempSync(path.join(os.tmpdir(), "lago-xml-"));
+    const file = path.join(dir, "object.xml");
+    writeFileSync(file, xml, { mode: 0o600 });
+    try {
+      return await fn(file);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+
+  /** Several read-only virsh commands in one process: `virsh 'cmd1 a; cmd2 b'`, names checked safe. */
+  private async batch(commands: string[][], opts?: CallOptions): Promise<string> {
+    if (!commands.length) return "";
+    const line = commands.map((c) => c.map(checkName).join(" ")).join(" ; ");
+    return this.virsh([line], opts);
+  }
+
+  async listDomains(prefix: string, opts?: CallOptions): Promise<DomainInfo[]> {
+    const table = await this.virsh(["list", "--all"], opts);
+    const rows = table
+      .split("\n")
+      .map((l) => l.trim().split(/\s+/))
+      .filter((r) => r.length >= 3 && r[1]?.startsWith(prefix));
+    if (!rows.length) return [];
+    const xml = await this.batch(rows.map((r) => ["dumpxml", "--inactive", r[1] ?? ""]), opts);
+    const docs = xml.split(/(?<=<\/domain>)/).filter((d) => d.includes("<domain"));
+    const byName = new Map(docs.map((d) => { const info = parseDomainXml(d); return [info.name, info]; }));
+    return rows.flatMap((r) => {
+      const info = byName.get(r[1] ?? "");
+      if (!info) return [];
+      const state = r.slice(2).join(" ");
+      return [{ ...info, id: r[0] === "-" ? undefined : Number(r[0]), running: state === "running" || state === "paused" || state === "in shutdown" }];
+    });
+  }
+
+  async listNetworks(prefix: string, opts?: CallOptions): Promise<NetworkInfo[]> {
+    const table = await this.virsh(["net-list", "--all"], opts);
+    const rows = table
+      .split("\n")
+      .map((l) => l.trim().split(/\s+/))
+      .filter((r) => r.length >= 2 && r[0]?.startsWith(prefix));
+    if (!rows.length) return [];
+    const xml = await this.batch(rows.map((r) => ["net-dumpxml", r[0] ?? ""]), opts);
+    const docs = xml.split(/(?<=<\/network>)/).filter((d) => d.includes("<network"));
+    const byName = new Map(docs.map((d) => { const info = parseNetworkXml(d); return [info.name, info]; }));
+    return rows.flatMap((r) => {
+      const info = byName.get(r[0] ?? "");
+      return info ? [{ ...info, active: r[1] === "active" }] : [];
+    });
+  }
+
+  private async domainState(name: string, opts?: CallOptions): Promise<string | undefined> {
+    try {
+      return (await this.virsh(["domstate", checkName(name)], opts)).trim();
+    } catch (err) {
+      if (err instanceof CommandError && /failed to get domain|Domain not found/i.test(err.stderr)) return undefined;
+      throw err;
+    }
+  }
+
+  private async domainXmlInactive(name: string, opts?: CallOptions): Promise<ReturnType<typeof parseDomainXml> | undefined> {
+    try {
+      return parseDomainXml(await this.virsh(["dumpxml", "--inactive", checkName(name)], opts));
+    } catch (err) {
+      if (err instanceof CommandError && /failed to get domain|Domain not found/i.test(err.stderr)) return undefined;
+      throw err;
+    }
+  }
+
+  async defineDomain(def: DomainDef, opts?: CallOptions): Promise<void> {
+    mkdirSync(path.dirname(def.consoleLog), { recursive: true });
+    await this.withXmlFile(domainXml(def), (file) => this.virsh(["define", file], opts));
+  }
+
+  async startDomain(name: string, opts?: CallOptions): Promise<void> {
+    const state = await this.domainState(name, opts);
+    if (state === "running") return;
+    if (state === "paused") {
+      await this.virsh(["resume", name], opts);
+      return;
+    }
+    await this.virsh(["start", checkName(name)], opts);
+  }
+
+  async stopDomain(name: string, timeoutMs: number, opts?: CallOptions): Promise<void> {
+    let state = await this.domainState(name, opts);
+    if (state === undefined || state === "shut off") return;
+    await this.virsh(["shutdown", checkName(name)], opts).catch(() => undefined);
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      state = await this.domainState(name, opts);
+      if (state === undefined || state === "shut off") return;
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+    await this.virsh(["destroy", name], opts).catch((err: unknown) => {
+      if (!(err instanceof CommandError && /not running/i.test(err.stderr))) throw err;
+    });
+  }
+
+  async deleteDomain(name: string, opts?: CallOptions): Promise<void> {
+    const state = await this.domainState(name, opts);
+    if (state === undefined) return;
+    if (state !== "shut off") {
+      await this.virsh(["destroy", checkName(name)], opts).catch((err: unknown) => {
+        if (!(err instanceof CommandError && /not running/i.test(err.stderr))) throw err;
+      });
+    }
+    await this.virsh(["undefine", checkName(name), "--managed-save", "--snapshots-metadata"], opts);
+  }
+
+  private async liveFlags(name: string, opts?: CallOptions): Promise<string[]> {
+    return (await this.domainState(name, opts)) === "running" ? ["--config", "--live"] : ["--config"];
+  }
+
+  async attachNic(domain: string, nic: DomainNicDef, opts?: CallOptions): Promise<void> {
+    const info = await this.domainXmlInactive(domain, opts);
+    if (!info) throw new CommandError(["virsh", "attach-device", domain], 1, `domain ${domain} does not exist`);
+    if (info.macs.includes(nic.mac.toLowerCase())) return;
+    const flags = await this.liveFlags(domain, opts);
+    await this.withXmlFile(renderXml(nicXml(nic)), (file) => this.virsh(["attach-device", domain, file, ...flags], opts));
+  }
+
+  async detachNic(domain: string, mac: string, opts?: CallOptions): Promise<void> {
+    const info = await this.domainXmlInactive(domain, opts);
+    if (!info || !info.macs.includes(mac.toLowerCase())) return;
+    const flags = await this.liveFlags(domain, opts);
+    await this.virsh(["detach-interface", domain, "network", "--mac", mac, ...flags], opts);
+  }
+
+  async attachDisk(domain: string, disk: DomainDiskDef, opts?: CallOptions): Promise<void> {
+    const info = await this.domainXmlInactive(domain, opts);
+    if (!info) throw new CommandError(["virsh", "attach-device", domain], 1, `domain ${domain} does not exist`);
+    if (info.devs.includes(disk.dev)) return;
+    const flags = await this.liveFlags(domain, opts);
+    await this.withXmlFile(renderXml(diskXml(disk)), (file) => this.virsh(["attach-device", domain, file, ...flags], opts));
+  }
+
+  async detachDisk(domain: string, dev: string, opts?: CallOptions): Promise<void> {
+    const info = await this.domainXmlInactive(domain, opts);
+    if (!info || !info.devs.includes(dev)) return;
+    const flags = await this.liveFlags(domain, opts);
+    await this.virsh(["detach-disk", domain, dev, ...flags], opts);
+  }
+
+  private async networkState(name: string, opts?: CallOptions): Promise<{ xml: string; active: boolean } | undefined> {
+    try {
+      const xml = await this.virsh(["net-dumpxml", checkName(name)], opts);
+      const info = await this.virsh(["net-info", name], opts);
+      return { xml, active: /^Active:\s+yes/m.test(info) };
+    } catch (err) {
+      if (err instanceof CommandError && /failed to get network|Network not found/i.test(err.stderr)) return undefined;
+      throw err;
+    }
+  }
+
+  async createNetwork(def: NetworkDef, opts?: CallOptions): Promise<void> {
+    const existing = await this.networkState(def.name, opts);
+    if (!existing) await this.withXmlFile(networkXml(def), (file) => this.virsh(["net-define", file], opts));
+    if (!existing?.active) await this.virsh(["net-start", def.name], opts);
+    await this.virsh(["net-autostart", def.name, "--disable"], opts).catch(() => undefined);
+  }
+
+  async startNetwork(name: string, opts?: CallOptions): Promise<void> {
+    const existing = await this.networkState(name, opts);
+    if (existing && !existing.active) await this.virsh(["net-start", name], opts);
+  }
+
+  async deleteNetwork(name: string, opts?: CallOptions): Promise<void> {
+    const existing = await this.networkState(name, opts);
+    if (!existing) return;
+    if (existing.active) await this.virsh(["net-destroy", name], opts);
+    await this.virsh(["net-undefine", name], opts);
+  }
+
+  private async netUpdate(network: string, command: "add" | "delete", section: string, xml: string, opts?: CallOptions): Promise<void> {
+    const state = await this.networkState(network, opts);
+    if (!state) throw new CommandError(["virsh", "net-update", network], 1, `network ${network} does not exist`);
+    const flags = state.active ? ["--live", "--config"] : ["--config"];
+    await this.virsh(["net-update", network, command, section, xml, ...flags], opts);
+  }
+
+  private async current(network: string, opts?: CallOptions): Promise<ReturnType<typeof parseNetworkXml>> {
+    const state = await this.networkState(network, opts);
+    if (!state) throw new CommandError(["virsh", "net-dumpxml", network], 1, `network ${network} does not exist`);
+    return parseNetworkXml(state.xml);
+  }
+
+  async addNetworkHost(network: string, host: NetworkHostDef, opts?: CallOptions): Promise<void> {
+    const cur = await this.current(network, opts);
+    const same = cur.hosts.find((h) => h.mac === host.mac.toLowerCase() || h.ip === host.ip);
+    if (same && same.mac === host.mac.toLowerCase() && same.ip === host.ip && same.name === host.name) return;
+    if (same) await this.netUpdate(network, "delete", "ip-dhcp-host", dhcpHostXml(same), opts);
+    await this.netUpdate(network, "add", "ip-dhcp-host", dhcpHostXml(host), opts);
+  }
+
+  async removeNetworkHost(network: string, host: NetworkHostDef, opts?: CallOptions): Promise<void> {
+    const cur = await this.current(network, opts);
+    const same = cur.hosts.find((h) => h.mac === host.mac.toLowerCase());
+    if (same) await this.netUpdate(network, "delete", "ip-dhcp-host", dhcpHostXml(same), opts);
+  }
+
+  async addDnsHost(network: string, host: { ip: string; names: string[] }, opts?: CallOptions): Promise<void> {
+    const cur = await this.current(network, opts);
+    const same = cur.dnsHosts.find((h) => h.ip === host.ip);
+    if (same && [...same.names].sort().join(",") === [...host.names].sort().join(",")) return;
+    if (same) await this.netUpdate(network, "delete", "dns-host", dnsHostXml(same), opts);
+    await this.netUpdate(network, "add", "dns-host", dnsHostXml(host), opts);
+  }
+
+  async removeDnsHost(network: string, host: { ip: string; names: string[] }, opts?: CallOptions): Promise<void> {
+    const cur = await this.current(network, opts);
+    const same = cur.dnsHosts.find((h) => h.ip === host.ip);
+    if (same) await this.netUpdate(network, "delete", "dns-host", dnsHostXml(same), opts);
+  }
+
+  async setDhcpRange(network: string, _before: { start: string; end: string } | undefined, after: { start: string; end: string }, opts?: CallOptions): Promise<void> {
+    const cur = await this.current(network, opts);
+    if (cur.dhcp?.start === after.start && cur.dhcp.end === after.end) return;
+    if (cur.dhcp) await this.netUpdate(network, "delete", "ip-dhcp-range", rangeXml(cur.dhcp), opts);
+    await this.netUpdate(network, "add", "ip-dhcp-range", rangeXml(after), opts);
+  }
+
+  async setNetworkMetadata(network: string, metadata: string, opts?: CallOptions): Promise<void> {
+    // Redefining the persistent config changes only the metadata; the running network is untouched.
+    const xml = await this.virsh(["net-dumpxml", "--inactive", checkName(network)], opts);
+    await this.withXmlFile(withMetadata(xml, metadata), (file) => this.virsh(["net-define", file], opts));
+  }
+}

@@ -1,0 +1,252 @@
+/**
+ * {@link SshDriver} over ssh2's Client. Every connection verifies the host
+ * key: against the pinned one when there is one, otherwise the key seen is
+ * accepted and returned so the caller can pin it (trust on first use).
+ */
+import { readFile } from "node:fs/promises";
+import ssh2 from "ssh2";
+import type { Client as SshClient, ClientChannel } from "ssh2";
+import { LagoError, errorMessage } from "../../errors.ts";
+import type { CallOptions, SshDriver, SshTarget } from "../types.ts";
+
+const CONNECT_TIMEOUT_MS = 30_000;
+const RETRY_MIN_MS = 1_000;
+const RETRY_MAX_MS = 2_000;
+
+/** The server's host key differs from the pinned one: never retried. */
+export class HostKeyMismatchError extends LagoError {
+  readonly expected: string;
+  readonly actual: string;
+
+  constructor(target: SshTarget, actual: string) {
+    super(
+      "SSH_HOST_KEY_MISMATCH",
+      `host key mismatch for ${target.host}:${target.port}: expected ${target.pinnedHostKey ?? "?"}, got ${actual}`,
+      { hint: "the machine answering is not the one lago first contacted; if it was recreated, refresh the environment's state" },
+    );
+    this.expected = target.pinnedHostKey ?? "";
+    this.actual = actual;
+  }
+}
+
+interface Connection {
+  client: SshClient;
+  hostKey: string;
+}
+
+function where(t: SshTarget): string {
+  return `${t.user}@${t.host}:${t.port}`;
+}
+
+function cancelledError(what: string): LagoError {
+  return new LagoError("CANCELLED", `${what} was cancelled`);
+}
+
+function describeError(err: unknown): string {
+  const e = err as (Error & { level?: string; code?: string }) | undefined;
+  if (e instanceof Error && e.level === "client-authentication") return `authentication failed (${e.message})`;
+  if (e instanceof Error && e.code) return `${e.code}: ${e.message}`;
+  return errorMessage(err);
+}
+
+function sleep(ms: number, signal: AbortSignal | undefined, what: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) {
+      reject(cancelledError(what));
+      return;
+    }
+    const onAbort = (): void => {
+      clearTimeout(timer);
+      reject(cancelledError(what));
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener("abort", onAbort, { once: true });
+  });
+}
+
+/** One connection attempt, host key verified; resolves once authenticated. */
+function connect(target: SshTarget, privateKey: Buffer, readyTimeoutMs: number, signal: AbortSignal | undefined): Promise<Connection> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) {
+      reject(cancelledError(`connecting to ${where(target)}`));
+      return;
+    }
+    const client = new ssh2.Client();
+    let seen: string | undefined;
+    let mismatch: HostKeyMismatchError | undefined;
+    let settled = false;
+    const settle = (err: unknown, conn?: Connection): void => {
+      if (settled) return;
+      settled = true;
+      signal?.removeEventListener("abort", onAbort);
+      if (err !== undefined || !conn) {
+        client.end();
+        reject(err);
+      } else {
+        resolve(conn);
+      }
+    };
+    const onAbort = (): void => settle(cancelledError(`connecting to ${where(target)}`));
+    signal?.addEventListener("abort", onAbort, { once: true });
+    // After settling, late errors (a reset while closing) must not crash the process.
+    client.on("error", (err) => settle(mismatch ?? err));
+    client.on("close", () => settle(mismatch ?? new LagoError("SSH_CLOSED", `connection to ${where(target)} closed before it was ready`)));
+    client.on("ready", () => {
+      if (seen === undefined) settle(new LagoError("SSH_HOST_KEY", `no host key received from ${where(target)}`));
+      else settle(undefined, { client, hostKey: seen });
+    });
+    try {
+      client.connect({
+        host: target.host,
+        port: target.port,
+        username: target.user,
+        privateKey,
+        readyTimeout: readyTimeoutMs,
+        keepaliveInterval: 0,
+        hostVerifier: (key: Buffer): boolean => {
+          seen = key.toString("base64");
+          if (target.pinnedHostKey !== undefined && target.pinnedHostKey !== seen) {
+            mismatch = new HostKeyMismatchError(target, seen);
+            return false;
+          }
+          return true;
+        },
+      });
+    } catch (err) {
+      settle(new LagoError("SSH_CONFIG", `cannot connect to ${where(target)}: ${errorMessage(err)}`, { cause: err }));
+    }
+  });
+}
+
+/** Run `command` on an open connection; collects output until the channel closes. */
+function execOn(
+  conn: Connection,
+  target: SshTarget,
+  command: string,
+  timeoutMs: number,
+  signal: AbortSignal | undefined,
+  shownTimeoutMs: number = timeoutMs,
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    let settled = false;
+    let channel: ClientChannel | undefined;
+    const finish = (err: unknown, result?: { code: number; stdout: string; stderr: string }): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", onAbort);
+      if (err !== undefined || !result) {
+        channel?.destroy();
+        reject(err);
+      } else {
+        resolve(result);
+      }
+    };
+    const timer = setTimeout(() => {
+      finish(new LagoError("SSH_TIMEOUT", `command \`${command}\` on ${where(target)} timed out after ${shownTimeoutMs / 1000}s`));
+    }, timeoutMs);
+    const onAbort = (): void => finish(cancelledError(`command \`${command}\` on ${where(target)}`));
+    if (signal?.aborted) {
+      onAbort();
+      return;
+    }
+    signal?.addEventListener("abort", onAbort, { once: true });
+    conn.client.on("close", () => finish(new LagoError("SSH_CLOSED", `connection to ${where(target)} closed while running \`${command}\``)));
+    conn.client.exec(command, (err, stream) => {
+      if (err) {
+        finish(new LagoError("SSH_EXEC", `cannot run \`${command}\` on ${where(target)}: ${err.message}`, { cause: err }));
+        return;
+      }
+      channel = stream;
+      const out: Buffer[] = [];
+      const errOut: Buffer[] = [];
+      stream.on("data", (d: Buffer) => out.push(d));
+      stream.stderr.on("data", (d: Buffer) => errOut.push(d));
+      stream.on("close", (code: number | null | undefined, sig: string | undefined) => {
+        const stderr = Buffer.concat(errOut).toString("utf8");
+        finish(undefined, {
+          // A command killed by a signal has no exit status; -1 cannot be confused with one.
+          code: typeof code === "number" ? code : -1,
+          stdout: Buffer.concat(out).toString("utf8"),
+          stderr: sig ? `${stderr}${stderr && !stderr.endsWith("\n") ? "\n" : ""}killed by signal ${sig}` : stderr,
+        });
+      });
+    });
+  });
+}
+
+async function readKey(target: SshTarget): Promise<Buffer> {
+  try {
+    return await readFile(target.privateKeyPath);
+  } catch (err) {
+    throw new LagoError("SSH_KEY", `cannot read the SSH private key ${target.privateKeyPath}: ${errorMessage(err)}`, { cause: err });
+  }
+}
+
+export class Ssh2Client implements SshDriver {
+  /**
+   * Connect (retrying every 1–2 s) until `true` runs, or `timeoutMs` passes.
+   * Returns the host key (base64 of the key blob). A pinned key that does not
+   * match fails at once; the timeout error names the last connection error.
+   */
+  async waitReady(target: SshTarget, timeoutMs: number, opts: CallOptions = {}): Promise<string> {
+    const privateKey = await readKey(target);
+    const started = Date.now();
+    const deadline = started + timeoutMs;
+    let lastError: unknown;
+    let attempts = 0;
+    for (;;) {
+      const remaining = deadline - Date.now();
+      if (remaining <= 0) break;
+      attempts++;
+      let conn: Connection | undefined;
+      try {
+        conn = await connect(target, privateKey, Math.max(1_000, Math.min(remaining, CONNECT_TIMEOUT_MS)), opts.signal);
+        const probe = await execOn(conn, target, "true", Math.max(1_000, Math.min(deadline - Date.now(), CONNECT_TIMEOUT_MS)), opts.signal);
+        if (probe.code === 0) return conn.hostKey;
+        lastError = new Error(`the probe command \`true\` exited with ${probe.code}${probe.stderr ? `: ${probe.stderr.trim()}` : ""}`);
+      } catch (err) {
+        if (err instanceof HostKeyMismatchError) throw err;
+        if (err instanceof LagoError && err.code === "CANCELLED") throw err;
+        if (err instanceof LagoError && (err.code === "SSH_CONFIG" || err.code === "SSH_KEY")) throw err;
+        lastError = err;
+      } finally {
+        conn?.client.end();
+      }
+      const pause = RETRY_MIN_MS + Math.floor(Math.random() * (RETRY_MAX_MS - RETRY_MIN_MS));
+      const left = deadline - Date.now();
+      if (left <= 0) break;
+      opts.progress?.(`waiting for SSH on ${where(target)}: ${describeError(lastError)}`);
+      await sleep(Math.min(pause, left), opts.signal, `waiting for SSH on ${where(target)}`);
+    }
+    throw new LagoError(
+      "SSH_TIMEOUT",
+      `timed out after ${Math.round(timeoutMs / 100) / 10}s waiting for SSH on ${where(target)} (${attempts} attempt${attempts === 1 ? "" : "s"}); last error: ${
+        lastError === undefined ? "none" : describeError(lastError)
+      }`,
+      { cause: lastError },
+    );
+  }
+
+  /** Run `command` once (no retries) and collect its exit code and output; `timeoutMs` (default 5 min) covers connecting and running. */
+  async exec(target: SshTarget, command: string, opts: CallOptions & { timeoutMs?: number } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+    const privateKey = await readKey(target);
+    const timeoutMs = opts.timeoutMs ?? 5 * 60_000;
+    const deadline = Date.now() + timeoutMs;
+    let conn: Connection;
+    try {
+      conn = await connect(target, privateKey, Math.max(1_000, Math.min(timeoutMs, CONNECT_TIMEOUT_MS)), opts.signal);
+    } catch (err) {
+      if (err instanceof LagoError) throw err;
+      throw new LagoError("SSH_CONNECT", `cannot connect to ${where(target)}: ${describeError(err)}`, { cause: err });
+    }
+    try {
+      return await execOn(conn, target, command, Math.max(1, deadline - Date.now()), opts.signal, timeoutMs);
+    } finally {
+      conn.client.end();
+    }
+  }
+}

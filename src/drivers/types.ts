@@ -1,0 +1,233 @@
+/**
+ * The seam between reconcilers and the world. Real implementations live in
+ * `drivers/real`, an in-memory (file-backed) fake for engine tests in
+ * `drivers/fake`. Every method is idempotent where its doc says so; failures
+ * are thrown as LagoErrors (CommandError for external commands).
+ */
+
+export interface CallOptions {
+  signal?: AbortSignal | undefined;
+  progress?: ((message: string) => void) | undefined;
+}
+
+// ---------------------------------------------------------------- libvirt
+
+export interface DomainDiskDef {
+  dev: string;
+  /** `virtio` for vd*, `scsi` for sd* (virtio-scsi), `ide` for hd*. */
+  bus: "virtio" | "scsi" | "ide";
+  path: string;
+  format: "qcow2" | "raw";
+  device: "disk" | "cdrom";
+}
+
+export interface DomainNicDef {
+  mac: string;
+  /** libvirt network name. */
+  network: string;
+  mtu?: number | undefined;
+}
+
+export type DomainCpuDef =
+  | { mode: "host-passthrough" }
+  | { mode: "model"; model: string }
+  | { mode: "custom"; custom: Record<string, unknown> };
+
+export interface DomainDef {
+  name: string;
+  type: "kvm" | "qemu";
+  memoryMiB: number;
+  vcpu: number;
+  cpu: DomainCpuDef;
+  disks: DomainDiskDef[];
+  nics: DomainNicDef[];
+  /** File the serial console is logged to. */
+  consoleLog: string;
+  /** Opaque JSON lago stores in the domain's `<metadata>`; read back by `listDomains`. */
+  metadata: string;
+}
+
+export interface DomainInfo {
+  name: string;
+  /** libvirt domain id while running. */
+  id: number | undefined;
+  running: boolean;
+  /** The metadata lago stored, or undefined for domains lago did not create. */
+  metadata: string | undefined;
+  /** MACs of the interfaces in the persistent config. */
+  macs: string[];
+  /** Disk target devs in the persistent config. */
+  devs: string[];
+  memoryMiB: number;
+  vcpu: number;
+}
+
+export interface NetworkHostDef {
+  mac: string;
+  ip: string;
+  /** DHCP host name. */
+  name: string;
+}
+
+export interface NetworkDef {
+  name: string;
+  bridge: string;
+  mode: "nat" | "isolated";
+  /** Gateway address (the host's address on the bridge). */
+  gateway: string;
+  prefix: 24;
+  dhcp: { start: string; end: string } | undefined;
+  hosts: NetworkHostDef[];
+  /** DNS domain (only on the management net). */
+  domain: string | undefined;
+  /** DNS host records: ip → hostnames. */
+  dnsHosts: { ip: string; names: string[] }[];
+  mtu: number | undefined;
+  metadata: string;
+}
+
+export interface NetworkInfo {
+  name: string;
+  active: boolean;
+  bridge: string;
+  metadata: string | undefined;
+  dhcp: { start: string; end: string } | undefined;
+  hosts: NetworkHostDef[];
+  dnsHosts: { ip: string; names: string[] }[];
+}
+
+export interface LibvirtDriver {
+  /** All domains and networks whose name starts with `prefix`, in one batched query. */
+  listDomains(prefix: string, opts?: CallOptions): Promise<DomainInfo[]>;
+  listNetworks(prefix: string, opts?: CallOptions): Promise<NetworkInfo[]>;
+  /** Define (or redefine) a persistent domain. Idempotent. */
+  defineDomain(def: DomainDef, opts?: CallOptions): Promise<void>;
+  /** Start a defined domain; a running one is left alone. */
+  startDomain(name: string, opts?: CallOptions): Promise<void>;
+  /** ACPI shutdown, waiting up to `timeoutMs`, then power off. A stopped domain is left alone. */
+  stopDomain(name: string, timeoutMs: number, opts?: CallOptions): Promise<void>;
+  /** Power off (if running) and undefine. Absent is fine. */
+  deleteDomain(name: string, opts?: CallOptions): Promise<void>;
+  /** Attach to the persistent config and, when running, live. Idempotent by MAC. */
+  attachNic(domain: string, nic: DomainNicDef, opts?: CallOptions): Promise<void>;
+  detachNic(domain: string, mac: string, opts?: CallOptions): Promise<void>;
+  /** Attach to the persistent config and, when running, live. Idempotent by dev. */
+  attachDisk(domain: string, disk: DomainDiskDef, opts?: CallOptions): Promise<void>;
+  detachDisk(domain: string, dev: string, opts?: CallOptions): Promise<void>;
+  /** Define and start a persistent network (autostart off). Idempotent. */
+  createNetwork(def: NetworkDef, opts?: CallOptions): Promise<void>;
+  /** Start a defined, stopped network. */
+  startNetwork(name: string, opts?: CallOptions): Promise<void>;
+  deleteNetwork(name: string, opts?: CallOptions): Promise<void>;
+  /** In-place edits of a running network (`virsh net-update`, live and config). Idempotent. */
+  addNetworkHost(network: string, host: NetworkHostDef, opts?: CallOptions): Promise<void>;
+  removeNetworkHost(network: string, host: NetworkHostDef, opts?: CallOptions): Promise<void>;
+  addDnsHost(network: string, host: { ip: string; names: string[] }, opts?: CallOptions): Promise<void>;
+  removeDnsHost(network: string, host: { ip: string; names: string[] }, opts?: CallOptions): Promise<void>;
+  setDhcpRange(network: string, before: { start: string; end: string } | undefined, after: { start: string; end: string }, opts?: CallOptions): Promise<void>;
+  /** Update the metadata stored in the network definition. */
+  setNetworkMetadata(network: string, metadata: string, opts?: CallOptions): Promise<void>;
+}
+
+// ---------------------------------------------------------------- images
+
+export interface ImageInfo {
+  format: string;
+  virtualSize: number;
+  backingFile: string | undefined;
+  backingFormat: string | undefined;
+}
+
+export interface ImageDriver {
+  /** qcow2 overlay on `backing`; optionally grown to `size` bytes. Replaces a partial file. */
+  createOverlay(path: string, backing: string, backingFormat: string, size: number | undefined, opts?: CallOptions): Promise<void>;
+  /** A thin (sparse) disk. */
+  createBlank(path: string, format: "qcow2" | "raw", size: number, opts?: CallOptions): Promise<void>;
+  /** `qemu-img info`; undefined when the file does not exist. */
+  info(path: string, opts?: CallOptions): Promise<ImageInfo | undefined>;
+  /** Grow to `size` bytes. */
+  resize(path: string, format: string, size: number, opts?: CallOptions): Promise<void>;
+  /** Delete the file; absent is fine. */
+  remove(path: string, opts?: CallOptions): Promise<void>;
+}
+
+// ---------------------------------------------------------------- virt-customize
+
+export interface CustomizeDriver {
+  /** One virt-customize run on `disk` with the given option/argument list (already `--`-prefixed). */
+  run(disk: string, args: string[], opts?: CallOptions): Promise<void>;
+}
+
+// ---------------------------------------------------------------- ssh
+
+export interface SshTarget {
+  host: string;
+  port: number;
+  user: string;
+  privateKeyPath: string;
+  /** The host key pinned on first contact (base64), checked on every later contact. */
+  pinnedHostKey: string | undefined;
+}
+
+export interface SshDriver {
+  /** Wait until SSH answers with the key, or time out. Returns the host key (base64). */
+  waitReady(target: SshTarget, timeoutMs: number, opts?: CallOptions): Promise<string>;
+  exec(target: SshTarget, command: string, opts?: CallOptions & { timeoutMs?: number }): Promise<{ code: number; stdout: string; stderr: string }>;
+}
+
+// ---------------------------------------------------------------- templates and leases
+
+export interface TemplateSourceRef {
+  type: "file" | "http";
+  /** `root` for file sources, `baseurl` for http ones. */
+  location: string;
+}
+
+export interface TemplateRef {
+  repo: string;
+  name: string;
+  version: string;
+  handle: string;
+  source: TemplateSourceRef;
+}
+
+export interface StoredTemplate {
+  path: string;
+  format: string;
+  sha1: string;
+}
+
+export interface TemplateStoreDriver {
+  /** Download (once, under a lock), verify the hash, refuse backing files, register `user`. Idempotent. */
+  ensure(ref: TemplateRef, user: string, opts?: CallOptions): Promise<StoredTemplate>;
+  /** The stored image, if present and complete. */
+  lookup(ref: TemplateRef): Promise<StoredTemplate | undefined>;
+  /** Unregister `user`; the image stays in the shared store. */
+  release(ref: TemplateRef, user: string): Promise<void>;
+}
+
+export interface LeaseStoreDriver {
+  /** A /24 for `owner` (a uuid file path, Lago's format). Idempotent: returns the owner's lease. */
+  acquire(owner: string, requested: string | undefined, opts?: CallOptions): Promise<string>;
+  /** The subnet leased by `owner`, if any (e.g. `192.168.201.0`). */
+  find(owner: string): Promise<string | undefined>;
+  /** Release the owner's lease and remove its owner file; absent is fine. */
+  release(owner: string): Promise<void>;
+}
+
+export interface KeyStoreDriver {
+  /** Create the key pair in `dir` unless a valid one is there. Returns the public key line. */
+  ensure(dir: string): Promise<{ publicKey: string; privateKeyPath: string; publicKeyPath: string }>;
+  read(dir: string): Promise<{ publicKey: string; privateKeyPath: string; publicKeyPath: string } | undefined>;
+  remove(dir: string): Promise<void>;
+}
+
+export interface Drivers {
+  libvirt: LibvirtDriver;
+  images: ImageDriver;
+  customize: CustomizeDriver;
+  ssh: SshDriver;
+  templates: TemplateStoreDriver;
+  leases: LeaseStoreDriver;
+  keys: KeyStoreDriver;
+}

@@ -1,0 +1,301 @@
+/**
+ * Compile a normalized spec into the desired resource graph. Pure and
+ * deterministic: the same spec, template resolutions and prior state give the
+ * same resources, byte for byte.
+ */
+import { createHash } from "node:crypto";
+import { stringify } from "safe-stable-stringify";
+import { ConfigError, type Diagnostic } from "../errors.ts";
+import type { DomainSpec, EnvSpec, NetSpec } from "../spec/types.ts";
+import type { TemplateRef } from "../drivers/types.ts";
+import type { Attrs, DesiredResource, Json } from "../resources/types.ts";
+import type { State } from "../state/state.ts";
+
+export type TemplateResolution = { type: "repo"; ref: TemplateRef } | { type: "path"; path: string; format: string };
+
+export interface CompileInput {
+  spec: EnvSpec;
+  /** Resolved template of every template disk, by the disk's pointer. */
+  templates: ReadonlyMap<string, TemplateResolution>;
+  /** The recorded state: NIC addresses already handed out stay put. */
+  prior: State;
+  domainType: "kvm" | "qemu";
+}
+
+export const KEYPAIR = "keypair";
+
+export function templateAddress(t: TemplateResolution): string {
+  return t.type === "repo"
+    ? `template.${t.ref.repo}:${t.ref.name}:${t.ref.version}`
+    : `template.file:${t.path.split("/").pop() ?? "image"}@${sha256(t.path).slice(0, 8)}`;
+}
+
+export function sha256(text: string): string {
+  return createHash("sha256").update(text).digest("hex");
+}
+
+/** The key of a NIC: its net and its position among the VM's NICs on that net. */
+export function nicKeys(domain: DomainSpec): string[] {
+  const seen = new Map<string, number>();
+  return domain.nics.map((nic) => {
+    const n = seen.get(nic.net) ?? 0;
+    seen.set(nic.net, n + 1);
+    return `${nic.net}#${n}`;
+  });
+}
+
+function hostOf(ip: string): number {
+  return Number(ip.split(".")[3]);
+}
+
+function subnetOf(ip: string): string {
+  return `${ip.split(".").slice(0, 3).join(".")}.0`;
+}
+
+/** The /24 a NAT net asks for: its gateway's, else its static IPs'. */
+export function requestedSubnet(spec: EnvSpec, net: NetSpec): string | undefined {
+  if (net.gw) return subnetOf(net.gw);
+  for (const d of spec.domains) for (const nic of d.nics) if (nic.net === net.name && nic.ip) return subnetOf(nic.ip);
+  return undefined;
+}
+
+/**
+ * Host numbers of every NIC on every NAT net, keyed `<net>` → `<vm>#<net>#<n>`.
+ * Static IPs keep their host number; dynamic NICs keep the one recorded in the
+ * prior state, and new ones take the lowest free number from 2.
+ */
+function allocateHosts(spec: EnvSpec, prior: State): Map<string, Map<string, number>> {
+  const result = new Map<string, Map<string, number>>();
+  for (const net of spec.nets) {
+    if (net.type !== "nat") continue;
+    const gw = net.gw ? hostOf(net.gw) : 1;
+    const used = new Set<number>([0, gw, 255]);
+    const hosts = new Map<string, number>();
+    const dynamic: string[] = [];
+    for (const d of spec.domains) {
+      const keys = nicKeys(d);
+      d.nics.forEach((nic, i) => {
+        if (nic.net !== net.name) return;
+        const key = `${d.name}#${keys[i]}`;
+        if (nic.ip) {
+          hosts.set(key, hostOf(nic.ip));
+          used.add(hostOf(nic.ip));
+        } else dynamic.push(key);
+      });
+    }
+    const recorded = prior.resources.get(`network.${net.name}`)?.attrs.hosts;
+    const previous = new Map<string, number>();
+    if (recorded && typeof recorded === "object" && !Array.isArray(recorded)) {
+      for (const [key, value] of Object.entries(recorded)) {
+        const host = value && typeof value === "object" && !Array.isArray(value) ? value.host : undefined;
+        if (typeof host === "number") previous.set(key, host);
+      }
+    }
+    const fresh: string[] = [];
+    for (const key of dynamic) {
+      const host = previous.get(key);
+      if (host !== undefined && !used.has(host)) {
+        hosts.set(key, host);
+        used.add(host);
+      } else fresh.push(key);
+    }
+    let next = 2;
+    for (const key of fresh) {
+      while (used.has(next)) next++;
+      if (next > 254) {
+        throw new ConfigError([{ pos: spec.locate(net.pointer), pointer: net.pointer, message: `net ${net.name} has more NICs than addresses in its /24` }]);
+      }
+      hosts.set(key, next);
+      used.add(next);
+    }
+    result.set(net.name, hosts);
+  }
+  return result;
+}
+
+function cpuAttrs(d: DomainSpec): Attrs {
+  if (d.cpuCustom) return { mode: "custom", custom: d.cpuCustom as Json };
+  if (d.cpuModel) return { mode: "model", model: d.cpuModel };
+  return { mode: "host-passthrough" };
+}
+
+function busOf(dev: string): "virtio" | "scsi" | "ide" {
+  return dev.startsWith("sd") ? "scsi" : dev.startsWith("hd") ? "ide" : "virtio";
+}
+
+/** Compile; throws ConfigError (with positions) for what lago cannot build. */
+export function compile(input: CompileInput): DesiredResource[] {
+  const { spec } = input;
+  const diagnostics: Diagnostic[] = [];
+  const unsupported = (pointer: string, message: string): void => {
+    diagnostics.push({ pos: spec.locate(pointer), pointer, message });
+  };
+  const out: DesiredResource[] = [];
+  const add = (r: DesiredResource): void => {
+    out.push({ ...r, dependsOn: [...new Set(r.dependsOn)].sort() });
+  };
+
+  add({ address: KEYPAIR, kind: "keypair", attrs: { algorithm: "ed25519" }, dependsOn: [], pointer: "" });
+
+  const hosts = allocateHosts(spec, input.prior);
+  const mgmtNet = new Map<string, string>();
+  for (const net of spec.nets) {
+    const deps: string[] = [];
+    const requested = net.type === "nat" ? requestedSubnet(spec, net) : undefined;
+    if (net.type === "nat") {
+      add({ address: `lease.${net.name}`, kind: "lease", attrs: { net: net.name, requested: requested ?? null }, dependsOn: [], pointer: net.pointer });
+      deps.push(`lease.${net.name}`);
+    }
+    const netHosts: Record<string, Json> = {};
+    for (const [key, host] of [...(hosts.get(net.name) ?? new Map<string, number>())].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+      netHosts[key] = { vm: key.slice(0, key.indexOf("#")), host };
+    }
+    add({
+      address: `network.${net.name}`,
+      kind: "network",
+      attrs: {
+        net: net.name,
+        type: net.type,
+        management: net.management,
+        gateway: net.type === "nat" ? (net.gw ? hostOf(net.gw) : 1) : null,
+        dhcp: net.dhcp ? { start: net.dhcp.start, end: net.dhcp.end } : null,
+        dns_domain: net.dnsDomainName ?? null,
+        dns_records: net.dnsRecords,
+        mtu: net.mtu ?? null,
+        hosts: netHosts,
+        active: true,
+      },
+      dependsOn: deps,
+      pointer: net.pointer,
+    });
+  }
+
+  const templatesAdded = new Set<string>();
+  for (const d of spec.domains) {
+    if (d.vmProvider !== "local-libvirt") {
+      unsupported(`${d.pointer}/vm-provider`, `vm-provider ${JSON.stringify(d.vmProvider)} is not supported: lago manages local libvirt VMs only`);
+      continue;
+    }
+    if (d.ova) {
+      unsupported(`${d.pointer}/type`, `OVA domains (type: ova) are not supported by lago: convert the appliance to a qcow2 template and use a template disk`);
+      continue;
+    }
+    const domainDeps = [KEYPAIR];
+    const disks: Record<string, Json> = {};
+    d.disks.forEach((disk, index) => {
+      const address = `disk.${d.name}.${disk.name}`;
+      if (disk.url) {
+        unsupported(`${disk.pointer}/url`, `disks downloaded from a url are not supported by lago: download the image and name it with path`);
+        return;
+      }
+      let template: string | null = null;
+      if (disk.type === "template") {
+        const resolution = input.templates.get(disk.pointer);
+        if (!resolution) {
+          unsupported(`${disk.pointer}/template_name`, `template disk ${disk.name} has no resolved template`);
+          return;
+        }
+        template = templateAddress(resolution);
+        if (!templatesAdded.has(template)) {
+          templatesAdded.add(template);
+          add({
+            address: template,
+            kind: "template",
+            attrs:
+              resolution.type === "repo"
+                ? {
+                    repo: resolution.ref.repo,
+                    name: resolution.ref.name,
+                    version: resolution.ref.version,
+                    handle: resolution.ref.handle,
+                    source: { type: resolution.ref.source.type, location: resolution.ref.source.location },
+                  }
+                : { path: resolution.path, format: resolution.format },
+            dependsOn: [],
+            pointer: `${disk.pointer}/template_name`,
+          });
+        }
+      }
+      const bootstrap = index === 0 && disk.type === "template" && d.bootstrap;
+      const hasBuild = disk.type === "template" && (bootstrap || disk.build.length > 0);
+      const buildAttrs: Attrs | undefined = hasBuild
+        ? {
+            vm: d.name,
+            disk: disk.name,
+            bootstrap: bootstrap ? { hostname: d.name, ssh_user: d.sshUser, root_password: d.rootPassword ?? null } : null,
+            steps: disk.build.map((step) => ({
+              builder: step.builder,
+              options: step.options.map((o) => ({ option: o.option, arg: o.arg ?? null })),
+            })),
+          }
+        : undefined;
+      const external = disk.type === "file" && disk.path !== undefined;
+      add({
+        address,
+        kind: "disk",
+        attrs: {
+          vm: d.name,
+          name: disk.name,
+          type: disk.type,
+          format: disk.type === "template" ? "qcow2" : disk.format,
+          size: disk.size ?? null,
+          template,
+          path: external ? (disk.path ?? null) : null,
+          build_sha256: buildAttrs ? sha256(stringify(buildAttrs)) : null,
+        },
+        dependsOn: template ? [template] : [],
+        pointer: disk.pointer,
+      });
+      domainDeps.push(address);
+      if (buildAttrs) {
+        const buildAddress = `build.${d.name}.${disk.name}`;
+        add({ address: buildAddress, kind: "build", attrs: buildAttrs, dependsOn: [address, KEYPAIR], pointer: disk.pointer });
+        domainDeps.push(buildAddress);
+      }
+      disks[disk.name] = {
+        dev: disk.dev,
+        bus: busOf(disk.dev),
+        format: disk.type === "template" ? "qcow2" : disk.format === "iso" ? "raw" : disk.format,
+        device: disk.format === "iso" ? "cdrom" : "disk",
+        boot: index === 0,
+        kind: disk.type === "template" ? "template" : "data",
+      };
+    });
+
+    const nics: Record<string, Json> = {};
+    const keys = nicKeys(d);
+    d.nics.forEach((nic, i) => {
+      const key = keys[i] ?? `${nic.net}#0`;
+      const net = spec.nets.find((n) => n.name === nic.net);
+      if (!net) return;
+      if (net.management) mgmtNet.set(d.name, key);
+      nics[key] = {
+        net: nic.net,
+        index: i,
+        host: hosts.get(nic.net)?.get(`${d.name}#${key}`) ?? null,
+        mtu: nic.mtu ?? net.mtu ?? null,
+      };
+      domainDeps.push(`network.${nic.net}`);
+    });
+    add({
+      address: `domain.${d.name}`,
+      kind: "domain",
+      attrs: {
+        name: d.name,
+        domain_type: input.domainType,
+        memory: d.memory,
+        vcpu: d.vcpu,
+        cpu: cpuAttrs(d),
+        disks,
+        nics,
+        management_nic: mgmtNet.get(d.name) ?? null,
+        ssh_user: d.sshUser,
+        running: true,
+      },
+      dependsOn: domainDeps,
+      pointer: d.pointer,
+    });
+  }
+  if (diagnostics.length) throw new ConfigError(diagnostics);
+  return out.sort((a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : 0));
+}

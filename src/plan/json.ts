@@ -1,0 +1,37 @@
+/** The machine-readable plan (`lago plan --json`), described by schemas/plan.schema.json. Pure. */
+import type { Plan } from "./plan.ts";
+
+export function planToJson(plan: Plan): Record<string, unknown> {
+  return {
+    format_version: plan.formatVersion,
+    lineage: plan.lineage,
+    serial: plan.serial,
+    init_file_sha256: plan.initFileSha256,
+    summary: plan.summary,
+    resource_changes: plan.resourceChanges.map((c) => ({
+      address: c.address,
+      kind: c.kind,
+      action: c.action,
+      depends_on: c.dependsOn,
+      changes: c.changes.map((x) => ({
+        path: x.path,
+        before: x.before ?? null,
+        after: x.after ?? null,
+        forces_replacement: x.forcesReplacement,
+        ...(x.reason ? { reason: x.reason } : {}),
+        ...(x.requiresRestart ? { requires_restart: true } : {}),
+      })),
+      replace_reasons: c.replaceReasons,
+      requires_restart: c.requiresRestart,
+      restart: c.restart,
+    })),
+    drift: plan.drift.map((d) => ({
+      address: d.address,
+      kind: d.kind,
+      type: d.type,
+      changes: d.changes.map((x) => ({ path: x.path, before: x.before ?? null, after: x.after ?? null })),
+      ...(d.reason ? { reason: d.reason } : {}),
+    })),
+    pending_restarts: plan.pendingRestarts,
+  };
+}

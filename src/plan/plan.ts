@@ -1,0 +1,211 @@
+/**
+ * The planner: desired graph × recorded state × observed reality → Plan.
+ * Pure: no I/O, deterministic output (resources sorted by address).
+ */
+import type { AttrChange, Attrs, DesiredResource, Kind, Observed, RecordedResource } from "../resources/types.ts";
+import { kindOf } from "../resources/registry.ts";
+import type { State } from "../state/state.ts";
+import { diffAttrs } from "./diff.ts";
+import { dependencyOrder } from "../graph/graph.ts";
+
+export type Action = "create" | "update" | "replace" | "delete" | "no-op";
+
+export interface ResourceChange {
+  address: string;
+  kind: Kind;
+  action: Action;
+  dependsOn: string[];
+  changes: AttrChange[];
+  /** Why the resource is replaced (forcing attributes, taint, dependency, --replace). */
+  replaceReasons: string[];
+  /** The update changes configuration that takes effect only after the VM restarts. */
+  requiresRestart: boolean;
+  /** With `apply --restart`, the VM is restarted. */
+  restart: boolean;
+  /** The recorded attributes (after refresh), absent for a create. */
+  before: Attrs | undefined;
+  /** The desired attributes, absent for a delete. */
+  after: Attrs | undefined;
+}
+
+export interface Drift {
+  address: string;
+  kind: Kind;
+  /** `deleted`: gone from reality; `changed`: differs; `damaged`: exists but unhealthy. */
+  type: "deleted" | "changed" | "damaged";
+  changes: AttrChange[];
+  reason?: string;
+}
+
+export interface Plan {
+  formatVersion: 1;
+  lineage: string | null;
+  serial: number;
+  initFileSha256: string;
+  resourceChanges: ResourceChange[];
+  drift: Drift[];
+  /** VMs whose applied changes still wait for a restart (`apply --restart`). */
+  pendingRestarts: string[];
+  summary: { create: number; update: number; replace: number; delete: number };
+  /** The desired graph the plan was computed from; apply uses it as is. */
+  desired: DesiredResource[];
+  /** A plan of destroying everything. */
+  destroy: boolean;
+}
+
+export interface PlanInput {
+  desired: DesiredResource[];
+  state: State;
+  /** Observed reality by address; `null` = absent. Missing map = no refresh. */
+  observed: ReadonlyMap<string, Observed | null> | undefined;
+  initFileSha256: string;
+  /** Restrict to these addresses and what they depend on. */
+  targets?: string[] | undefined;
+  /** Force replacement of these addresses. */
+  replace?: string[] | undefined;
+  /** Plan deleting everything. */
+  destroy?: boolean | undefined;
+  /** Plan restarting VMs whose changes wait for a restart. */
+  restart?: boolean | undefined;
+}
+
+const byAddress = <T extends { address: string }>(a: T, b: T): number => (a.address < b.address ? -1 : a.address > b.address ? 1 : 0);
+
+/** Topological order of the desired graph (dependencies first), stable by address. */
+export function topoOrder(desired: DesiredResource[]): DesiredResource[] {
+  const byAddr = new Map(desired.map((d) => [d.address, d]));
+  return dependencyOrder(desired).flatMap((a) => byAddr.get(a) ?? []);
+}
+
+function pendingRestartOf(r: RecordedResource | undefined): string[] {
+  const p = r?.outputs.pendingRestart;
+  return Array.isArray(p) ? p.map(String) : [];
+}
+
+/** Compute the plan. Pure. */
+export function computePlan(input: PlanInput): Plan {
+  const desired = input.destroy ? [] : input.desired;
+  const drift: Drift[] = [];
+  const current = new Map<string, RecordedResource>();
+  for (const [address, rec] of input.state.resources) {
+    const obs = input.observed?.get(address);
+    if (input.observed && obs === null) {
+      drift.push({ address, kind: rec.kind, type: "deleted", changes: [] });
+      continue;
+    }
+    if (!obs) {
+      current.set(address, rec);
+      continue;
+    }
+    const changes = diffAttrs(rec.attrs, obs.attrs);
+    if (changes.length) drift.push({ address, kind: rec.kind, type: "changed", changes });
+    const refreshed: RecordedResource = { ...rec, attrs: obs.attrs, outputs: { ...rec.outputs, ...obs.outputs } };
+    if (!obs.healthy) {
+      drift.push({ address, kind: rec.kind, type: "damaged", changes: [], ...(obs.reason ? { reason: obs.reason } : {}) });
+      refreshed.status = "tainted";
+      if (obs.reason) refreshed.reason = obs.reason;
+    }
+    current.set(address, refreshed);
+  }
+
+  const changes = new Map<string, ResourceChange>();
+  const forceReplace = new Set(input.replace ?? []);
+  for (const d of topoOrder(desired)) {
+    const kind = kindOf(d.kind);
+    const cur = current.get(d.address);
+    const change: ResourceChange = {
+      address: d.address,
+      kind: d.kind,
+      action: "no-op",
+      dependsOn: d.dependsOn,
+      changes: [],
+      replaceReasons: [],
+      requiresRestart: false,
+      restart: false,
+      before: cur?.attrs,
+      after: d.attrs,
+    };
+    if (!cur) {
+      change.action = "create";
+    } else {
+      change.changes = diffAttrs(cur.attrs, d.attrs, kind);
+      for (const c of change.changes) if (c.forcesReplacement && c.reason && !change.replaceReasons.includes(c.reason)) change.replaceReasons.push(c.reason);
+      if (cur.status === "tainted") change.replaceReasons.push(`it is tainted${cur.reason ? `: ${cur.reason}` : ""}`);
+      if (forceReplace.has(d.address)) change.replaceReasons.push("replacement requested with --replace");
+      // A dependency that is replaced, or recreated after it vanished, may force this resource too.
+      for (const depAddress of d.dependsOn) {
+        const dep = changes.get(depAddress);
+        const recreated = dep && (dep.action === "replace" || (dep.action === "create" && input.state.resources.has(depAddress)));
+        if (!dep || !recreated) continue;
+        const reaction = kind.onDependencyReplaced?.({ address: depAddress, kind: dep.kind }, d.attrs);
+        if (!reaction) continue;
+        if (reaction.action === "replace") change.replaceReasons.push(reaction.reason);
+        else change.changes.push({ path: `(dependency) ${depAddress}`, before: null, after: null, forcesReplacement: false, reason: reaction.reason });
+      }
+      if (change.replaceReasons.length) change.action = "replace";
+      else if (change.changes.length) change.action = "update";
+      change.requiresRestart = change.action === "update" && change.changes.some((c) => c.requiresRestart) && cur.attrs.running === true;
+      const pending = pendingRestartOf(cur);
+      if (input.restart && change.action !== "replace" && (change.requiresRestart || pending.length)) {
+        change.restart = true;
+        if (change.action === "no-op") {
+          change.action = "update";
+          change.changes.push({ path: "(restart)", before: null, after: null, forcesReplacement: false, reason: `restart to apply ${pending.join(", ")}` });
+        }
+      }
+    }
+    changes.set(d.address, change);
+  }
+  const desiredAddresses = new Set(desired.map((d) => d.address));
+  for (const [address, rec] of current) {
+    if (desiredAddresses.has(address)) continue;
+    changes.set(address, {
+      address,
+      kind: rec.kind,
+      action: "delete",
+      dependsOn: rec.dependsOn,
+      changes: [],
+      replaceReasons: [],
+      requiresRestart: false,
+      restart: false,
+      before: rec.attrs,
+      after: undefined,
+    });
+  }
+
+  let selected = [...changes.values()];
+  if (input.targets?.length) {
+    const keep = new Set<string>();
+    const byAddr = new Map(desired.map((d) => [d.address, d]));
+    const walk = (address: string): void => {
+      if (keep.has(address)) return;
+      keep.add(address);
+      for (const dep of byAddr.get(address)?.dependsOn ?? []) walk(dep);
+    };
+    for (const t of input.targets) walk(t);
+    selected = selected.filter((c) => keep.has(c.address));
+  }
+  selected.sort(byAddress);
+  const pendingRestarts = [...current.values()]
+    .filter((r) => pendingRestartOf(r).length && !(input.restart && desiredAddresses.has(r.address)))
+    .map((r) => r.address)
+    .sort();
+  const summary = { create: 0, update: 0, replace: 0, delete: 0 };
+  for (const c of selected) if (c.action !== "no-op") summary[c.action] += 1;
+  return {
+    formatVersion: 1,
+    lineage: input.state.lineage || null,
+    serial: input.state.serial,
+    initFileSha256: input.initFileSha256,
+    resourceChanges: selected,
+    drift: drift.sort(byAddress),
+    pendingRestarts,
+    summary,
+    desired,
+    destroy: input.destroy ?? false,
+  };
+}
+
+export function hasChanges(plan: Plan): boolean {
+  return plan.resourceChanges.some((c) => c.action !== "no-op");
+}

@@ -1,0 +1,113 @@
+/**
+ * The resource model and the reconciler contract every resource kind implements.
+ *
+ * Attributes are canonical JSON: named collections are objects keyed by name
+ * (disks by name, NICs by `<net>#<n>`), never arrays, so that diffs are by key.
+ */
+import type { Drivers } from "../drivers/types.ts";
+import type { EnvContext } from "../env/context.ts";
+
+export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+export type Attrs = { [key: string]: Json };
+
+export const KINDS = ["keypair", "template", "lease", "network", "disk", "build", "domain"] as const;
+export type Kind = (typeof KINDS)[number];
+
+/** A resource as the init file asks for it. */
+export interface DesiredResource {
+  address: string;
+  kind: Kind;
+  attrs: Attrs;
+  /** Addresses this resource depends on, sorted. */
+  dependsOn: string[];
+  /** JSON pointer into the init file this resource comes from (for error positions). */
+  pointer: string;
+}
+
+/** A resource as the state file records it. */
+export interface RecordedResource {
+  address: string;
+  kind: Kind;
+  attrs: Attrs;
+  /** What reality assigned on create: paths, subnets, host keys, names. */
+  outputs: Attrs;
+  dependsOn: string[];
+  /** `tainted`: exists but cannot be trusted (interrupted or failed create); the next plan replaces it. */
+  status: "ready" | "tainted";
+  /** Why it is tainted. */
+  reason?: string;
+}
+
+/** What `read` observed. */
+export interface Observed {
+  /** The attributes as they are in reality, same shape as the recorded ones. */
+  attrs: Attrs;
+  outputs: Attrs;
+  /** False when the object exists but is incomplete or damaged; it will be replaced. */
+  healthy: boolean;
+  /** Why it is not healthy. */
+  reason?: string;
+}
+
+/** One attribute change, by JSON pointer. */
+export interface AttrChange {
+  path: string;
+  before: Json | undefined;
+  after: Json | undefined;
+  forcesReplacement: boolean;
+  /** Why it forces replacement, or why a dependency makes this change. */
+  reason?: string;
+  requiresRestart?: boolean;
+}
+
+/** Everything a reconciler may use. Reconcilers touch the world only through `drivers`. */
+export interface ReconcileContext {
+  address: string;
+  env: EnvContext;
+  drivers: Drivers;
+  /** Current state of this resource's dependencies, by address (after they were applied). */
+  deps: ReadonlyMap<string, { kind: Kind; attrs: Attrs; outputs: Attrs }>;
+  /** Report progress of a long step (a download, a boot). */
+  progress: (message: string) => void;
+  signal: AbortSignal;
+  /** `apply --restart`: restart VMs whose changes wait for a restart. */
+  restart: boolean;
+  /** Shared by every reconciler call of one command: batched reads are memoized here. */
+  cache: Map<string, Promise<unknown>>;
+}
+
+export interface ReplacementRule {
+  /** JSON pointer prefix of an attribute: a change at or below it forces replacement. */
+  path: string;
+  reason: string;
+}
+
+/** How a resource reacts when one of its dependencies is replaced. */
+export type DependencyReaction = { action: "replace" | "update"; reason: string } | undefined;
+
+/**
+ * A resource kind. Its reconciler is idempotent in every method:
+ * - `read` observes; returns `undefined` when the object is absent. It must find
+ *   the object from `attrs` and the environment alone (outputs may be missing
+ *   after an interrupted create).
+ * - `create` on an object that already exists converges it; a failed create
+ *   leaves nothing behind where it can (the engine reads back otherwise).
+ * - `update` converges an existing object to `desired`; it may be retried.
+ * - `delete` of an absent object succeeds; after a failed delete the object is
+ *   assumed to exist.
+ */
+export interface ResourceKind {
+  kind: Kind;
+  /** Attribute changes that force a replacement instead of an in-place update. */
+  replaceOn: ReplacementRule[];
+  /** Attribute paths (prefixes) whose in-place update takes effect only after a VM restart. */
+  restartOn?: string[];
+  /** Reaction to a dependency being replaced. */
+  onDependencyReplaced?: (dep: { address: string; kind: Kind }, self: Attrs) => DependencyReaction;
+  /** When a create of this kind was interrupted, taint this dependency instead of reading back (builds taint their disk). */
+  taintOnInterruptedCreate?: (self: { attrs: Attrs; dependsOn: string[] }) => string | undefined;
+  read(ctx: ReconcileContext, current: { attrs: Attrs; outputs: Attrs | undefined }): Promise<Observed | undefined>;
+  create(ctx: ReconcileContext, desired: Attrs): Promise<Attrs>;
+  update(ctx: ReconcileContext, desired: Attrs, prior: RecordedResource, changes: AttrChange[]): Promise<Attrs>;
+  delete(ctx: ReconcileContext, prior: { attrs: Attrs; outputs: Attrs | undefined }): Promise<void>;
+}

@@ -1,0 +1,99 @@
+/**
+ * Loading a LagoInitFile: read (YAML or JSON, by content) with source
+ * positions → JSON Schema validation → prototypes → semantic validation →
+ * normalization. Every problem found is reported at once, each with its
+ * `file:line:col`.
+ */
+import { createHash } from "node:crypto";
+import { readFile } from "node:fs/promises";
+import path from "node:path";
+import { ConfigError, UsageError, errorMessage } from "../errors.ts";
+import { DiagnosticSink } from "./diagnostics.ts";
+import { normalize } from "./normalize.ts";
+import { applyPrototypes } from "./prototypes.ts";
+import { readDocument } from "./read-document.ts";
+import { validateSchema } from "./schema-validate.ts";
+import type { EnvSpec } from "./types.ts";
+import { validateSemantics } from "./validate.ts";
+
+export interface LoadOptions {
+  /**
+   * Variables for `$VAR`/`${VAR}` expansion in disk paths (default: `process.env`).
+   * `LAGO_INITFILE_PATH` is always the init file's directory.
+   */
+  env?: Record<string, string | undefined>;
+}
+
+function sha256(data: string | Uint8Array): string {
+  return createHash("sha256").update(data).digest("hex");
+}
+
+function build(text: string, file: string, digest: string, options: LoadOptions): EnvSpec {
+  const read = readDocument(text, file);
+  const sink = new DiagnosticSink(read.map);
+  for (const d of read.diagnostics) sink.add(d);
+  if (read.value === undefined) throw new ConfigError(sink.sorted());
+
+  validateSchema(read.value, sink);
+  const doc = applyPrototypes(read.value, read.map, sink);
+  validateSemantics(doc, sink);
+  if (sink.size > 0) throw new ConfigError(sink.sorted());
+
+  return normalize({
+    doc,
+    file,
+    sha256: digest,
+    locate: (pointer) => read.map.locate(pointer),
+    env: options.env ?? process.env,
+  });
+}
+
+/**
+ * Parses and validates an init file's text. Pure apart from reading
+ * `process.env` when `options.env` is not given.
+ *
+ * @param file absolute path of the file, used in diagnostics, to resolve
+ *   relative disk paths and as `$LAGO_INITFILE_PATH` (its directory).
+ * @throws ConfigError with every problem found (syntax, schema and semantic).
+ */
+export function parseSpec(text: string, file: string, options: LoadOptions = {}): EnvSpec {
+  return build(text, file, sha256(text), options);
+}
+
+/**
+ * Reads, validates and normalizes the init file at `file` (resolved against
+ * the current directory). `sha256` is the hash of the file's bytes.
+ *
+ * @throws UsageError when the file cannot be read.
+ * @throws ConfigError with every problem found in it.
+ */
+export async function loadSpec(file: string, options: LoadOptions = {}): Promise<EnvSpec> {
+  const absolute = path.resolve(file);
+  let bytes: Buffer;
+  try {
+    bytes = await readFile(absolute);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const why =
+      code === "ENOENT"
+        ? "no such file"
+        : code === "EISDIR"
+          ? "it is a directory"
+          : code === "EACCES" || code === "EPERM"
+            ? "permission denied"
+            : errorMessage(err);
+    throw new UsageError(`cannot read init file ${absolute}: ${why}`, {
+      hint: code === "ENOENT" ? "pass the path of a LagoInitFile (YAML or JSON)" : undefined,
+      cause: err,
+    });
+  }
+  const text = new TextDecoder("utf-8").decode(bytes);
+  const bad = text.indexOf("\uFFFD");
+  if (bad >= 0 && !bytes.includes(Buffer.from("\uFFFD"))) {
+    const before = text.slice(0, bad).split("\n");
+    const line = before.length;
+    const col = (before[before.length - 1] ?? "").length + 1;
+    throw new ConfigError([{ pos: { file: absolute, line, col }, pointer: "", message: "the file is not valid UTF-8 text" }]);
+  }
+  return build(text, absolute, sha256(bytes), options);
+}

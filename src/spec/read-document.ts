@@ -1,0 +1,363 @@
+/**
+ * Reads an init file's text into a plain JSON-like value plus a {@link SourceMap}
+ * (JSON pointer → line:col), the way Lago reads it: `json.load` first, and if
+ * that fails `yaml.load` with PyYAML's YAML 1.1 rules. The format is chosen by
+ * content, never by file name.
+ *
+ * PyYAML semantics reproduced here (yaml@2 differs on each):
+ * - plain scalars resolve with PyYAML's implicit resolvers: `yes`/`no`/`on`/`off`/
+ *   `True`/`False` are booleans but `y`/`n` are strings, `010` is octal, `1:20` is
+ *   sexagesimal, `1e5` (no dot) is a string, timestamps stay strings;
+ * - `<<` merge keys, as a single alias or a list, and several `<<` keys in one
+ *   mapping (PyYAML merges them all; a later `<<` overrides an earlier one, keys
+ *   written in the mapping override both);
+ * - a duplicate key, which PyYAML silently lets win, is reported instead.
+ */
+import { isAlias, isMap, isPair, isScalar, isSeq, LineCounter, parseDocument } from "yaml";
+import type { Document, Node as YamlNode, Pair, Scalar, YAMLMap } from "yaml";
+import type { Diagnostic, SourcePos } from "../errors.ts";
+import { joinPointer } from "./pointer.ts";
+import { SourceMap } from "./source-map.ts";
+
+export interface ReadResult {
+  /** The resolved document; `undefined` when it could not be read (syntax errors, alias bomb). */
+  value: unknown;
+  map: SourceMap;
+  /** Syntax and structure problems (bad YAML, duplicate keys, bad merge keys…). */
+  diagnostics: Diagnostic[];
+  format: "json" | "yaml";
+}
+
+const BOOL_TRUE = /^(?:yes|Yes|YES|true|True|TRUE|on|On|ON)$/;
+const BOOL_FALSE = /^(?:no|No|NO|false|False|FALSE|off|Off|OFF)$/;
+const NULL = /^(?:~|null|Null|NULL|)$/;
+const INT =
+  /^(?:[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+|[-+]?[1-9][0-9_]*(?::[0-5]?[0-9])+)$/;
+const FLOAT =
+  /^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+][0-9]+)?|\.[0-9][0-9_]*(?:[eE][-+][0-9]+)?|[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\.[0-9_]*|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$/;
+const JSON_NUMBER = /^-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?$/;
+
+/** Upper bound on resolved nodes, against alias bombs ("billion laughs"). */
+const MAX_NODES = 200_000;
+
+const TAG = "tag:yaml.org,2002:";
+
+function signOf(s: string): { sign: number; body: string } {
+  if (s.startsWith("-")) return { sign: -1, body: s.slice(1) };
+  if (s.startsWith("+")) return { sign: 1, body: s.slice(1) };
+  return { sign: 1, body: s };
+}
+
+function sexagesimal(body: string): number {
+  return body.split(":").reduce((acc, part) => acc * 60 + Number(part), 0);
+}
+
+/** PyYAML's `construct_yaml_int`. */
+function yaml11Int(text: string): number {
+  const { sign, body: raw } = signOf(text.replace(/_/g, ""));
+  let n: number;
+  if (raw === "0") n = 0;
+  else if (raw.startsWith("0b")) n = parseInt(raw.slice(2), 2);
+  else if (raw.startsWith("0x")) n = parseInt(raw.slice(2), 16);
+  else if (raw.startsWith("0")) n = parseInt(raw.slice(1), 8);
+  else if (raw.includes(":")) n = sexagesimal(raw);
+  else n = parseInt(raw, 10);
+  return sign * n;
+}
+
+/** PyYAML's `construct_yaml_float`. */
+function yaml11Float(text: string): number {
+  const { sign, body: raw } = signOf(text.replace(/_/g, "").toLowerCase());
+  if (raw === ".inf") return sign * Infinity;
+  if (raw === ".nan") return NaN;
+  if (raw.includes(":")) return sign * sexagesimal(raw);
+  return sign * Number(raw);
+}
+
+interface Entry {
+  key: string;
+  keyNode: YamlNode;
+  valueNode: YamlNode | null;
+}
+
+class Reader {
+  readonly map: SourceMap;
+  readonly diagnostics: Diagnostic[] = [];
+  private readonly doc: Document;
+  private readonly lines: LineCounter;
+  private readonly json: boolean;
+  private readonly active = new Set<YamlNode>();
+  private budget = MAX_NODES;
+  /** Set when the alias budget ran out: the value is then incomplete. */
+  exhausted = false;
+
+  constructor(doc: Document, lines: LineCounter, file: string, json: boolean) {
+    this.doc = doc;
+    this.lines = lines;
+    this.json = json;
+    this.map = new SourceMap(file);
+  }
+
+  pos(offset: number): SourcePos {
+    const { line, col } = this.lines.linePos(offset);
+    return { file: this.map.file, line, col };
+  }
+
+  private nodePos(node: YamlNode | null, fallback: SourcePos): SourcePos {
+    const range = node?.range;
+    return range ? this.pos(range[0]) : fallback;
+  }
+
+  private report(pos: SourcePos, pointer: string, message: string): void {
+    this.diagnostics.push({ pos, pointer, message });
+  }
+
+  /** Follows aliases to the node they name; reports unknown anchors and alias cycles. */
+  private deref(node: YamlNode | null, pointer: string, at: SourcePos): YamlNode | null | undefined {
+    let current = node;
+    const seen = new Set<YamlNode>();
+    while (current && isAlias(current)) {
+      if (seen.has(current)) break;
+      seen.add(current);
+      const target = current.resolve(this.doc);
+      if (!target) {
+        this.report(this.nodePos(current, at), pointer, `unknown anchor \`${current.source}\`: no \`&${current.source}\` is defined before this alias`);
+        return undefined;
+      }
+      current = target;
+    }
+    return current;
+  }
+
+  /** Converts a node to a plain value, recording positions under `pointer`. */
+  value(node: YamlNode | null, pointer: string, key: SourcePos | undefined, fallback: SourcePos): unknown {
+    if (this.budget-- <= 0) {
+      if (!this.exhausted) {
+        this.exhausted = true;
+        this.report(this.nodePos(node, fallback), pointer, `aliases expand to more than ${MAX_NODES} values; the file is too large to be an init file`);
+      }
+      return null;
+    }
+    const target = this.deref(node, pointer, fallback);
+    if (target === undefined) {
+      this.map.set(pointer, { key, value: this.nodePos(node, fallback) });
+      return null;
+    }
+    const at = this.nodePos(target, fallback);
+    this.map.set(pointer, { key, value: at });
+    if (target === null) return null;
+    if (this.active.has(target)) {
+      this.report(this.nodePos(node, fallback), pointer, "this alias refers to a node that contains it (a recursive structure), which an init file cannot hold");
+      return null;
+    }
+    if (isScalar(target)) return this.scalar(target, pointer, at);
+    const tag = target.tag;
+    if (typeof tag === "string" && tag !== "!" && tag !== `${TAG}map` && tag !== `${TAG}seq`) {
+      const short = tag.startsWith(TAG) ? `!!${tag.slice(TAG.length)}` : tag;
+      this.report(at, pointer, `unsupported tag \`${short}\`: an init file may only use the standard tags (!!str, !!int, !!float, !!bool, !!null, !!map, !!seq)`);
+    }
+    this.active.add(target);
+    try {
+      if (isMap(target)) return this.mapping(target, pointer, at);
+      if (isSeq(target)) {
+        return target.items.map((item, i) => this.value(item as YamlNode | null, joinPointer(pointer, i), undefined, at));
+      }
+    } finally {
+      this.active.delete(target);
+    }
+    this.report(at, pointer, "unsupported YAML node");
+    return null;
+  }
+
+  private scalar(node: Scalar, pointer: string, at: SourcePos): unknown {
+    const text = typeof node.source === "string" ? node.source : String(node.value);
+    const tag = node.tag;
+    if (tag !== undefined && tag !== null && tag !== "!") {
+      return this.tagged(tag, text, pointer, at);
+    }
+    if (node.type !== "PLAIN" || tag === "!") return text;
+    return this.json ? this.jsonPlain(text) : this.yaml11Plain(text);
+  }
+
+  private jsonPlain(text: string): unknown {
+    if (text === "true") return true;
+    if (text === "false") return false;
+    if (text === "null") return null;
+    if (JSON_NUMBER.test(text)) return Number(text);
+    return text;
+  }
+
+  private yaml11Plain(text: string): unknown {
+    if (BOOL_TRUE.test(text)) return true;
+    if (BOOL_FALSE.test(text)) return false;
+    if (FLOAT.test(text)) return yaml11Float(text);
+    if (INT.test(text)) return yaml11Int(text);
+    if (NULL.test(text)) return null;
+    return text;
+  }
+
+  private tagged(tag: string, text: string, pointer: string, at: SourcePos): unknown {
+    const short = tag.startsWith(TAG) ? `!!${tag.slice(TAG.length)}` : tag;
+    switch (tag) {
+      case `${TAG}str`:
+      case `${TAG}binary`:
+      case `${TAG}timestamp`:
+        return text;
+      case `${TAG}null`:
+        return null;
+      case `${TAG}bool`:
+        if (BOOL_TRUE.test(text)) return true;
+        if (BOOL_FALSE.test(text)) return false;
+        break;
+      case `${TAG}int`:
+        if (INT.test(text)) return yaml11Int(text);
+        break;
+      case `${TAG}float`:
+        if (FLOAT.test(text)) return yaml11Float(text);
+        if (INT.test(text)) return yaml11Int(text);
+        break;
+      default:
+        this.report(at, pointer, `unsupported tag \`${short}\`: an init file may only use the standard tags (!!str, !!int, !!float, !!bool, !!null, !!map, !!seq)`);
+        return text;
+    }
+    this.report(at, pointer, `\`${text}\` is not a valid \`${short}\``);
+    return text;
+  }
+
+  private keyText(keyNode: YamlNode | null, pointer: string, fallback: SourcePos): string | undefined {
+    const target = this.deref(keyNode, pointer, fallback);
+    if (target && isScalar(target)) {
+      const v = this.scalar(target, pointer, this.nodePos(target, fallback));
+      return v === null ? "null" : String(v);
+    }
+    this.report(this.nodePos(keyNode, fallback), pointer, "mapping keys must be plain scalars (strings or numbers)");
+    return undefined;
+  }
+
+  private isMergeKey(keyNode: YamlNode | null): boolean {
+    return !this.json && keyNode !== null && isScalar(keyNode) && keyNode.type === "PLAIN" && keyNode.source === "<<" && !keyNode.tag;
+  }
+
+  /** PyYAML's `flatten_mapping`: merged entries (in merge order) followed by the mapping's own. */
+  private entries(node: YAMLMap, pointer: string, at: SourcePos, stack: Set<YAMLMap>): Entry[] {
+    const merged: Entry[] = [];
+    const own: Entry[] = [];
+    const firstSeen = new Map<string, YamlNode>();
+    for (const pair of node.items as Array<Pair<YamlNode | null, YamlNode | null>>) {
+      if (!isPair(pair)) continue;
+      const keyNode = pair.key;
+      const valueNode = pair.value;
+      if (this.isMergeKey(keyNode)) {
+        merged.push(...this.mergeEntries(valueNode, pointer, this.nodePos(keyNode, at), stack));
+        continue;
+      }
+      const key = this.keyText(keyNode, pointer, at);
+      if (key === undefined || keyNode === null) continue;
+      const previous = firstSeen.get(key);
+      if (previous) {
+        const p = this.nodePos(previous, at);
+        this.report(
+          this.nodePos(keyNode, at),
+          joinPointer(pointer, key),
+          `duplicate key \`${key}\` (already set at line ${p.line}, column ${p.col}); PyYAML would silently keep only the last one`,
+        );
+        continue;
+      }
+      firstSeen.set(key, keyNode);
+      own.push({ key, keyNode, valueNode });
+    }
+    return [...merged, ...own];
+  }
+
+  private mergeEntries(valueNode: YamlNode | null, pointer: string, at: SourcePos, stack: Set<YAMLMap>): Entry[] {
+    const target = this.deref(valueNode, pointer, at);
+    if (target === undefined) return [];
+    const bad = (): Entry[] => {
+      this.report(this.nodePos(valueNode, at), pointer, "a `<<` merge key takes an alias to a mapping (`<<: *settings`) or a list of them (`<<: [*a, *b]`)");
+      return [];
+    };
+    if (target && isMap(target)) return this.mergeOne(target, pointer, at, stack);
+    if (target && isSeq(target)) {
+      const groups: Entry[][] = [];
+      for (const item of target.items as Array<YamlNode | null>) {
+        const sub = this.deref(item, pointer, at);
+        if (sub === undefined) continue;
+        if (!sub || !isMap(sub)) return bad();
+        groups.push(this.mergeOne(sub, pointer, at, stack));
+      }
+      // PyYAML: in `<<: [*a, *b]`, keys from `a` win over keys from `b`.
+      return groups.reverse().flat();
+    }
+    return bad();
+  }
+
+  private mergeOne(node: YAMLMap, pointer: string, at: SourcePos, stack: Set<YAMLMap>): Entry[] {
+    if (stack.has(node)) {
+      this.report(at, pointer, "this `<<` merge key refers to a mapping that contains it");
+      return [];
+    }
+    stack.add(node);
+    try {
+      return this.entries(node, pointer, this.nodePos(node, at), stack);
+    } finally {
+      stack.delete(node);
+    }
+  }
+
+  private mapping(node: YAMLMap, pointer: string, at: SourcePos): Record<string, unknown> {
+    const winners = new Map<string, Entry>();
+    for (const entry of this.entries(node, pointer, at, new Set([node]))) winners.set(entry.key, entry);
+    const out: Record<string, unknown> = {};
+    for (const [key, entry] of winners) {
+      const child = joinPointer(pointer, key);
+      const keyPos = this.nodePos(entry.keyNode, at);
+      const v = this.value(entry.valueNode, child, keyPos, keyPos);
+      Object.defineProperty(out, key, { value: v, enumerable: true, writable: true, configurable: true });
+    }
+    return out;
+  }
+}
+
+function looksLikeJson(text: string): boolean {
+  try {
+    JSON.parse(text);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Parses `text` (from `file`, used in positions). Never throws: problems are
+ * returned as diagnostics; `value` is undefined when the document could not be
+ * read (syntax errors, aliases expanding beyond reason).
+ */
+export function readDocument(text: string, file: string): ReadResult {
+  const source = text.startsWith("\uFEFF") ? text.slice(1) : text;
+  const json = looksLikeJson(source);
+  const lines = new LineCounter();
+  const doc = parseDocument(source, {
+    version: json ? "1.2" : "1.1",
+    merge: !json,
+    uniqueKeys: false,
+    prettyErrors: false,
+    lineCounter: lines,
+    keepSourceTokens: false,
+  });
+  const reader = new Reader(doc, lines, file, json);
+  const format = json ? "json" : "yaml";
+  if (doc.errors.length > 0) {
+    const diagnostics = doc.errors.map((e) => ({
+      pos: reader.pos(e.pos[0]),
+      pointer: "",
+      message:
+        e.code === "MULTIPLE_DOCS"
+          ? "syntax error: the file holds several YAML documents (separated by `---`); an init file is a single document"
+          : `syntax error: ${e.message.replace(/\s+$/, "")}`,
+    }));
+    return { value: undefined, map: reader.map, diagnostics, format };
+  }
+  const start = { file, line: 1, col: 1 };
+  const value = reader.value((doc.contents ?? null) as YamlNode | null, "", undefined, start);
+  return { value: reader.exhausted ? undefined : value, map: reader.map, diagnostics: reader.diagnostics, format };
+}

@@ -1,0 +1,66 @@
+/**
+ * Where each value of the resolved (aliases expanded, merge keys applied)
+ * document is written in the source. A value reached through an alias or a
+ * `<<` merge key maps to the place it is written, i.e. inside the anchored node.
+ */
+import type { SourcePos } from "../errors.ts";
+import { parentPointer } from "./pointer.ts";
+
+export interface Location {
+  /** Where the key naming this value is written (mapping entries only). */
+  key: SourcePos | undefined;
+  /** Where the value starts. */
+  value: SourcePos;
+}
+
+export class SourceMap {
+  readonly file: string;
+  private readonly entries = new Map<string, Location>();
+
+  constructor(file: string) {
+    this.file = file;
+  }
+
+  set(pointer: string, location: Location): void {
+    this.entries.set(pointer, location);
+  }
+
+  get(pointer: string): Location | undefined {
+    return this.entries.get(pointer);
+  }
+
+  /**
+   * Position of the value at `pointer`; for a pointer that does not exist
+   * (a missing key), the position of the nearest existing parent.
+   */
+  locate(pointer: string): SourcePos {
+    let p: string | undefined = pointer;
+    while (p !== undefined) {
+      const found = this.entries.get(p);
+      if (found) return found.value;
+      p = parentPointer(p);
+    }
+    return { file: this.file, line: 1, col: 1 };
+  }
+
+  /** Position of the key naming the value at `pointer`, else of the value (see {@link locate}). */
+  locateKey(pointer: string): SourcePos {
+    return this.entries.get(pointer)?.key ?? this.locate(pointer);
+  }
+
+  /**
+   * Makes every location under `from` also known under `to` (used when a
+   * prototype's attributes are copied into a domain): `from/x/y` → `to/x/y`.
+   * Existing locations under `to` are kept.
+   */
+  alias(from: string, to: string): void {
+    const additions: Array<[string, Location]> = [];
+    for (const [pointer, location] of this.entries) {
+      if (pointer === from || pointer.startsWith(`${from}/`)) {
+        const target = to + pointer.slice(from.length);
+        if (!this.entries.has(target)) additions.push([target, location]);
+      }
+    }
+    for (const [pointer, location] of additions) this.entries.set(pointer, location);
+  }
+}

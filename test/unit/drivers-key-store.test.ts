@@ -1,0 +1,67 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import ssh2 from "ssh2";
+import { FsKeyStore } from "../../src/drivers/real/key-store.ts";
+
+async function tempDir(t: { after: (fn: () => Promise<void>) => void }): Promise<string> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), "lago-keys-"));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+test("ensure creates a valid ed25519 pair with private modes", async (t) => {
+  const dir = path.join(await tempDir(t), "env", "ssh");
+  const keys = new FsKeyStore();
+  assert.equal(await keys.read(dir), undefined);
+  const pair = await keys.ensure(dir);
+  assert.equal(pair.privateKeyPath, path.join(dir, "id_ed25519"));
+  assert.equal(pair.publicKeyPath, path.join(dir, "id_ed25519.pub"));
+  assert.match(pair.publicKey, /^ssh-ed25519 AAAAC3NzaC1lZDI1NTE5\S+ lago$/);
+  assert.equal((await readFile(pair.publicKeyPath, "utf8")).trim(), pair.publicKey);
+
+  const privText = await readFile(pair.privateKeyPath, "utf8");
+  assert.match(privText, /^-----BEGIN OPENSSH PRIVATE KEY-----\n/);
+  const priv = ssh2.utils.parseKey(privText);
+  assert.ok(!(priv instanceof Error));
+  assert.equal(priv.type, "ssh-ed25519");
+  assert.equal(priv.isPrivateKey(), true);
+  assert.equal(priv.getPublicSSH().toString("base64"), pair.publicKey.split(" ")[1]);
+
+  assert.equal((await stat(pair.privateKeyPath)).mode & 0o777, 0o600);
+  assert.equal((await stat(pair.publicKeyPath)).mode & 0o777, 0o600);
+  assert.equal((await stat(dir)).mode & 0o777, 0o700);
+  assert.deepEqual(await keys.read(dir), pair);
+});
+
+test("ensure is idempotent and regenerates a partial or corrupt pair", async (t) => {
+  const dir = await tempDir(t);
+  const keys = new FsKeyStore();
+  const first = await keys.ensure(dir);
+  const mtime = (await stat(first.privateKeyPath)).mtimeMs;
+  const again = await keys.ensure(dir);
+  assert.deepEqual(again, first);
+  assert.equal((await stat(first.privateKeyPath)).mtimeMs, mtime);
+
+  await writeFile(first.publicKeyPath, "ssh-ed25519 AAAAgarbage lago\n");
+  assert.equal(await keys.read(dir), undefined);
+  const regenerated = await keys.ensure(dir);
+  assert.notEqual(regenerated.publicKey, first.publicKey);
+  assert.deepEqual(await keys.read(dir), regenerated);
+
+  // A public key from another pair does not match the private key.
+  const other = ssh2.utils.generateKeyPairSync("ed25519", { comment: "lago" });
+  await writeFile(regenerated.publicKeyPath, `${other.public}\n`);
+  assert.equal(await keys.read(dir), undefined);
+
+  await rm(regenerated.publicKeyPath);
+  assert.equal(await keys.read(dir), undefined);
+  const third = await keys.ensure(dir);
+  assert.deepEqual(await keys.read(dir), third);
+
+  await keys.remove(dir);
+  await keys.remove(dir);
+  assert.equal(await keys.read(dir), undefined);
+});

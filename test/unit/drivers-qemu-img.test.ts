@@ -1,0 +1,97 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
+import { mkdtemp, readdir, rm, stat } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { LagoError } from "../../src/errors.ts";
+import { QemuImg } from "../../src/drivers/real/qemu-img.ts";
+
+const MiB = 1024 * 1024;
+
+async function tempDir(t: { after: (fn: () => Promise<void>) => void }): Promise<string> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), "lago-qemu-img-"));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+test("createBlank makes thin raw and qcow2 disks of the given size, creating parent dirs", async (t) => {
+  const dir = await tempDir(t);
+  const img = new QemuImg();
+  const raw = path.join(dir, "a", "b", "blank.raw");
+  await img.createBlank(raw, "raw", 64 * MiB);
+  assert.deepEqual(await img.info(raw), { format: "raw", virtualSize: 64 * MiB, backingFile: undefined, backingFormat: undefined });
+  const st = await stat(raw);
+  assert.equal(st.size, 64 * MiB);
+  assert.ok(st.blocks * 512 < MiB, `raw disk is not sparse: ${st.blocks * 512} bytes allocated`);
+
+  const qcow = path.join(dir, "blank.qcow2");
+  await img.createBlank(qcow, "qcow2", 10 * MiB);
+  assert.deepEqual(await img.info(qcow), { format: "qcow2", virtualSize: 10 * MiB, backingFile: undefined, backingFormat: undefined });
+  assert.deepEqual((await readdir(dir)).sort(), ["a", "blank.qcow2"]);
+});
+
+test("createOverlay names its backing file and can grow; a smaller size is refused", async (t) => {
+  const dir = await tempDir(t);
+  const img = new QemuImg();
+  const base = path.join(dir, "base.qcow2");
+  await img.createBlank(base, "qcow2", 8 * MiB);
+
+  const same = path.join(dir, "vm", "same.qcow2");
+  await img.createOverlay(same, base, "qcow2", undefined);
+  assert.deepEqual(await img.info(same), { format: "qcow2", virtualSize: 8 * MiB, backingFile: base, backingFormat: "qcow2" });
+
+  const big = path.join(dir, "vm", "big.qcow2");
+  await img.createOverlay(big, base, "qcow2", 20 * MiB);
+  assert.deepEqual(await img.info(big), { format: "qcow2", virtualSize: 20 * MiB, backingFile: base, backingFormat: "qcow2" });
+  assert.equal(existsSync(`${big}.tmp`), false);
+
+  const small = path.join(dir, "vm", "small.qcow2");
+  await assert.rejects(img.createOverlay(small, base, "qcow2", 4 * MiB), (err: unknown) => {
+    assert.ok(err instanceof LagoError);
+    assert.equal(err.code, "IMAGE_SHRINK");
+    assert.match(err.message, /backing image .*base\.qcow2 has 8388608 bytes and an overlay cannot be smaller/);
+    return true;
+  });
+  assert.equal(existsSync(small), false);
+
+  await assert.rejects(img.createOverlay(path.join(dir, "x.qcow2"), path.join(dir, "nope.qcow2"), "qcow2", undefined), (err: unknown) => {
+    assert.ok(err instanceof LagoError);
+    assert.equal(err.code, "COMMAND_FAILED");
+    assert.match(err.message, /^command `qemu-img create .*nope\.qcow2/);
+    return true;
+  });
+  assert.deepEqual((await readdir(dir)).sort(), ["base.qcow2", "vm"]);
+});
+
+test("resize grows, keeps an equal size, and refuses to shrink", async (t) => {
+  const dir = await tempDir(t);
+  const img = new QemuImg();
+  const disk = path.join(dir, "d.qcow2");
+  await img.createBlank(disk, "qcow2", 10 * MiB);
+  await img.resize(disk, "qcow2", 30 * MiB);
+  assert.equal((await img.info(disk))?.virtualSize, 30 * MiB);
+  await img.resize(disk, "qcow2", 30 * MiB);
+  await assert.rejects(img.resize(disk, "qcow2", 5 * MiB), {
+    code: "IMAGE_SHRINK",
+    message: `refusing to shrink ${disk} from ${30 * MiB} to ${5 * MiB} bytes: shrinking a disk destroys the data at its end`,
+  });
+  assert.equal((await img.info(disk))?.virtualSize, 30 * MiB);
+
+  const raw = path.join(dir, "r.raw");
+  await img.createBlank(raw, "raw", MiB);
+  await img.resize(raw, "raw", 3 * MiB);
+  assert.equal((await stat(raw)).size, 3 * MiB);
+});
+
+test("info is undefined for a missing file; remove tolerates absence", async (t) => {
+  const dir = await tempDir(t);
+  const img = new QemuImg();
+  assert.equal(await img.info(path.join(dir, "missing.qcow2")), undefined);
+  const disk = path.join(dir, "d.qcow2");
+  await img.createBlank(disk, "qcow2", MiB);
+  await img.remove(disk);
+  await img.remove(disk);
+  assert.equal(existsSync(disk), false);
+  await assert.rejects(img.resize(disk, "qcow2", 2 * MiB), { code: "IMAGE_MISSING" });
+});

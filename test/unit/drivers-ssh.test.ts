@@ -1,0 +1,158 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { createServer as createTcpServer } from "node:net";
+import type { AddressInfo } from "node:net";
+import os from "node:os";
+import path from "node:path";
+import ssh2 from "ssh2";
+import type { ParsedKey } from "ssh2";
+import { LagoError } from "../../src/errors.ts";
+import type { SshTarget } from "../../src/drivers/types.ts";
+import { HostKeyMismatchError, Ssh2Client } from "../../src/drivers/real/ssh.ts";
+
+type Ctx = { after: (fn: () => Promise<void> | void) => void };
+
+function parsed(key: string): ParsedKey {
+  const k = ssh2.utils.parseKey(key);
+  assert.ok(!(k instanceof Error), String(k));
+  return k;
+}
+
+/** An SSH server on 127.0.0.1 accepting only `clientKey`, running exec requests with `sh -c`. */
+async function startServer(t: Ctx, clientPublicKey: string, port = 0): Promise<{ port: number; hostKey: string }> {
+  const host = ssh2.utils.generateKeyPairSync("ed25519");
+  const allowed = parsed(clientPublicKey);
+  const server = new ssh2.Server({ hostKeys: [host.private] }, (client) => {
+    client.on("error", () => undefined);
+    client.on("authentication", (ctx) => {
+      if (ctx.method !== "publickey" || ctx.key.algo !== allowed.type || !ctx.key.data.equals(allowed.getPublicSSH())) {
+        ctx.reject(["publickey"]);
+        return;
+      }
+      if (ctx.signature && ctx.blob) {
+        if (allowed.verify(ctx.blob, ctx.signature, ctx.hashAlgo)) ctx.accept();
+        else ctx.reject(["publickey"]);
+      } else {
+        ctx.accept();
+      }
+    });
+    client.on("ready", () => {
+      client.on("session", (accept) => {
+        const session = accept();
+        session.on("exec", (acceptExec, _reject, info) => {
+          const stream = acceptExec();
+          const child = spawn("sh", ["-c", info.command], { stdio: ["ignore", "pipe", "pipe"] });
+          child.stdout.pipe(stream, { end: false });
+          child.stderr.pipe(stream.stderr, { end: false });
+          stream.on("close", () => child.kill());
+          child.on("close", (code) => {
+            stream.exit(code ?? 255);
+            stream.end();
+          });
+        });
+      });
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(port, "127.0.0.1", resolve));
+  t.after(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  return { port: (server.address() as AddressInfo).port, hostKey: parsed(host.public).getPublicSSH().toString("base64") };
+}
+
+async function clientKey(t: Ctx): Promise<{ privateKeyPath: string; publicKey: string }> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), "lago-ssh-"));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const pair = ssh2.utils.generateKeyPairSync("ed25519", { comment: "lago" });
+  const privateKeyPath = path.join(dir, "id_ed25519");
+  await writeFile(privateKeyPath, pair.private, { mode: 0o600 });
+  return { privateKeyPath, publicKey: pair.public };
+}
+
+async function freePort(): Promise<number> {
+  const srv = createTcpServer();
+  await new Promise<void>((resolve) => srv.listen(0, "127.0.0.1", resolve));
+  const port = (srv.address() as AddressInfo).port;
+  await new Promise<void>((resolve) => srv.close(() => resolve()));
+  return port;
+}
+
+test("waitReady returns the host key; pinned connections work; exec collects output and exit code", async (t) => {
+  const key = await clientKey(t);
+  const server = await startServer(t, key.publicKey);
+  const ssh = new Ssh2Client();
+  const target: SshTarget = { host: "127.0.0.1", port: server.port, user: "root", privateKeyPath: key.privateKeyPath, pinnedHostKey: undefined };
+
+  const hostKey = await ssh.waitReady(target, 10_000);
+  assert.equal(hostKey, server.hostKey);
+
+  const pinned = { ...target, pinnedHostKey: hostKey };
+  assert.equal(await ssh.waitReady(pinned, 10_000), hostKey);
+  assert.deepEqual(await ssh.exec(pinned, "echo out; echo err >&2; exit 3"), { code: 3, stdout: "out\n", stderr: "err\n" });
+  assert.deepEqual(await ssh.exec(pinned, "printf '%s' \"$((6 * 7))\""), { code: 0, stdout: "42", stderr: "" });
+});
+
+test("a wrong pinned host key fails at once with a clear message", async (t) => {
+  const key = await clientKey(t);
+  const server = await startServer(t, key.publicKey);
+  const ssh = new Ssh2Client();
+  const other = ssh2.utils.generateKeyPairSync("ed25519");
+  const wrong = parsed(other.public).getPublicSSH().toString("base64");
+  const target: SshTarget = { host: "127.0.0.1", port: server.port, user: "root", privateKeyPath: key.privateKeyPath, pinnedHostKey: wrong };
+  const started = Date.now();
+  await assert.rejects(ssh.waitReady(target, 20_000), (err: unknown) => {
+    assert.ok(err instanceof HostKeyMismatchError);
+    assert.equal(err.message, `host key mismatch for 127.0.0.1:${server.port}: expected ${wrong}, got ${server.hostKey}`);
+    return true;
+  });
+  assert.ok(Date.now() - started < 5_000, "a host key mismatch must not be retried");
+  await assert.rejects(ssh.exec(target, "true"), HostKeyMismatchError);
+});
+
+test("waitReady retries until the server comes up", async (t) => {
+  const key = await clientKey(t);
+  const port = await freePort();
+  const ssh = new Ssh2Client();
+  const target: SshTarget = { host: "127.0.0.1", port, user: "root", privateKeyPath: key.privateKeyPath, pinnedHostKey: undefined };
+  const late = new Promise<string>((resolve) => {
+    setTimeout(() => {
+      void startServer(t, key.publicKey, port).then((s) => resolve(s.hostKey));
+    }, 2_500);
+  });
+  const progress: string[] = [];
+  const hostKey = await ssh.waitReady(target, 15_000, { progress: (m) => progress.push(m) });
+  assert.equal(hostKey, await late);
+  assert.ok(progress.some((m) => m.includes("ECONNREFUSED")), progress.join("\n"));
+});
+
+test("waitReady times out naming the last error when nothing listens", async (t) => {
+  const key = await clientKey(t);
+  const port = await freePort();
+  const ssh = new Ssh2Client();
+  const target: SshTarget = { host: "127.0.0.1", port, user: "root", privateKeyPath: key.privateKeyPath, pinnedHostKey: undefined };
+  await assert.rejects(ssh.waitReady(target, 2_500), (err: unknown) => {
+    assert.ok(err instanceof LagoError);
+    assert.equal(err.code, "SSH_TIMEOUT");
+    assert.match(err.message, new RegExp(`^timed out after 2\\.5s waiting for SSH on root@127\\.0\\.0\\.1:${port} \\(\\d+ attempts?\\); last error: ECONNREFUSED: `));
+    return true;
+  });
+});
+
+test("authentication with an unknown key is reported; exec times out and can be cancelled", async (t) => {
+  const key = await clientKey(t);
+  const stranger = await clientKey(t);
+  const server = await startServer(t, key.publicKey);
+  const ssh = new Ssh2Client();
+  const target: SshTarget = { host: "127.0.0.1", port: server.port, user: "root", privateKeyPath: key.privateKeyPath, pinnedHostKey: server.hostKey };
+
+  await assert.rejects(ssh.waitReady({ ...target, privateKeyPath: stranger.privateKeyPath }, 2_000), /last error: authentication failed/);
+
+  await assert.rejects(ssh.exec(target, "sleep 5", { timeoutMs: 1_000 }), {
+    code: "SSH_TIMEOUT",
+    message: `command \`sleep 5\` on root@127.0.0.1:${server.port} timed out after 1s`,
+  });
+  const ac = new AbortController();
+  setTimeout(() => ac.abort(), 300);
+  await assert.rejects(ssh.exec(target, "sleep 5", { signal: ac.signal }), { code: "CANCELLED" });
+  await assert.rejects(ssh.waitReady({ ...target, privateKeyPath: "/nonexistent/key" }, 1_000), { code: "SSH_KEY" });
+});

@@ -1,0 +1,352 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { execFile, execFileSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import { existsSync } from "node:fs";
+import { mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from "node:fs/promises";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { LagoError } from "../../src/errors.ts";
+import type { TemplateRef } from "../../src/drivers/types.ts";
+import { QemuImg } from "../../src/drivers/real/qemu-img.ts";
+import { FsTemplateStore } from "../../src/drivers/real/template-store.ts";
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+const STORE_MODULE = path.join(ROOT, "src/drivers/real/template-store.ts");
+const QEMU_MODULE = path.join(ROOT, "src/drivers/real/qemu-img.ts");
+
+type Ctx = { after: (fn: () => Promise<void> | void) => void };
+
+async function tempDir(t: Ctx): Promise<string> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), "lago-tpl-"));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+function sha1(data: Buffer): string {
+  return createHash("sha1").update(data).digest("hex");
+}
+
+/** A small real qcow2 image with some data in it, plus Lago's `.hash` and `.metadata` beside it. */
+async function makeTemplate(root: string, handle: string, opts: { hash?: string; backing?: string; metadata?: boolean } = {}): Promise<Buffer> {
+  const file = path.join(root, handle);
+  await mkdir(path.dirname(file), { recursive: true });
+  const args = ["create", "-q", "-f", "qcow2"];
+  if (opts.backing) args.push("-b", opts.backing, "-F", "qcow2");
+  args.push(file, "4M");
+  execFileSync("qemu-img", args);
+  execFileSync("qemu-img", ["resize", "-q", file, "5M"]);
+  const data = await readFile(file);
+  await writeFile(`${file}.hash`, `${opts.hash ?? sha1(data)}\n`);
+  if (opts.metadata !== false) await writeFile(`${file}.metadata`, JSON.stringify({ distro: "el7", "root-password": "123456" }));
+  return data;
+}
+
+function fileRef(root: string, name: string, handle: string): TemplateRef {
+  return { repo: "local-repo", name, version: "v1", handle, source: { type: "file", location: root } };
+}
+
+test("file source: downloads once, verifies, records Lago's side files; the second call is a no-op", async (t) => {
+  const dir = await tempDir(t);
+  const root = path.join(dir, "repo");
+  const storeDir = path.join(dir, "store");
+  const data = await makeTemplate(root, "el7/base.qcow2");
+  const store = new FsTemplateStore(storeDir, new QemuImg());
+  const ref = fileRef(root, "el7-base", "el7/base.qcow2");
+
+  assert.equal(await store.lookup(ref), undefined);
+  const messages: string[] = [];
+  const stored = await store.ensure(ref, "/envs/a", { progress: (m) => messages.push(m) });
+  const image = path.join(storeDir, "local-repo:el7-base:v1");
+  assert.deepEqual(stored, { path: image, format: "qcow2", sha1: sha1(data) });
+  assert.deepEqual(await readFile(image), data);
+  assert.equal(await readFile(`${image}.hash`, "utf8"), sha1(data));
+  assert.deepEqual(JSON.parse(await readFile(`${image}.metadata`, "utf8")), { distro: "el7", "root-password": "123456" });
+  const users = JSON.parse(await readFile(`${image}.users`, "utf8")) as { users: Record<string, string>; last_access: number };
+  assert.deepEqual(Object.keys(users.users), ["/envs/a"]);
+  assert.equal(typeof users.last_access, "number");
+  assert.equal(messages.filter((m) => m.startsWith("downloading local-repo:el7-base:v1 from ")).length, 1);
+  assert.deepEqual((await readdir(storeDir)).sort(), [
+    "local-repo:el7-base:v1",
+    "local-repo:el7-base:v1.hash",
+    "local-repo:el7-base:v1.metadata",
+    "local-repo:el7-base:v1.size",
+    "local-repo:el7-base:v1.users",
+  ]);
+
+  const mtime = (await stat(image)).mtimeMs;
+  const again: string[] = [];
+  assert.deepEqual(await store.ensure(ref, "/envs/b", { progress: (m) => again.push(m) }), stored);
+  assert.deepEqual(again, []);
+  assert.equal((await stat(image)).mtimeMs, mtime);
+  assert.deepEqual(await store.lookup(ref), stored);
+  const users2 = JSON.parse(await readFile(`${image}.users`, "utf8")) as { users: Record<string, string> };
+  assert.deepEqual(Object.keys(users2.users), ["/envs/a", "/envs/b"]);
+
+  await store.release(ref, "/envs/a");
+  await store.release(ref, "/envs/a");
+  const users3 = JSON.parse(await readFile(`${image}.users`, "utf8")) as { users: Record<string, string> };
+  assert.deepEqual(Object.keys(users3.users), ["/envs/b"]);
+  assert.deepEqual(await store.lookup(ref), stored);
+
+  // A truncated image is not complete: ensure fetches it again.
+  await writeFile(image, data.subarray(0, 1000));
+  assert.equal(await store.lookup(ref), undefined);
+  assert.deepEqual(await store.ensure(ref, "/envs/b"), stored);
+  assert.deepEqual(await readFile(image), data);
+});
+
+test("a wrong hash is refused and leaves nothing in the store", async (t) => {
+  const dir = await tempDir(t);
+  const root = path.join(dir, "repo");
+  const storeDir = path.join(dir, "store");
+  const data = await makeTemplate(root, "bad.qcow2", { hash: "0".repeat(40) });
+  const store = new FsTemplateStore(storeDir, new QemuImg());
+  await assert.rejects(store.ensure(fileRef(root, "bad", "bad.qcow2"), "/envs/a"), (err: unknown) => {
+    assert.ok(err instanceof LagoError);
+    assert.equal(err.code, "TEMPLATE_HASH_MISMATCH");
+    assert.equal(
+      err.message,
+      `template local-repo:bad:v1 (${path.join(root, "bad.qcow2")}) does not match its hash: expected sha1 ${"0".repeat(40)}, got ${sha1(data)}`,
+    );
+    return true;
+  });
+  assert.deepEqual(await readdir(storeDir), []);
+
+  // A sha256 hash file is accepted too.
+  await writeFile(path.join(root, "bad.qcow2.hash"), createHash("sha256").update(data).digest("hex"));
+  assert.equal((await store.ensure(fileRef(root, "bad", "bad.qcow2"), "/envs/a")).sha1, sha1(data));
+  assert.equal(await readFile(path.join(storeDir, "local-repo:bad:v1.hash"), "utf8"), sha1(data));
+});
+
+test("an image whose header names a backing file is refused", async (t) => {
+  const dir = await tempDir(t);
+  const root = path.join(dir, "repo");
+  const storeDir = path.join(dir, "store");
+  await makeTemplate(root, "base.qcow2");
+  await makeTemplate(root, "evil.qcow2", { backing: path.join(root, "base.qcow2") });
+  const store = new FsTemplateStore(storeDir, new QemuImg());
+  await assert.rejects(store.ensure(fileRef(root, "evil", "evil.qcow2"), "/envs/a"), (err: unknown) => {
+    assert.ok(err instanceof LagoError);
+    assert.equal(err.code, "TEMPLATE_UNSAFE");
+    assert.equal(
+      err.message,
+      `template local-repo:evil:v1: the image names a backing file ${path.join(root, "base.qcow2")}: it could read files of the host; refusing`,
+    );
+    return true;
+  });
+  assert.deepEqual(await readdir(storeDir), []);
+});
+
+test("a missing hash file, or metadata, and a handle escaping the root", async (t) => {
+  const dir = await tempDir(t);
+  const root = path.join(dir, "repo");
+  const storeDir = path.join(dir, "store");
+  await makeTemplate(root, "nometa.qcow2", { metadata: false });
+  const store = new FsTemplateStore(storeDir, new QemuImg());
+  await store.ensure(fileRef(root, "nometa", "nometa.qcow2"), "/envs/a");
+  assert.equal(await readFile(path.join(storeDir, "local-repo:nometa:v1.metadata"), "utf8"), "{}\n");
+
+  await rm(path.join(root, "nometa.qcow2.hash"));
+  await assert.rejects(store.ensure(fileRef(root, "nohash", "nometa.qcow2"), "/envs/a"), {
+    code: "TEMPLATE_UNVERIFIABLE",
+    message: `template local-repo:nohash:v1: ${path.join(root, "nometa.qcow2")}.hash does not exist; refusing an image that cannot be verified`,
+  });
+  await assert.rejects(store.ensure(fileRef(root, "escape", "../x.qcow2"), "/envs/a"), { code: "TEMPLATE_INVALID" });
+  await assert.rejects(store.ensure({ ...fileRef(root, "a/b", "x.qcow2") }, "/envs/a"), { code: "TEMPLATE_INVALID" });
+});
+
+test("concurrent ensure calls in one process download once", async (t) => {
+  const dir = await tempDir(t);
+  const root = path.join(dir, "repo");
+  const storeDir = path.join(dir, "store");
+  const data = await makeTemplate(root, "t.qcow2");
+  const store = new FsTemplateStore(storeDir, new QemuImg());
+  const ref = fileRef(root, "t", "t.qcow2");
+  const messages: string[] = [];
+  const results = await Promise.all(["/e/1", "/e/2", "/e/3"].map((u) => store.ensure(ref, u, { progress: (m) => messages.push(m) })));
+  for (const r of results) assert.equal(r.sha1, sha1(data));
+  assert.equal(messages.filter((m) => m.startsWith("downloading local-repo:t:v1 from ")).length, 1);
+  assert.ok(messages.some((m) => m === "waiting for another process to finish with template local-repo:t:v1"));
+  const users = JSON.parse(await readFile(path.join(storeDir, "local-repo:t:v1.users"), "utf8")) as { users: Record<string, string> };
+  assert.deepEqual(Object.keys(users.users), ["/e/1", "/e/2", "/e/3"]);
+});
+
+test("two processes needing the same template cause one download", async (t) => {
+  const dir = await tempDir(t);
+  const root = path.join(dir, "repo");
+  const storeDir = path.join(dir, "store");
+  // A larger image so that the download takes a while and the processes overlap.
+  const file = path.join(root, "big.raw");
+  await mkdir(root, { recursive: true });
+  const data = Buffer.alloc(48 * 1024 * 1024, 7);
+  await writeFile(file, data);
+  await writeFile(`${file}.hash`, sha1(data));
+  const log = path.join(dir, "progress.log");
+  const startAt = Date.now() + 2500;
+  const script = `
+    import { appendFileSync } from "node:fs";
+    import { FsTemplateStore } from ${JSON.stringify(STORE_MODULE)};
+    import { QemuImg } from ${JSON.stringify(QEMU_MODULE)};
+    const [storeDir, root, user, log, at] = process.argv.slice(1);
+    const store = new FsTemplateStore(storeDir, new QemuImg());
+    await new Promise((r) => setTimeout(r, Math.max(0, Number(at) - Date.now())));
+    const ref = { repo: "r", name: "big", version: "v1", handle: "big.raw", source: { type: "file", location: root } };
+    const stored = await store.ensure(ref, user, { progress: (m) => appendFileSync(log, user + " " + m + "\\n") });
+    process.stdout.write(JSON.stringify(stored));
+  `;
+  const run = (user: string): Promise<string> =>
+    new Promise((resolve, reject) => {
+      execFile(
+        process.execPath,
+        ["--import", "tsx", "--input-type=module", "-e", script, storeDir, root, user, log, String(startAt)],
+        { cwd: ROOT, timeout: 120_000 },
+        (err, stdout, stderr) => (err ? reject(new Error(`${user}: ${err.message}\n${stderr}`)) : resolve(stdout)),
+      );
+    });
+  const [a, b] = await Promise.all([run("/envs/p1"), run("/envs/p2")]);
+  const expected = { path: path.join(storeDir, "r:big:v1"), format: "raw", sha1: sha1(data) };
+  assert.deepEqual(JSON.parse(a ?? ""), expected);
+  assert.deepEqual(JSON.parse(b ?? ""), expected);
+  const lines = (await readFile(log, "utf8")).trim().split("\n");
+  assert.equal(lines.filter((l) => / downloading r:big:v1 from /.test(l)).length, 1, lines.join("\n"));
+  assert.equal(lines.filter((l) => / waiting for another process/.test(l)).length, 1, lines.join("\n"));
+  const users = JSON.parse(await readFile(path.join(storeDir, "r:big:v1.users"), "utf8")) as { users: Record<string, string> };
+  assert.deepEqual(Object.keys(users.users), ["/envs/p1", "/envs/p2"]);
+  assert.equal(existsSync(path.join(storeDir, "r:big:v1.tmp")), false);
+});
+
+test("http source: .xz is fetched and decompressed while streaming; a 404 on .xz falls back to the plain file", async (t) => {
+  const dir = await tempDir(t);
+  const served = path.join(dir, "served");
+  const storeDir = path.join(dir, "store");
+  const xzData = await makeTemplate(served, "images/xzd.qcow2");
+  execFileSync("xz", ["-k", "-T1", path.join(served, "images/xzd.qcow2")]);
+  await rm(path.join(served, "images/xzd.qcow2"));
+  const plainData = await makeTemplate(served, "images/plain.qcow2", { metadata: false });
+  // A bigger one, to see progress in percent.
+  const bigFile = path.join(served, "big.raw");
+  const bigData = Buffer.alloc(8 * 1024 * 1024, 3);
+  await writeFile(bigFile, bigData);
+  await writeFile(`${bigFile}.hash`, sha1(bigData));
+
+  const requests: string[] = [];
+  const server = createServer((req, res) => {
+    const url = decodeURIComponent(req.url ?? "/");
+    requests.push(url);
+    const file = path.join(served, url);
+    readFile(file).then(
+      (body) => {
+        res.writeHead(200, { "content-length": String(body.length) });
+        if (url === "/big.raw" && body.length > 1024 * 1024) {
+          // Trickle the body so that progress is reported.
+          const chunks = Array.from({ length: 8 }, (_, i) => body.subarray((i * body.length) / 8, ((i + 1) * body.length) / 8));
+          const next = (): void => {
+            const c = chunks.shift();
+            if (!c) {
+              res.end();
+              return;
+            }
+            res.write(c);
+            setTimeout(next, 150);
+          };
+          next();
+        } else {
+          res.end(body);
+        }
+      },
+      () => {
+        res.writeHead(404);
+        res.end("not found");
+      },
+    );
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  t.after(() => {
+    server.closeAllConnections();
+    server.close();
+  });
+  const baseurl = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
+  const store = new FsTemplateStore(storeDir, new QemuImg());
+  const ref = (name: string, handle: string): TemplateRef => ({ repo: "web", name, version: "v2", handle, source: { type: "http", location: baseurl } });
+
+  const xz = await store.ensure(ref("xzd", "images/xzd.qcow2"), "/envs/a");
+  assert.deepEqual(xz, { path: path.join(storeDir, "web:xzd:v2"), format: "qcow2", sha1: sha1(xzData) });
+  assert.deepEqual(await readFile(xz.path), xzData);
+  assert.ok(requests.includes("/images/xzd.qcow2.xz"), requests.join(" "));
+  assert.ok(!requests.includes("/images/xzd.qcow2"), requests.join(" "));
+  assert.deepEqual(
+    requests.filter((r) => r.endsWith(".hash")),
+    ["/images/xzd.qcow2.xz.hash", "/images/xzd.qcow2.hash"],
+  );
+  assert.deepEqual(JSON.parse(await readFile(`${xz.path}.metadata`, "utf8")), { distro: "el7", "root-password": "123456" });
+
+  requests.length = 0;
+  const plain = await store.ensure(ref("plain", "images/plain.qcow2"), "/envs/a");
+  assert.deepEqual(await readFile(plain.path), plainData);
+  assert.equal(plain.sha1, sha1(plainData));
+  assert.deepEqual(
+    requests.filter((r) => !/\.(hash|metadata)$/.test(r)),
+    ["/images/plain.qcow2.xz", "/images/plain.qcow2"],
+  );
+  assert.equal(await readFile(`${plain.path}.metadata`, "utf8"), "{}\n");
+
+  const messages: string[] = [];
+  await store.ensure(ref("big", "big.raw"), "/envs/a", { progress: (m) => messages.push(m) });
+  assert.ok(messages.some((m) => /^downloading web:big:v2: \d+% \(\d+\.\d\/8\.0 MB\)$/.test(m)), messages.join("\n"));
+
+  await assert.rejects(store.ensure(ref("missing", "nope.qcow2"), "/envs/a"), {
+    code: "TEMPLATE_UNVERIFIABLE",
+    message: `template web:missing:v2: cannot fetch its hash: ${baseurl}nope.qcow2.hash: HTTP 404`,
+  });
+  await rm(path.join(served, "images/plain.qcow2"));
+  await assert.rejects(store.ensure(ref("gone", "images/plain.qcow2"), "/envs/a"), {
+    code: "DOWNLOAD",
+    message: `template web:gone:v2: cannot download ${baseurl}images/plain.qcow2: HTTP 404`,
+  });
+  assert.deepEqual(
+    (await readdir(storeDir)).filter((n) => n.includes(":gone:") || n.includes(":missing:") || n.endsWith(".tmp")),
+    [],
+  );
+});
+
+test("corrupt xz data is a CommandError from xz, and nothing is stored", async (t) => {
+  const dir = await tempDir(t);
+  const served = path.join(dir, "served");
+  const storeDir = path.join(dir, "store");
+  await mkdir(served, { recursive: true });
+  const good = Buffer.alloc(1024 * 1024, 1);
+  const xzFile = path.join(served, "img.xz");
+  await writeFile(path.join(served, "img"), good);
+  execFileSync("xz", ["-T1", path.join(served, "img")]);
+  const compressed = await readFile(xzFile);
+  compressed.fill(0x55, 100, 200);
+  await writeFile(xzFile, compressed);
+  await writeFile(path.join(served, "img.hash"), sha1(good));
+  const server = createServer((req, res) => {
+    readFile(path.join(served, req.url ?? "/")).then(
+      (body) => res.end(body),
+      () => {
+        res.writeHead(404);
+        res.end();
+      },
+    );
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  t.after(() => {
+    server.closeAllConnections();
+    server.close();
+  });
+  const store = new FsTemplateStore(storeDir, new QemuImg());
+  const ref: TemplateRef = { repo: "web", name: "img", version: "1", handle: "img", source: { type: "http", location: `http://127.0.0.1:${(server.address() as AddressInfo).port}` } };
+  await assert.rejects(store.ensure(ref, "/envs/a"), (err: unknown) => {
+    assert.ok(err instanceof LagoError);
+    assert.equal(err.code, "COMMAND_FAILED");
+    assert.match(err.message, /^command `xz --decompress --stdout` exited with code 1:\n {2}xz: \(stdin\): (Compressed data is corrupt|File format not recognized)/);
+    return true;
+  });
+  assert.deepEqual(await readdir(storeDir), []);
+});
