@@ -374,7 +374,7 @@ json_metadata() { printf '{"distro": "lagotiny", "root-password": ""}\n'; }
 SHA=$(sha1sum "$WORK/$IMG" | cut -d' ' -f1)
 printf '%s' "$SHA" > "$WORK/$IMG.hash"
 json_metadata > "$WORK/$IMG.metadata"
-xz -T0 -k -6 -c "$WORK/$IMG" > "$WORK/$IMG.xz" || die "xz failed"
+xz -T0 -1 -c "$WORK/$IMG" > "$WORK/$IMG.xz" || die "xz failed"
 
 BAD=lago-tiny-badhash-v1.qcow2
 ln "$WORK/$IMG" "$WORK/$BAD"

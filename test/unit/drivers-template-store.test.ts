@@ -350,3 +350,44 @@ test("corrupt xz data is a CommandError from xz, and nothing is stored", async (
   });
   assert.deepEqual(await readdir(storeDir), []);
 });
+
+test("a cancelled download leaves nothing behind", async (t) => {
+  const dir = await tempDir(t);
+  const root = path.join(dir, "repo");
+  const storeDir = path.join(dir, "store");
+  await mkdir(root, { recursive: true });
+  const data = Buffer.alloc(64 * 1024 * 1024, 9);
+  await writeFile(path.join(root, "big.raw"), data);
+  await writeFile(path.join(root, "big.raw.hash"), sha1(data));
+  const store = new FsTemplateStore(storeDir, new QemuImg());
+  const ac = new AbortController();
+  const pending = store.ensure(fileRef(root, "big", "big.raw"), "/envs/a", {
+    signal: ac.signal,
+    progress: (m) => {
+      if (m.startsWith("downloading")) ac.abort();
+    },
+  });
+  await assert.rejects(pending, { code: "CANCELLED" });
+  assert.deepEqual(await readdir(storeDir), []);
+});
+
+test("an image stored by Lago itself (.hash, no .size) is adopted when it matches its hash", async (t) => {
+  const dir = await tempDir(t);
+  const root = path.join(dir, "repo");
+  const storeDir = path.join(dir, "store");
+  const data = await makeTemplate(root, "t.qcow2");
+  await mkdir(storeDir, { recursive: true });
+  const image = path.join(storeDir, "local-repo:t:v1");
+  await writeFile(image, data);
+  await writeFile(`${image}.hash`, sha1(data));
+  await writeFile(`${image}.users`, JSON.stringify({ users: { "/old/uuid": "abc" }, last_access: 1 }));
+  const store = new FsTemplateStore(storeDir, new QemuImg());
+  const ref = fileRef(root, "t", "t.qcow2");
+  assert.equal(await store.lookup(ref), undefined);
+  const messages: string[] = [];
+  assert.deepEqual(await store.ensure(ref, "/envs/a", { progress: (m) => messages.push(m) }), { path: image, format: "qcow2", sha1: sha1(data) });
+  assert.deepEqual(messages, []);
+  assert.equal(await readFile(`${image}.size`, "utf8"), `${data.length}\n`);
+  const users = JSON.parse(await readFile(`${image}.users`, "utf8")) as { users: Record<string, string> };
+  assert.deepEqual(users.users, { "/envs/a": "", "/old/uuid": "abc" });
+});

@@ -80,7 +80,12 @@ export class FakeWorld {
       if (mode === "fail") throw new CommandError(["fake", method, detail], 1, `injected failure in ${method}`);
       if (mode === "hang") {
         await new Promise<never>((_resolve, reject) => {
-          opts?.signal?.addEventListener("abort", () => reject(new CommandError(["fake", method, detail], undefined, "", "was cancelled")));
+          // A hung call keeps the process alive, as a stuck external command would.
+          const keepAlive = setInterval(() => undefined, 60_000);
+          opts?.signal?.addEventListener("abort", () => {
+            clearInterval(keepAlive);
+            reject(new CommandError(["fake", method, detail], undefined, "", "was cancelled"));
+          });
         });
       }
     }

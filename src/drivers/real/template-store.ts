@@ -437,6 +437,9 @@ export class FsTemplateStore implements TemplateStoreDriver {
       renamed = true;
       fsyncDir(this.storeDir);
       return { path: p.image, format: info.format, sha1: digest.sha1 };
+    } catch (err) {
+      if (opts.signal?.aborted && !(err instanceof LagoError)) throw cancelled(`the download of template ${p.key}`);
+      throw err;
     } finally {
       await fh?.close().catch(() => undefined);
       if (!renamed) await rm(p.tmp, { force: true }).catch(() => undefined);
