@@ -281,6 +281,37 @@ export function buildProgram(): { program: Command; cli: Cli } {
     });
 
   program
+    .command("ssh")
+    .description("run a command on a VM over SSH with the environment's key (host key pinned)")
+    .argument("<vm>", "VM name from the init file")
+    .argument("<command...>", "the command and its arguments, run by the VM's shell")
+    .option("--timeout <seconds>", "give up after this long", "60")
+    .action(async (vm: string, command: string[], opts: { timeout: string }) => {
+      const env = cli.env();
+      const state = showState(env);
+      const domain = state.resources.get(`domain.${vm}`);
+      const keys = state.resources.get("keypair");
+      if (!domain || !keys) throw new UsageError(`no VM ${vm} in environment ${env.name}`, { hint: "see `lago show`" });
+      const ip = domain.outputs.ip;
+      if (typeof ip !== "string") throw new UsageError(`VM ${vm} has no address on a management net lago can reach`);
+      const drivers = createDrivers(env);
+      const result = await drivers.ssh.exec(
+        {
+          host: ip,
+          port: 22,
+          user: String(domain.attrs.ssh_user ?? "root"),
+          privateKeyPath: String(keys.outputs.privateKeyPath),
+          pinnedHostKey: typeof domain.outputs.host_key === "string" ? domain.outputs.host_key : undefined,
+        },
+        command.join(" "),
+        { timeoutMs: Number(opts.timeout) * 1000 },
+      );
+      cli.out.write(result.stdout);
+      cli.err.write(result.stderr);
+      cli.exitCode = result.code;
+    });
+
+  program
     .command("graph")
     .description("print the resource graph in Graphviz DOT")
     .option("-f, --file <file>", "init file", "LagoInitFile")

@@ -20,6 +20,12 @@ export interface LagoConfig {
   templateRepoPath: string | undefined;
   /** libvirt domain type: `kvm`, or `qemu` where KVM is not usable. */
   domainType: "kvm" | "qemu";
+  /**
+   * Whose identity qemu runs with: `invoking` (the user running lago, files not
+   * relabelled: disks in a private home directory work and the shared template
+   * store is never chowned) or `libvirt` (libvirt's configured qemu user).
+   */
+  qemuUser: "invoking" | "libvirt";
   /** libvirt connection URI. */
   libvirtUri: string;
   /** Seconds to wait for a VM to answer SSH after start. */
@@ -37,6 +43,7 @@ const DEFAULTS: Record<string, Record<string, string>> = {
     lease_dir: "/var/lib/lago/subnets",
     lease_range: "200-255",
     domain_type: "kvm",
+    qemu_user: "invoking",
     libvirt_uri: "qemu:///system",
     boot_timeout: "600",
     shutdown_timeout: "60",
@@ -157,6 +164,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
   if (!range || first > last || last > 255) bad("lago.lease_range", "expected FIRST-LAST third octets within 0-255, e.g. 200-255");
   const domainType = get("lago", "domain_type");
   if (domainType !== "kvm" && domainType !== "qemu") bad("lago.domain_type", `expected kvm or qemu, got ${JSON.stringify(domainType)}`);
+  const qemuUser = get("lago", "qemu_user");
+  if (qemuUser !== "invoking" && qemuUser !== "libvirt") bad("lago.qemu_user", `expected invoking or libvirt, got ${JSON.stringify(qemuUser)}`);
   const repo = get("init", "template_repo_path");
   return {
     leaseDir: path.resolve(get("lago", "lease_dir") ?? ""),
@@ -164,6 +173,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
     templateStore: path.resolve(get("init", "template_store") ?? ""),
     templateRepoPath: repo ? repo : undefined,
     domainType: domainType as "kvm" | "qemu",
+    qemuUser: qemuUser as "invoking" | "libvirt",
     libvirtUri: get("lago", "libvirt_uri") ?? "qemu:///system",
     bootTimeout: int("lago", "boot_timeout"),
     shutdownTimeout: int("lago", "shutdown_timeout"),

@@ -45,6 +45,8 @@ export interface DomainDef {
   consoleLog: string;
   /** Opaque JSON lago stores in the domain's `<metadata>`; read back by `listDomains`. */
   metadata: string;
+  /** Run qemu as this uid:gid without relabelling files (static DAC label); undefined: libvirt's default user. */
+  runAs: { uid: number; gid: number } | undefined;
 }
 
 export interface DomainInfo {

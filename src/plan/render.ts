@@ -1,4 +1,5 @@
 /** The human plan, the way the best tools print it. Pure: returns text. */
+import { stringify } from "safe-stable-stringify";
 import type { Json } from "../resources/types.ts";
 import type { Drift, Plan, ResourceChange } from "./plan.ts";
 
@@ -23,8 +24,9 @@ export function displayPath(pointer: string): string {
     .join(".");
 }
 
+/** Sorted keys: a value read back from state.json must print like the same value fresh from the compiler. */
 function show(v: Json | undefined): string {
-  return v === undefined ? "(none)" : JSON.stringify(v);
+  return v === undefined ? "(none)" : (stringify(v) ?? "(none)");
 }
 
 function changeLines(c: ResourceChange, st: Style): string[] {

@@ -80,6 +80,7 @@ function definition(ctx: ReconcileContext, attrs: Attrs): DomainDef {
     nics: nicDefs(ctx, attrs).map((n) => n.def),
     consoleLog: envPaths.consoleLog(ctx.env, vm),
     metadata: JSON.stringify({ address: ctx.address, env: ctx.env.id, attrs }),
+    runAs: ctx.env.config.qemuUser === "invoking" ? { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 } : undefined,
   };
 }
 

@@ -63,13 +63,15 @@ function cpuXml(cpu: DomainCpuDef, vcpu: number, type: "kvm" | "qemu"): XmlEleme
   return type === "kvm" ? el("cpu", { mode: "host-passthrough" }, topology) : undefined;
 }
 
-export function domainXml(def: DomainDef): string {
+/** `uuid`: the existing domain's, when redefining it (libvirt refuses a new one under the same name). */
+export function domainXml(def: DomainDef, uuid?: string): string {
   const scsi = def.disks.some((d) => d.bus === "scsi");
   return `${renderXml(
     el(
       "domain",
       { type: def.type },
       el("name", undefined, def.name),
+      uuid && el("uuid", undefined, uuid),
       metadataElement(def.metadata),
       el("memory", { unit: "MiB" }, String(def.memoryMiB)),
       el("vcpu", undefined, String(def.vcpu)),
@@ -90,6 +92,7 @@ export function domainXml(def: DomainDef): string {
         el("console", { type: "pty" }, el("target", { type: "serial", port: 0 })),
         el("rng", { model: "virtio" }, el("backend", { model: "random" }, "/dev/urandom")),
       ),
+      def.runAs && el("seclabel", { type: "static", model: "dac", relabel: "no" }, el("label", undefined, `+${def.runAs.uid}:+${def.runAs.gid}`)),
     ),
   )}\n`;
 }

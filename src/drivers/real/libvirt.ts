@@ -43,7 +43,7 @@ export class VirshLibvirt implements LibvirtDriver {
   /** Several read-only virsh commands in one process: `virsh 'cmd1 a; cmd2 b'`, names checked safe. */
   private async batch(commands: string[][], opts?: CallOptions): Promise<string> {
     if (!commands.length) return "";
-    const line = commands.map((c) => c.map(checkName).join(" ")).join(" ; ");
+    const line = commands.map((c) => c.map((token) => (/^--[a-z][a-z-]*$/.test(token) ? token : checkName(token))).join(" ")).join(" ; ");
     return this.virsh([line], opts);
   }
 
@@ -101,7 +101,8 @@ export class VirshLibvirt implements LibvirtDriver {
 
   async defineDomain(def: DomainDef, opts?: CallOptions): Promise<void> {
     mkdirSync(path.dirname(def.consoleLog), { recursive: true });
-    await this.withXmlFile(domainXml(def), (file) => this.virsh(["define", file], opts));
+    const uuid = (await this.domainState(def.name, opts)) === undefined ? undefined : (await this.virsh(["domuuid", checkName(def.name)], opts)).trim();
+    await this.withXmlFile(domainXml(def, uuid), (file) => this.virsh(["define", file], opts));
   }
 
   async startDomain(name: string, opts?: CallOptions): Promise<void> {

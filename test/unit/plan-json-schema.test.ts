@@ -1,0 +1,67 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import { Ajv2020 } from "ajv/dist/2020.js";
+import { planToJson } from "../../src/plan/json.ts";
+import { FIXTURES_DIR, fixturePriorState, listFixtures, planFixture } from "./plan-fixture-support.ts";
+
+const schema = JSON.parse(readFileSync(path.join(FIXTURES_DIR, "..", "..", "schemas", "plan.schema.json"), "utf8")) as Record<string, unknown>;
+const ajv = new Ajv2020({ allErrors: true, strict: true });
+const validate = ajv.compile(schema);
+
+function load(folder: string): Record<string, unknown> {
+  return JSON.parse(readFileSync(path.join(FIXTURES_DIR, folder, "expected-plan.json"), "utf8")) as Record<string, unknown>;
+}
+
+for (const folder of listFixtures()) {
+  test(`${folder}/expected-plan.json validates against schemas/plan.schema.json`, () => {
+    const ok = validate(load(folder));
+    assert.equal(ok, true, ajv.errorsText(validate.errors));
+  });
+}
+
+test("a broken plan document is rejected with every problem named", () => {
+  const plan = load("004-template-change");
+  const changes = plan.resource_changes as Record<string, unknown>[];
+  const first = changes[0];
+  assert.ok(first);
+  first.action = "recreate";
+  delete first.restart;
+  plan.serial = -1;
+  plan.extra = true;
+  assert.equal(validate(plan), false);
+  const found = (validate.errors ?? []).map((e) => `${e.instancePath} ${e.keyword}`).sort();
+  assert.deepEqual(found, [
+    " additionalProperties",
+    "/resource_changes/0 required",
+    "/resource_changes/0/action enum",
+    "/serial minimum",
+  ]);
+});
+
+test("an unknown resource address or kind is rejected", () => {
+  const plan = load("001-single-vm");
+  const changes = plan.resource_changes as Record<string, unknown>[];
+  const first = changes[0];
+  assert.ok(first);
+  first.address = "volume.vm01";
+  first.kind = "volume";
+  assert.equal(validate(plan), false);
+  const found = (validate.errors ?? []).map((e) => `${e.instancePath} ${e.keyword}`).sort();
+  assert.deepEqual(found, ["/resource_changes/0/address pattern", "/resource_changes/0/kind enum"]);
+});
+
+test("a missing top-level field is rejected", () => {
+  const plan = load("007-no-changes");
+  delete plan.pending_restarts;
+  assert.equal(validate(plan), false);
+  assert.deepEqual(validate.errors?.map((e) => e.params), [{ missingProperty: "pending_restarts" }]);
+});
+
+test("the live JSON plan of every fixture validates (not only the snapshots)", () => {
+  for (const folder of listFixtures()) {
+    const plan = planToJson(planFixture(folder, fixturePriorState(folder)));
+    assert.equal(validate(plan), true, `${folder}: ${ajv.errorsText(validate.errors)}`);
+  }
+});
