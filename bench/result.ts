@@ -14,6 +14,8 @@ export interface SizeResult {
   repeats: number;
   /** Median milliseconds per step. */
   steps: Record<StepName, number>;
+  /** Median CPU milliseconds (user + system, every thread of the process) per step. */
+  cpuSteps: Record<StepName, number>;
   /** High-water mark of the child's resident set (whole process, all repeats). */
   peakRssMiB: number;
   /** heapUsed after a forced GC with every artifact alive; null without --expose-gc. */
@@ -29,9 +31,11 @@ function isRecord(v: unknown): v is Record<string, unknown> {
 /** Parse a child's result line; throws when it is not a SizeResult. */
 export function parseResult(json: string): SizeResult {
   const v: unknown = JSON.parse(json);
-  if (!isRecord(v) || typeof v.domains !== "number" || !isRecord(v.steps) || typeof v.peakRssMiB !== "number") {
+  if (!isRecord(v) || typeof v.domains !== "number" || !isRecord(v.steps) || !isRecord(v.cpuSteps) || typeof v.peakRssMiB !== "number") {
     throw new Error(`malformed bench result: ${json.slice(0, 200)}`);
   }
-  for (const s of STEPS) if (typeof v.steps[s] !== "number") throw new Error(`bench result lacks step ${s}`);
+  for (const s of STEPS) {
+    if (typeof v.steps[s] !== "number" || typeof v.cpuSteps[s] !== "number") throw new Error(`bench result lacks step ${s}`);
+  }
   return v as unknown as SizeResult;
 }

@@ -26,18 +26,26 @@ function median(xs: number[]): number {
   return s.length % 2 ? (s[mid] ?? 0) : ((s[mid - 1] ?? 0) + (s[mid] ?? 0)) / 2;
 }
 
-/** Run `fn` `repeats` times (a GC before each when exposed); the median in ms and the last value. */
-function measure<T>(repeats: number, fn: () => T): { ms: number; value: T } {
+/**
+ * Run `fn` `repeats` times: the median wall time and the median CPU time
+ * (user + system, all threads) in ms, and the last value. No forced GC between
+ * runs: V8's memory-reducing `gc()` throws away compiled code and type
+ * feedback, which made a 10-domain parse 6x slower than it is.
+ */
+function measure<T>(repeats: number, fn: () => T): { ms: number; cpuMs: number; value: T } {
   const times: number[] = [];
+  const cpu: number[] = [];
   let value: T | undefined;
   for (let i = 0; i < repeats; i++) {
-    collect();
+    const c0 = process.cpuUsage();
     const t0 = performance.now();
     value = fn();
     times.push(performance.now() - t0);
+    const c = process.cpuUsage(c0);
+    cpu.push((c.user + c.system) / 1000);
   }
   if (value === undefined) throw new Error("measure: no repetition ran");
-  return { ms: median(times), value };
+  return { ms: median(times), cpuMs: median(cpu), value };
 }
 
 function check(ok: boolean, what: string): void {
@@ -78,15 +86,18 @@ function run(count: number, repeats: number): SizeResult {
   collect();
   const heapUsed = process.memoryUsage().heapUsed;
   const keep = [spec, templates, desired, state, observed, planState.value, planRefreshed.value, render.value];
-  const steps: Record<StepName, number> = {
-    parse: parse.ms,
-    resolve: resolve.ms,
-    compile: compiled.ms,
-    planEmpty: planEmpty.ms,
-    planState: planState.ms,
-    planRefreshed: planRefreshed.ms,
-    render: render.ms,
-  };
+  const measured: Record<StepName, { ms: number; cpuMs: number }> = { parse, resolve, compile: compiled, planEmpty, planState, planRefreshed, render };
+  const pick = (field: "ms" | "cpuMs"): Record<StepName, number> => ({
+    parse: measured.parse[field],
+    resolve: measured.resolve[field],
+    compile: measured.compile[field],
+    planEmpty: measured.planEmpty[field],
+    planState: measured.planState[field],
+    planRefreshed: measured.planRefreshed[field],
+    render: measured.render[field],
+  });
+  const steps = pick("ms");
+  const cpuSteps = pick("cpuMs");
   return {
     domains: count,
     nets: file.nets,
@@ -95,6 +106,7 @@ function run(count: number, repeats: number): SizeResult {
     renderedKiB: Buffer.byteLength(render.value) / 1024,
     repeats,
     steps,
+    cpuSteps,
     // maxRSS is in KiB: the high-water mark of this whole process.
     peakRssMiB: (process.resourceUsage().maxRSS * 1024) / MIB,
     heapAfterGcMiB: typeof globalThis.gc === "function" ? heapUsed / MIB : null,
@@ -109,6 +121,6 @@ if (!Number.isInteger(count) || count < 1) {
 }
 const repeats = Number(process.argv[3] ?? (count >= 10_000 ? 3 : 5));
 // Warm up the JIT and the schema validator on a tiny file so the first timed run is not their cost.
-run(10, 2);
+run(10, 5);
 const result = run(count, repeats);
 process.stdout.write(`${RESULT_PREFIX}${JSON.stringify(result)}\n`);

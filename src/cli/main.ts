@@ -62,7 +62,21 @@ class Cli {
     return makeEnvContext(findWorkdir(process.cwd(), g.workdir), g.env, config);
   }
 
-  session(env: EnvContext, emit: Emit, parallelism = 4, signal = new AbortController().signal): Session {
+  /**
+   * Ctrl-C cancels what runs (commands are killed, nothing new starts) and lets
+   * the state and journal record it; a second Ctrl-C exits at once.
+   */
+  interruptible(): AbortSignal {
+    const controller = new AbortController();
+    process.once("SIGINT", () => {
+      this.err.write("\nInterrupted: cancelling running steps and saving the state (Ctrl-C again to quit now)...\n");
+      controller.abort();
+      process.once("SIGINT", () => process.exit(130));
+    });
+    return controller.signal;
+  }
+
+  session(env: EnvContext, emit: Emit, parallelism = 4, signal = this.interruptible()): Session {
     const timeout = Number(this.globals().lockTimeout);
     if (!Number.isFinite(timeout) || timeout < 0) throw new UsageError(`--lock-timeout takes seconds, got ${this.globals().lockTimeout}`);
     return { env, drivers: createDrivers(env), emit, signal, lockTimeoutMs: timeout * 1000, parallelism };

@@ -84,6 +84,8 @@ export interface NetworkDef {
   domain: string | undefined;
   /** DNS host records: ip → hostnames. */
   dnsHosts: { ip: string; names: string[] }[];
+  /** Forward every DNS query to this address (the management net's dnsmasq). */
+  dnsForwarder: string | undefined;
   mtu: number | undefined;
   metadata: string;
 }

@@ -3,7 +3,7 @@
  * the pure layers (spec, graph, plan) and the side-effecting ones (refresh,
  * apply) under the environment lock. Never prints: emits events.
  */
-import { readFileSync } from "node:fs";
+import { readFileSync, rmSync } from "node:fs";
 import { createHash } from "node:crypto";
 import { ConfigError, UsageError, errorMessage, type Diagnostic } from "../errors.ts";
 import type { EnvSpec } from "../spec/types.ts";
@@ -198,6 +198,10 @@ export async function applyEnv(s: Session, req: ApplyRequest): Promise<ApplyResu
     }
     const journal = new Journal(journalFile);
     const outcome = await applyPlan({ engine: engineOf(s), plan, state, stateFile, journal, parallelism: s.parallelism, restart: req.restart ?? req.saved?.restart ?? false });
+    if (req.destroy && !req.targets?.length && outcome.ok && state.resources.size === 0) {
+      // Everything is gone: so are the environment's files (state, journal, console logs).
+      rmSync(s.env.dir, { recursive: true, force: true });
+    }
     return { plan, outcome, confirmed: true };
   });
 }

@@ -139,8 +139,13 @@ export function compile(input: CompileInput): DesiredResource[] {
 
   const hosts = allocateHosts(spec, input.prior);
   const mgmtNet = new Map<string, string>();
+  // Lago: a non-management net forwards DNS to the (first) management net, so a
+  // VM on several nets resolves the environment's names whichever DHCP answered last.
+  const dnsHub = spec.nets.find((n) => n.management && n.type === "nat");
   for (const net of spec.nets) {
     const deps: string[] = [];
+    const forward = dnsHub && net.type === "nat" && !net.management ? dnsHub : undefined;
+    if (forward) deps.push(`lease.${forward.name}`);
     const requested = net.type === "nat" ? requestedSubnet(spec, net) : undefined;
     if (net.type === "nat") {
       add({ address: `lease.${net.name}`, kind: "lease", attrs: { net: net.name, requested: requested ?? null }, dependsOn: [], pointer: net.pointer });
@@ -161,6 +166,7 @@ export function compile(input: CompileInput): DesiredResource[] {
         dhcp: net.dhcp ? { start: net.dhcp.start, end: net.dhcp.end } : null,
         dns_domain: net.dnsDomainName ?? null,
         dns_records: net.dnsRecords,
+        dns_forward: forward ? { net: forward.name, gateway: forward.gw ? hostOf(forward.gw) : 1 } : null,
         mtu: net.mtu ?? null,
         hosts: netHosts,
         active: true,
@@ -291,6 +297,7 @@ export function compile(input: CompileInput): DesiredResource[] {
         management_nic: mgmtNet.get(d.name) ?? null,
         ssh_user: d.sshUser,
         running: true,
+        ready: true,
       },
       dependsOn: domainDeps,
       pointer: d.pointer,

@@ -146,6 +146,15 @@ export const domainKind: ResourceKind = {
     const info = all.find((d) => d.name === name);
     if (!info) return undefined;
     const attrs: Attrs = { ...current.attrs, running: info.running, memory: info.memoryMiB, vcpu: info.vcpu };
+    let target: SshTarget | undefined;
+    try {
+      target = sshTarget(ctx, current.attrs, undefined);
+    } catch {
+      target = undefined;
+    }
+    // Ready means SSH answered once with the environment's key (its host key is pinned);
+    // a VM whose create was interrupted before that is not.
+    attrs.ready = info.running && (!target || typeof current.outputs?.host_key === "string");
     // NICs and disks missing from the persistent config show as drift.
     const nics: { [k: string]: Json } = {};
     const macs = new Set(info.macs.map((m) => m.toLowerCase()));
@@ -163,7 +172,7 @@ export const domainKind: ResourceKind = {
     const disks: { [k: string]: Json } = {};
     for (const [key, v] of Object.entries(obj(current.attrs.disks))) if (info.devs.includes(String(obj(v).dev))) disks[key] = v;
     attrs.disks = disks;
-    return { attrs, outputs: { ...(current.outputs ?? {}), libvirt_name: name }, healthy: true };
+    return { attrs, outputs: { ...(current.outputs ?? {}), libvirt_name: name, ip: target?.host ?? null }, healthy: true };
   },
   async create(ctx, desired) {
     await ctx.drivers.libvirt.defineDomain(definition(ctx, desired), { signal: ctx.signal });
@@ -211,8 +220,8 @@ export const domainKind: ResourceKind = {
     const pending = new Set(pendingBefore);
     for (const p of RESTART_PATHS) if (changedUnder(changes, p)) pending.add(p.slice(1));
     const priorHostKey = typeof prior.outputs.host_key === "string" ? prior.outputs.host_key : null;
-    if (prior.attrs.running !== true) {
-      // It was stopped: starting it applies the new definition.
+    if (prior.attrs.running !== true || prior.attrs.ready !== true) {
+      // Stopped, or never confirmed ready: (re)start it and wait for SSH.
       return bootAndWait(ctx, desired, prior.outputs);
     }
     if (pending.size && ctx.restart) {

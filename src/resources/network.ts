@@ -47,6 +47,14 @@ function dnsHosts(attrs: Attrs, hosts: HostEntry[]): { ip: string; names: string
   return [...byIp].map(([ip, names]) => ({ ip, names: [...new Set(names)].sort() })).sort((a, b) => (a.ip < b.ip ? -1 : 1));
 }
 
+/** The management net's gateway, when this net forwards DNS to it. */
+function forwarderOf(ctx: ReconcileContext, attrs: Attrs): string | undefined {
+  const forward = attrs.dns_forward ? obj(attrs.dns_forward) : undefined;
+  if (!forward) return undefined;
+  const subnet = dependency(ctx, `lease.${str(forward.net, "dns_forward.net")}`).outputs.subnet;
+  return typeof subnet === "string" ? ipIn(subnet, Number(forward.gateway ?? 1)) : undefined;
+}
+
 function metadataOf(ctx: ReconcileContext, attrs: Attrs, subnet: string | undefined): string {
   return JSON.stringify({ address: ctx.address, env: ctx.env.id, attrs, subnet: subnet ?? null });
 }
@@ -65,6 +73,7 @@ function definition(ctx: ReconcileContext, attrs: Attrs, subnet: string | undefi
     hosts: hosts.map(dhcpHost),
     domain: typeof attrs.dns_domain === "string" ? attrs.dns_domain : undefined,
     dnsHosts: dnsHosts(attrs, hosts),
+    dnsForwarder: forwarderOf(ctx, attrs),
     mtu: typeof attrs.mtu === "number" ? attrs.mtu : undefined,
     metadata: metadataOf(ctx, attrs, subnet),
   };
@@ -83,9 +92,15 @@ export const networkKind: ResourceKind = {
     { path: "/gateway", reason: "the gateway changes" },
     { path: "/management", reason: "the management role changes (DNS)" },
     { path: "/dns_domain", reason: "the DNS domain changes" },
+    { path: "/dns_forward", reason: "the DNS forwarding to the management net changes" },
     { path: "/mtu", reason: "the MTU changes" },
   ],
-  onDependencyReplaced: (dep) => (dep.kind === "lease" ? { action: "replace", reason: `its subnet lease ${dep.address} is replaced` } : undefined),
+  onDependencyReplaced: (dep, self) => {
+    if (dep.kind !== "lease") return undefined;
+    return dep.address === `lease.${String(self.net)}`
+      ? { action: "replace", reason: `its subnet lease ${dep.address} is replaced` }
+      : { action: "replace", reason: `the management net's subnet (${dep.address}) changes: DNS forwarding is redone` };
+  },
   async read(ctx, current) {
     const name = libvirtName(ctx.env, str(current.attrs.net, "net"));
     const all = await memo(ctx, `networks:${libvirtPrefix(ctx.env)}`, () => ctx.drivers.libvirt.listNetworks(libvirtPrefix(ctx.env), { signal: ctx.signal }));

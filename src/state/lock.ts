@@ -44,7 +44,8 @@ export interface EnvLock {
  * then fails with a LockError naming it.
  */
 export async function lockEnv(dir: string, command: string, timeoutMs = 0): Promise<EnvLock> {
-  mkdirSync(dir, { recursive: true });
+  // The lock lives beside the environment directory, which may not exist (yet, or any more).
+  mkdirSync(path.dirname(dir), { recursive: true });
   const deadline = Date.now() + timeoutMs;
   let compromised: Error | undefined;
   for (;;) {

@@ -1,6 +1,6 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { readdirSync } from "node:fs";
+import { existsSync, readdirSync } from "node:fs";
 import path from "node:path";
 import { makeSandbox, actions, type Sandbox } from "../helpers/sandbox.ts";
 import { BASE, VM03, edit } from "./fixtures.ts";
@@ -220,7 +220,7 @@ test("destroy deletes everything and releases the leases", async () => {
   assert.deepEqual(Object.keys(w.networks), []);
   assert.deepEqual(Object.keys(w.images), []);
   assert.deepEqual(readdirSync(path.join(sb.root, "leases")).filter((f) => f.endsWith(".lease")), []);
-  assert.deepEqual(sb.state().resources, {});
+  assert.equal(existsSync(path.join(sb.work, ".lago", "default")), false, "no environment file is left");
   // The shared template store keeps its images.
   assert.ok(readdirSync(path.join(sb.root, "store")).includes("test-repo:tiny:v2"));
 });

@@ -97,6 +97,42 @@ test("SIGKILL after every journal record: the next plan is right and the next ap
   }
 });
 
+test("SIGKILL after every journal record of an edit that replaces, deletes, updates and creates", async () => {
+  const sb = makeSandbox();
+  // vm01 changes template (disk, build and domain replaced), vm02 loses its second NIC
+  // and its data disk, vm03 appears, the data net's DHCP range changes.
+  const edited = BASE.replace("      - template_name: tiny\n        type: template\n        name: root\n        dev: vda\n        format: qcow2", "      - template_name: other\n        type: template\n        name: root\n        dev: vda\n        format: qcow2")
+    .replace("      - net: lago\n      - net: data\n", "      - net: lago\n")
+    .replace("      - name: extra\n        type: empty\n        size: 1G\n        dev: vdb\n", "")
+    .replace("\nnets:", "\n  vm03:\n    nics:\n      - net: data\n      - net: lago\n    disks:\n      - template_name: tiny\n        name: root\n        dev: vda\nnets:")
+    .replace("  data:\n    type: nat\n    management: false\n", "  data:\n    type: nat\n    management: false\n    dhcp:\n      start: 20\n      end: 40\n");
+  try {
+    let n = 1;
+    for (;;) {
+      sb.init(BASE);
+      assert.equal((await sb.lago(["apply", "--auto-approve"])).code, 0);
+      sb.init(edited);
+      const killed = await sb.lago(["apply", "--auto-approve", "--parallelism", "2"], { env: { LAGO_TEST_CRASH_AFTER_JOURNAL: String(n) } });
+      if (killed.signal !== "SIGKILL") {
+        assert.equal(killed.code, 0, killed.stderr);
+        assert.ok(n > 20, `the edit wrote only ${n - 1} journal records`);
+        break;
+      }
+      const plan = await sb.lago(["plan", "--json"]);
+      assert.equal(plan.code, 0, `plan after kill #${n}: ${plan.stderr}`);
+      const done = await sb.lago(["apply", "--auto-approve"]);
+      assert.equal(done.code, 0, `apply after kill #${n}: ${done.stdout}\n${done.stderr}`);
+      await converged(sb);
+      noOrphans(sb);
+      n += 1;
+    }
+    await converged(sb);
+    noOrphans(sb);
+  } finally {
+    sb.cleanup();
+  }
+});
+
 test("SIGKILL during destroy: the next destroy finishes the job", async () => {
   const sb = makeSandbox();
   try {

@@ -3,7 +3,7 @@
  * tiny placeholder images), shared stores, a working directory and a fake
  * world file; `lago()` runs the real CLI in a child process against them.
  */
-import { mkdtempSync, mkdirSync, writeFileSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, mkdirSync, writeFileSync, readFileSync, rmSync } from "node:fs";
 import { createHash } from "node:crypto";
 import os from "node:os";
 import path from "node:path";
@@ -100,7 +100,8 @@ export function makeSandbox(): Sandbox {
       }
     },
     state() {
-      return JSON.parse(readFileSync(path.join(work, ".lago", "default", "state.json"), "utf8"));
+      const file = path.join(work, ".lago", "default", "state.json");
+      return existsSync(file) ? JSON.parse(readFileSync(file, "utf8")) : { serial: 0, lineage: "", resources: {} };
     },
     cleanup() {
       rmSync(root, { recursive: true, force: true });

@@ -67,7 +67,24 @@ function snapshot(file: string, actual: string): void {
     return;
   }
   assert.ok(existsSync(file), `${file} is missing: run with UPDATE_FIXTURES=1 to create it`);
-  assert.equal(actual, readFileSync(file, "utf8"), `${path.relative(FIXTURES_DIR, file)} differs (UPDATE_FIXTURES=1 rewrites it after review)`);
+  const expected = readFileSync(file, "utf8");
+  if (actual === expected) return;
+  assert.fail(`${path.relative(FIXTURES_DIR, file)} differs (review, then UPDATE_FIXTURES=1 rewrites it):\n${firstDifference(expected, actual)}`);
+}
+
+/** The first differing line with two lines of context, as a small unified diff. */
+function firstDifference(expected: string, actual: string): string {
+  const e = expected.split("\n");
+  const a = actual.split("\n");
+  let i = 0;
+  while (i < e.length && i < a.length && e[i] === a[i]) i++;
+  const from = Math.max(0, i - 2);
+  return [
+    `@@ line ${i + 1} @@`,
+    ...e.slice(from, i).map((l) => `  ${l}`),
+    ...e.slice(i, i + 3).map((l) => `- ${l}`),
+    ...a.slice(i, i + 3).map((l) => `+ ${l}`),
+  ].join("\n");
 }
 
 /** The fixture's prior state, snapshotted as state.json and read back the way lago reads it. */
@@ -113,13 +130,13 @@ for (const folder of folders) {
 }
 
 test("007-no-changes renders exactly the no-change message", () => {
-  const plan = planFixture("007-no-changes", priorState("007-no-changes"));
+  const plan = planFixture("007-no-changes", fixturePriorState("007-no-changes"));
   assert.equal(renderPlan(plan, plainStyle), "No changes. The environment matches the configuration.\n");
   assert.deepEqual(plan.summary, { create: 0, update: 0, replace: 0, delete: 0 });
 });
 
 test("004-template-change names the forcing attribute and the dependency reasons", () => {
-  const plan = planFixture("004-template-change", priorState("004-template-change"));
+  const plan = planFixture("004-template-change", fixturePriorState("004-template-change"));
   const by = new Map(plan.resourceChanges.map((c) => [c.address, c]));
   const disk = by.get("disk.vm01.root");
   assert.deepEqual(disk?.changes, [
@@ -143,7 +160,7 @@ test("004-template-change names the forcing attribute and the dependency reasons
 });
 
 test("003-memory-change is an in-place update that waits for a restart", () => {
-  const plan = planFixture("003-memory-change", priorState("003-memory-change"));
+  const plan = planFixture("003-memory-change", fixturePriorState("003-memory-change"));
   const domain = plan.resourceChanges.find((c) => c.address === "domain.vm01");
   assert.equal(domain?.requiresRestart, true);
   assert.equal(domain?.restart, false);

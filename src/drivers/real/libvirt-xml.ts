@@ -110,8 +110,9 @@ export function rangeXml(r: { start: string; end: string }): string {
 }
 
 export function networkXml(def: NetworkDef): string {
+  // An isolated bridge has no gateway: no <ip> element (an empty string would render as a blank line).
   const ip =
-    def.gateway &&
+    def.gateway !== "" &&
     el(
       "ip",
       { address: def.gateway, prefix: def.prefix },
@@ -132,8 +133,13 @@ export function networkXml(def: NetworkDef): string {
       def.mode === "nat" && el("forward", { mode: "nat" }),
       el("bridge", { name: def.bridge, stp: "on", delay: 0 }),
       def.mtu !== undefined && el("mtu", { size: def.mtu }),
-      def.domain && el("domain", { name: def.domain, localOnly: "yes" }),
-      el("dns", { enable: def.mode === "nat" ? "yes" : "no" }, ...def.dnsHosts.map((h) => el("host", { ip: h.ip }, ...h.names.map((n) => el("hostname", undefined, n))))),
+      def.domain !== undefined && def.domain !== "" && el("domain", { name: def.domain, localOnly: "yes" }),
+      el(
+        "dns",
+        { enable: def.mode === "nat" ? "yes" : "no" },
+        def.dnsForwarder && el("forwarder", { addr: def.dnsForwarder }),
+        ...def.dnsHosts.map((h) => el("host", { ip: h.ip }, ...h.names.map((n) => el("hostname", undefined, n)))),
+      ),
       ip,
     ),
   )}\n`;

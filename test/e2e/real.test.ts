@@ -1,0 +1,260 @@
+/**
+ * The whole mission against the real stack: libvirt (in the test bed's network
+ * namespace), qemu-img overlays on the shared template store, virt-customize,
+ * dnsmasq DHCP/DNS and SSH into tiny VMs. Each step asserts the exact plan
+ * before applying and the real state after.
+ */
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { readdirSync, existsSync } from "node:fs";
+import { spawn } from "node:child_process";
+import path from "node:path";
+import { REPO_ROOT } from "../helpers/sandbox.ts";
+import { EXAMPLE, SHARED, makeEnv, planActions, requireTestbed, virsh, type Env } from "./helpers.ts";
+
+const { repo, repoHttp } = requireTestbed();
+const TEMPLATE = "template.lago-test:lago-tiny:v1";
+let env: Env;
+
+async function expectPlan(e: Env, expected: Record<string, string>, file = "LagoInitFile"): Promise<void> {
+  const r = await e.lago(["plan", "--json", "-f", file]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(planActions(r.stdout), expected);
+}
+
+async function apply(e: Env, extra: string[] = []): Promise<string> {
+  const r = await e.lago(["apply", "--auto-approve", ...extra]);
+  assert.equal(r.code, 0, `apply failed:\n${r.stdout}\n${r.stderr}`);
+  await expectPlan(e, {});
+  return r.stdout;
+}
+
+async function ssh(e: Env, vm: string, command: string): Promise<string> {
+  const r = await e.lago(["ssh", vm, command]);
+  assert.equal(r.code, 0, `ssh ${vm} ${command}: ${r.stdout}\n${r.stderr}`);
+  return r.stdout;
+}
+
+function libvirtName(e: Env, vm: string): string {
+  return String(e.state().resources[`domain.${vm}`]?.outputs.libvirt_name);
+}
+
+async function domId(e: Env, vm: string): Promise<string> {
+  const r = await virsh("domid", libvirtName(e, vm));
+  assert.equal(r.code, 0, r.stderr);
+  return r.stdout.trim();
+}
+
+async function uptime(e: Env, vm: string): Promise<number> {
+  return Number((await ssh(e, vm, "cut -d' ' -f1 /proc/uptime")).trim());
+}
+
+/** Every libvirt object and disk file of the environment is in its state, and nothing else. */
+async function noOrphans(e: Env): Promise<void> {
+  const state = e.state();
+  const recorded = Object.values(state.resources);
+  const id = path.basename(String(recorded.find((r) => r.kind === "domain")?.outputs.libvirt_name ?? "lago-x-")).split("-")[1];
+  const domains = (await virsh("list", "--all", "--name")).stdout.split("\n").filter((n) => n.startsWith(`lago-${id}-`)).sort();
+  assert.deepEqual(domains, recorded.filter((r) => r.kind === "domain").map((r) => String(r.outputs.libvirt_name)).sort());
+  const diskDir = path.join(e.dir, ".lago", "default", "disks");
+  const files = existsSync(diskDir) ? readdirSync(diskDir).filter((f) => !f.endsWith(".tmp")).map((f) => path.join(diskDir, f)).sort() : [];
+  assert.deepEqual(files, recorded.filter((r) => r.kind === "disk").map((r) => String(r.outputs.path)).sort());
+}
+
+const VM03 = `  vm03:
+    memory: 256
+    vcpu: 1
+    nics:
+      - net: lago
+    disks:
+      - template_name: lago-tiny
+        type: template
+        name: root
+        dev: vda
+        format: qcow2
+
+nets:`;
+const WITH_VM03 = EXAMPLE.replace("\nnets:", `\n${VM03}`);
+const STEP3 = WITH_VM03.replace("  vm01:\n    memory: 256\n    vcpu: 1\n    nics:\n      - net: lago\n", "  vm01:\n    memory: 384\n    vcpu: 1\n    nics:\n      - net: lago\n      - net: backend\n");
+
+const STEP4 = STEP3.replace(`${VM03.replace("\n\nnets:", "")}\n`, "");
+const STEP6 = STEP4.replace("\nnets:", `\n${VM03.replaceAll("vm03", "vm04")}`);
+
+before(() => {
+  env = makeEnv("main", repoHttp);
+});
+
+after(async () => {
+  if (env) await env.lago(["destroy", "--auto-approve"]);
+});
+
+test("1. the example: two VMs answer SSH, hostnames, build step, extra disk, names resolve", async () => {
+  env.init(EXAMPLE);
+  await expectPlan(env, {
+    "build.vm01.root": "create",
+    "build.vm02.root": "create",
+    "disk.vm01.root": "create",
+    "disk.vm02.data": "create",
+    "disk.vm02.root": "create",
+    "domain.vm01": "create",
+    "domain.vm02": "create",
+    keypair: "create",
+    "lease.backend": "create",
+    "lease.lago": "create",
+    "network.backend": "create",
+    "network.lago": "create",
+    [TEMPLATE]: "create",
+  });
+  const out = await apply(env);
+  assert.match(out, /downloading lago-test:lago-tiny:v1 from http:\/\/127\.0\.0\.1:\d+\/lago-tiny-v1\.qcow2\.xz/, "the http source and its .xz variant were used");
+  assert.equal((await ssh(env, "vm01", "hostname")).trim(), "vm01");
+  assert.equal((await ssh(env, "vm02", "hostname")).trim(), "vm02");
+  assert.equal((await ssh(env, "vm02", "cat /etc/motd")).trim(), "built by lago");
+  await ssh(env, "vm02", "test -f /root/built-by-lago && test -b /dev/vdb");
+  assert.match(await ssh(env, "vm01", "ping -c1 -W5 vm02"), /1 packets received/);
+  assert.match(await ssh(env, "vm02", "ping -c1 -W5 vm01.lago.local"), /1 packets received/);
+  // The disks are qcow2 overlays on the shared store.
+  const disk = String(env.state().resources["disk.vm01.root"]?.outputs.path);
+  const info = JSON.parse((await import("node:child_process")).execFileSync("qemu-img", ["info", "-U", "--output=json", disk], { encoding: "utf8" }));
+  assert.equal(info.format, "qcow2");
+  assert.equal(info["backing-filename"], path.join(SHARED.store, "lago-test:lago-tiny:v1"));
+  await noOrphans(env);
+});
+
+test("2. adding a VM: only its resources and the DHCP/DNS entries; the others keep running", async () => {
+  const ids = [await domId(env, "vm01"), await domId(env, "vm02")];
+  const up = await uptime(env, "vm01");
+  env.init(WITH_VM03);
+  await expectPlan(env, { "build.vm03.root": "create", "disk.vm03.root": "create", "domain.vm03": "create", "network.lago": "update" });
+  await apply(env);
+  assert.deepEqual([await domId(env, "vm01"), await domId(env, "vm02")], ids, "same libvirt domain ids");
+  assert.ok((await uptime(env, "vm01")) > up, "uptime not reset");
+  assert.equal((await ssh(env, "vm03", "hostname")).trim(), "vm03");
+  assert.match(await ssh(env, "vm03", "ping -c1 -W5 vm01"), /1 packets received/);
+});
+
+test("3. more memory and a NIC: updated in place, restart required, --restart applies it", async () => {
+  const vm02 = await domId(env, "vm02");
+  env.init(STEP3);
+  const plan = JSON.parse((await env.lago(["plan", "--json"])).stdout);
+  assert.deepEqual(planActions(JSON.stringify(plan)), { "domain.vm01": "update", "network.backend": "update" });
+  const change = plan.resource_changes.find((c: { address: string }) => c.address === "domain.vm01");
+  assert.equal(change.requires_restart, true);
+  await apply(env);
+  assert.match((await virsh("dumpxml", "--inactive", libvirtName(env, "vm01"))).stdout, /<memory unit='KiB'>393216<\/memory>/);
+  assert.match((await virsh("dominfo", libvirtName(env, "vm01"))).stdout, /Used memory:\s+262144 KiB/, "the running VM keeps its memory until restarted");
+  const pending = await env.lago(["plan"]);
+  assert.match(pending.stdout, /Waiting for a restart to take effect: domain\.vm01/);
+  const r = await env.lago(["apply", "--auto-approve", "--restart"]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match((await virsh("dominfo", libvirtName(env, "vm01"))).stdout, /Used memory:\s+393216 KiB/);
+  assert.match(await ssh(env, "vm01", "ip -o -4 addr show"), /eth1\s+inet 192\.168\.\d+\.\d+\/24/);
+  assert.equal(await domId(env, "vm02"), vm02, "vm02 untouched");
+  await expectPlan(env, {});
+});
+
+test("4. removing a VM removes its domain, disks and DHCP/DNS entries, nothing else", async () => {
+  const vm02 = await domId(env, "vm02");
+  const disk = String(env.state().resources["disk.vm03.root"]?.outputs.path);
+  env.init(STEP4);
+  await expectPlan(env, { "build.vm03.root": "delete", "disk.vm03.root": "delete", "domain.vm03": "delete", "network.lago": "update" });
+  await apply(env);
+  assert.equal(existsSync(disk), false);
+  const net = await virsh("net-dumpxml", String(env.state().resources["network.lago"]?.outputs.libvirt_name));
+  assert.doesNotMatch(net.stdout, /vm03/);
+  assert.equal(await domId(env, "vm02"), vm02);
+  await noOrphans(env);
+});
+
+test("5. a VM deleted behind lago's back is reported as drift and recreated", async () => {
+  const name = libvirtName(env, "vm02");
+  assert.equal((await virsh("destroy", name)).code, 0);
+  assert.equal((await virsh("undefine", name)).code, 0);
+  const human = await env.lago(["plan"]);
+  assert.match(human.stdout, /! domain\.vm02 was deleted outside lago/);
+  await expectPlan(env, { "domain.vm02": "create" });
+  await apply(env);
+  assert.equal((await ssh(env, "vm02", "hostname")).trim(), "vm02");
+});
+
+test("6. SIGKILL in the middle of creating a VM: the next apply converges, nothing orphaned", async () => {
+  env.init(STEP6);
+  const child = spawn(process.execPath, [path.join(REPO_ROOT, "bin", "lago.js"), "apply", "--auto-approve"], {
+    cwd: env.dir,
+    env: { ...process.env, HOME: path.join(env.dir, "home"), NO_COLOR: "1", LAGO__INIT__TEMPLATE_REPO_PATH: repoHttp, LAGO__INIT__TEMPLATE_STORE: SHARED.store, LAGO_LEASE_DIR: SHARED.leases, LAGO_DOMAIN_TYPE: "qemu" },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let out = "";
+  child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+  const killed = await new Promise<boolean>((resolve) => {
+    const timer = setInterval(() => {
+      if (/domain\.vm04: waiting for SSH/.test(out)) {
+        clearInterval(timer);
+        child.kill("SIGKILL");
+        resolve(true);
+      }
+    }, 50);
+    child.on("exit", () => {
+      clearInterval(timer);
+      resolve(false);
+    });
+  });
+  assert.ok(killed, `apply finished before it could be killed:\n${out}`);
+  await new Promise((r) => child.on("exit", r));
+  const plan = await env.lago(["plan"]);
+  assert.equal(plan.code, 0, plan.stderr);
+  await apply(env);
+  assert.equal((await ssh(env, "vm04", "hostname")).trim(), "vm04");
+  await noOrphans(env);
+});
+
+test("7. destroy leaves no domain, network, disk, lease or environment file; the template store stays", async () => {
+  const state = env.state();
+  const nets = Object.values(state.resources).filter((r) => r.kind === "network").map((r) => String(r.outputs.libvirt_name));
+  const r = await env.lago(["destroy", "--auto-approve"]);
+  assert.equal(r.code, 0, r.stderr);
+  const id = nets[0]?.split("-")[1] ?? "none";
+  assert.deepEqual((await virsh("list", "--all", "--name")).stdout.split("\n").filter((n) => n.includes(`lago-${id}-`)), []);
+  assert.deepEqual((await virsh("net-list", "--all", "--name")).stdout.split("\n").filter((n) => n.includes(`lago-${id}-`)), []);
+  assert.deepEqual(readdirSync(SHARED.leases).filter((f) => f.endsWith(".lease")), []);
+  assert.deepEqual(readdirSync(path.join(env.dir, ".lago")).filter((f) => !f.startsWith("default.lock")), []);
+  assert.ok(existsSync(path.join(SHARED.store, "lago-test:lago-tiny:v1")));
+});
+
+test("8. two environments applied at the same time get different subnets and both work", async () => {
+  const one = `domains:\n  solo:\n    memory: 256\n    vcpu: 1\n    nics:\n      - net: lago\n    disks:\n      - template_name: lago-tiny\n        name: root\n        dev: vda\nnets:\n  lago:\n    type: nat\n`;
+  const a = makeEnv("a", repo);
+  const b = makeEnv("b", repo);
+  a.init(one);
+  b.init(one);
+  try {
+    const [ra, rb] = await Promise.all([a.lago(["apply", "--auto-approve"]), b.lago(["apply", "--auto-approve"])]);
+    assert.equal(ra.code, 0, ra.stderr);
+    assert.equal(rb.code, 0, rb.stderr);
+    const sa = a.state().resources["lease.lago"]?.outputs.subnet;
+    const sb = b.state().resources["lease.lago"]?.outputs.subnet;
+    assert.ok(sa && sb && sa !== sb, `different subnets: ${String(sa)} vs ${String(sb)}`);
+    assert.equal((await a.lago(["ssh", "solo", "hostname"])).stdout.trim(), "solo");
+    assert.equal((await b.lago(["ssh", "solo", "hostname"])).stdout.trim(), "solo");
+  } finally {
+    await Promise.all([a.lago(["destroy", "--auto-approve"]), b.lago(["destroy", "--auto-approve"])]);
+  }
+});
+
+test("templates with a wrong hash or a backing file are refused, nothing half-written in the store", async () => {
+  const bad = makeEnv("bad", repo);
+  bad.init(
+    `domains:\n  h:\n    nics: [{net: lago}]\n    disks: [{template_name: lago-tiny-badhash, name: root, dev: vda}]\n  b:\n    nics: [{net: lago}]\n    disks: [{template_name: lago-tiny-backed, name: root, dev: vda}]\nnets:\n  lago:\n    type: nat\n`,
+  );
+  try {
+    const r = await bad.lago(["apply", "--auto-approve"]);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /template\.lago-test:lago-tiny-badhash:v1: .*hash/i);
+    assert.match(r.stderr, /template\.lago-test:lago-tiny-backed:v1: .*backing file/);
+    const stored = readdirSync(SHARED.store);
+    assert.deepEqual(stored.filter((f) => f.includes("badhash") || f.includes("backed")).filter((f) => !f.endsWith(".lock")), []);
+    assert.deepEqual(stored.filter((f) => f.endsWith(".tmp")), []);
+  } finally {
+    await bad.lago(["destroy", "--auto-approve"]);
+  }
+});
