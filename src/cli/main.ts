@@ -6,6 +6,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { createInterface } from "node:readline/promises";
 import { Command, Option, CommanderError } from "commander";
+import { stringify } from "safe-stable-stringify";
 import { ConfigError, LagoError, UsageError, formatDiagnostic, indent } from "../errors.ts";
 import { loadConfig, type ConfigOverrides } from "../config/config.ts";
 import { findWorkdir, makeEnvContext, type EnvContext } from "../env/context.ts";
@@ -187,7 +188,7 @@ export function buildProgram(): { program: Command; cli: Cli } {
         destroy: opts.destroy,
         restart: opts.restart,
       });
-      if (opts.json) cli.out.write(`${JSON.stringify(planToJson(plan), null, 2)}\n`);
+      if (opts.json) cli.out.write(`${stringify(planToJson(plan), null, 2)}\n`);
       else {
         for (const r of recovered) cli.out.write(`${cli.style().yellow(`An interrupted apply was found: ${r}`)}\n`);
         cli.out.write(renderPlan(plan, cli.style()));

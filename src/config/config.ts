@@ -7,7 +7,7 @@
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import os from "node:os";
-import { ConfigError } from "../errors.ts";
+import { ConfigError, UsageError } from "../errors.ts";
 
 export interface LagoConfig {
   /** Subnet lease store (Lago's `lease_dir`). */
@@ -86,10 +86,13 @@ export function configPaths(env: NodeJS.ProcessEnv): string[] {
   return ["/etc/lago/lago.conf", ...xdgDirs.map((d) => path.join(d, "lago", "lago.conf")), path.join(home, "lago", "lago.conf")];
 }
 
-function merge(into: Sections, from: Sections): void {
+function merge(into: Sections, from: Sections, origin: Map<string, string>, source: string): void {
   for (const [section, values] of from) {
     const target = into.get(section) ?? new Map<string, string>();
-    for (const [k, v] of values) target.set(k, v);
+    for (const [k, v] of values) {
+      target.set(k, v);
+      origin.set(`${section}.${k}`, source);
+    }
     into.set(section, target);
   }
 }
@@ -128,6 +131,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
   const merged: Sections = new Map();
   for (const [section, values] of Object.entries(DEFAULTS)) merged.set(section, new Map(Object.entries(values)));
   const sources = ["defaults"];
+  const origin = new Map<string, string>();
   for (const file of files) {
     let text: string;
     try {
@@ -135,23 +139,24 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
     } catch {
       continue;
     }
-    merge(merged, parseIni(text, file));
+    merge(merged, parseIni(text, file), origin, file);
     sources.push(file);
   }
   const fromEnv = envSections(env);
   if (fromEnv.size) sources.push("environment");
-  merge(merged, fromEnv);
+  merge(merged, fromEnv, origin, "the environment (LAGO_… variables)");
   for (const [k, v] of Object.entries(overrides)) {
     if (v === undefined) continue;
     const [section = "lago", key = ""] = k.split(".");
     const m = merged.get(section) ?? new Map<string, string>();
     m.set(key, v);
     merged.set(section, m);
+    origin.set(`${section}.${key}`, "the command line");
     if (!sources.includes("command line")) sources.push("command line");
   }
   const get = (section: string, key: string): string | undefined => merged.get(section)?.get(key);
   const bad = (key: string, message: string): never => {
-    throw new ConfigError([{ pos: { file: "configuration", line: 0, col: 0 }, pointer: key, message: `${key}: ${message}` }]);
+    throw new UsageError(`configuration ${key} (set by ${origin.get(key) ?? "the defaults"}): ${message}`);
   };
   const int = (section: string, key: string): number => {
     const raw = get(section, key) ?? "";

@@ -52,11 +52,25 @@ function subnetOf(ip: string): string {
   return `${ip.split(".").slice(0, 3).join(".")}.0`;
 }
 
+/** Every NIC of the environment grouped by net, in domain order: `<vm>#<net>#<n>` keys. One pass. */
+function nicsByNet(spec: EnvSpec): Map<string, { key: string; ip: string | undefined }[]> {
+  const out = new Map<string, { key: string; ip: string | undefined }[]>();
+  for (const d of spec.domains) {
+    const keys = nicKeys(d);
+    d.nics.forEach((nic, i) => {
+      const list = out.get(nic.net) ?? [];
+      list.push({ key: `${d.name}#${keys[i] ?? ""}`, ip: nic.ip });
+      out.set(nic.net, list);
+    });
+  }
+  return out;
+}
+
 /** The /24 a NAT net asks for: its gateway's, else its static IPs'. */
-export function requestedSubnet(spec: EnvSpec, net: NetSpec): string | undefined {
+export function requestedSubnet(net: NetSpec, nics: { ip: string | undefined }[]): string | undefined {
   if (net.gw) return subnetOf(net.gw);
-  for (const d of spec.domains) for (const nic of d.nics) if (nic.net === net.name && nic.ip) return subnetOf(nic.ip);
-  return undefined;
+  const fixed = nics.find((n) => n.ip)?.ip;
+  return fixed ? subnetOf(fixed) : undefined;
 }
 
 /**
@@ -64,7 +78,7 @@ export function requestedSubnet(spec: EnvSpec, net: NetSpec): string | undefined
  * Static IPs keep their host number; dynamic NICs keep the one recorded in the
  * prior state, and new ones take the lowest free number from 2.
  */
-function allocateHosts(spec: EnvSpec, prior: State): Map<string, Map<string, number>> {
+function allocateHosts(spec: EnvSpec, prior: State, byNet: Map<string, { key: string; ip: string | undefined }[]>): Map<string, Map<string, number>> {
   const result = new Map<string, Map<string, number>>();
   for (const net of spec.nets) {
     if (net.type !== "nat") continue;
@@ -72,16 +86,11 @@ function allocateHosts(spec: EnvSpec, prior: State): Map<string, Map<string, num
     const used = new Set<number>([0, gw, 255]);
     const hosts = new Map<string, number>();
     const dynamic: string[] = [];
-    for (const d of spec.domains) {
-      const keys = nicKeys(d);
-      d.nics.forEach((nic, i) => {
-        if (nic.net !== net.name) return;
-        const key = `${d.name}#${keys[i]}`;
-        if (nic.ip) {
-          hosts.set(key, hostOf(nic.ip));
-          used.add(hostOf(nic.ip));
-        } else dynamic.push(key);
-      });
+    for (const { key, ip } of byNet.get(net.name) ?? []) {
+      if (ip) {
+        hosts.set(key, hostOf(ip));
+        used.add(hostOf(ip));
+      } else dynamic.push(key);
     }
     const recorded = prior.resources.get(`network.${net.name}`)?.attrs.hosts;
     const previous = new Map<string, number>();
@@ -137,7 +146,8 @@ export function compile(input: CompileInput): DesiredResource[] {
 
   add({ address: KEYPAIR, kind: "keypair", attrs: { algorithm: "ed25519" }, dependsOn: [], pointer: "" });
 
-  const hosts = allocateHosts(spec, input.prior);
+  const byNet = nicsByNet(spec);
+  const hosts = allocateHosts(spec, input.prior, byNet);
   const mgmtNet = new Map<string, string>();
   // Lago: a non-management net forwards DNS to the (first) management net, so a
   // VM on several nets resolves the environment's names whichever DHCP answered last.
@@ -146,7 +156,7 @@ export function compile(input: CompileInput): DesiredResource[] {
     const deps: string[] = [];
     const forward = dnsHub && net.type === "nat" && !net.management ? dnsHub : undefined;
     if (forward) deps.push(`lease.${forward.name}`);
-    const requested = net.type === "nat" ? requestedSubnet(spec, net) : undefined;
+    const requested = net.type === "nat" ? requestedSubnet(net, byNet.get(net.name) ?? []) : undefined;
     if (net.type === "nat") {
       add({ address: `lease.${net.name}`, kind: "lease", attrs: { net: net.name, requested: requested ?? null }, dependsOn: [], pointer: net.pointer });
       deps.push(`lease.${net.name}`);
@@ -177,6 +187,7 @@ export function compile(input: CompileInput): DesiredResource[] {
   }
 
   const templatesAdded = new Set<string>();
+  const netsByName = new Map(spec.nets.map((n) => [n.name, n]));
   for (const d of spec.domains) {
     if (d.vmProvider !== "local-libvirt") {
       unsupported(`${d.pointer}/vm-provider`, `vm-provider ${JSON.stringify(d.vmProvider)} is not supported: lago manages local libvirt VMs only`);
@@ -272,7 +283,7 @@ export function compile(input: CompileInput): DesiredResource[] {
     const keys = nicKeys(d);
     d.nics.forEach((nic, i) => {
       const key = keys[i] ?? `${nic.net}#0`;
-      const net = spec.nets.find((n) => n.name === nic.net);
+      const net = netsByName.get(nic.net);
       if (!net) return;
       if (net.management) mgmtNet.set(d.name, key);
       nics[key] = {

@@ -16,25 +16,29 @@ export function resourceGraph(resources: DesiredResource[]): Graph {
 /** Addresses with every dependency before its dependents; ties by address. Throws naming a cycle. */
 export function dependencyOrder(resources: DesiredResource[]): string[] {
   const g = resourceGraph(resources);
-  const cycles = alg.findCycles(g);
-  if (cycles.length) throw new Error(`dependency cycle: ${[...(cycles[0] ?? [])].sort().join(" → ")}`);
-  // Kahn's algorithm over sorted addresses keeps the order deterministic.
-  const remaining = new Map<string, number>();
-  for (const n of g.nodes()) remaining.set(n, (g.outEdges(n) ?? []).length);
-  const ready = [...remaining].filter(([, n]) => n === 0).map(([a]) => a).sort();
+  if (!alg.isAcyclic(g)) {
+    const cycle = alg.findCycles(g)[0] ?? [];
+    throw new Error(`dependency cycle: ${[...cycle].sort().join(" → ")}`);
+  }
+  // Depth-first, dependencies first, visiting nodes and edges in address order: deterministic and linear.
+  const done = new Set<string>();
   const out: string[] = [];
-  while (ready.length) {
-    const a = ready.shift() as string;
-    out.push(a);
-    for (const e of g.inEdges(a) ?? []) {
-      const left = (remaining.get(e.v) ?? 0) - 1;
-      remaining.set(e.v, left);
-      if (left === 0) {
-        ready.push(e.v);
-        ready.sort();
+  const visit = (start: string): void => {
+    const stack: { node: string; deps: string[]; i: number }[] = [{ node: start, deps: (g.successors(start) ?? []).sort(), i: 0 }];
+    done.add(start);
+    while (stack.length) {
+      const top = stack[stack.length - 1] as { node: string; deps: string[]; i: number };
+      const next = top.deps[top.i++];
+      if (next === undefined) {
+        out.push(top.node);
+        stack.pop();
+      } else if (!done.has(next)) {
+        done.add(next);
+        stack.push({ node: next, deps: (g.successors(next) ?? []).sort(), i: 0 });
       }
     }
-  }
+  };
+  for (const n of [...g.nodes()].sort()) if (!done.has(n)) visit(n);
   return out;
 }
 

@@ -66,7 +66,9 @@ function header(c: ResourceChange, st: Style): string {
     case "replace":
       return `${st.magenta("-/+")} ${st.bold(c.address)} must be replaced`;
     case "delete":
-      return `  ${st.red("-")} ${st.bold(c.address)} will be destroyed`;
+      return c.kind === "template"
+        ? `  ${st.red("-")} ${st.bold(c.address)} will be released (the shared template store keeps the image)`
+        : `  ${st.red("-")} ${st.bold(c.address)} will be destroyed`;
     default:
       return `    ${c.address}`;
   }

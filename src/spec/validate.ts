@@ -30,6 +30,21 @@ function tick(s: string): string {
   return `\`${s}\``;
 }
 
+const XML_NAME = /^[A-Za-z_][A-Za-z0-9._-]*$/;
+
+/** `cpu_custom` becomes libvirt CPU XML: every key must be an element name, `@attribute` or `#text`. */
+function validateCpuCustom(ctx: Context, value: Record<string, unknown>, pointer: string): void {
+  for (const [key, v] of Object.entries(value)) {
+    const here = joinPointer(pointer, key);
+    const name = key.startsWith("@") ? key.slice(1) : key;
+    if (key !== "#text" && !XML_NAME.test(name)) {
+      ctx.sink.atKey(here, `${tick(key)} cannot be a CPU XML ${key.startsWith("@") ? "attribute" : "element"} name: use letters, digits, \`_\`, \`-\` and \`.\` (\`@name\` for an attribute, \`#text\` for text)`);
+    }
+    const items = Array.isArray(v) ? v : [v];
+    for (const item of items) if (isRecord(item)) validateCpuCustom(ctx, item, here);
+  }
+}
+
 /** Reports every semantic problem of `doc` into `sink`. */
 export function validateSemantics(doc: unknown, sink: DiagnosticSink): void {
   if (!isRecord(doc)) return;
@@ -105,6 +120,7 @@ function validateDomain(ctx: Context, name: string, domain: Record<string, unkno
   if (domain.cpu_model !== undefined && domain.cpu_custom !== undefined) {
     sink.atKey(joinPointer(pointer, "cpu_custom"), `domain ${tick(name)} sets both \`cpu_model\` and \`cpu_custom\`; use one of them`);
   }
+  if (isRecord(domain.cpu_custom)) validateCpuCustom(ctx, domain.cpu_custom, joinPointer(pointer, "cpu_custom"));
   for (const key of ["url", "boot_time_sec"]) {
     if (domain[key] !== undefined && domain.type !== "ova") {
       sink.atKey(joinPointer(pointer, key), `\`${key}\` only applies to OVA domains (\`type: ova\`)`);
@@ -241,6 +257,10 @@ function validateDisks(ctx: Context, domainName: string, disks: unknown[], disks
       sink.at(pointer, `file ${label} needs \`path\` (an existing image), \`url\` (an image to download) or \`size\` (to create a new one)`);
     } else if (type === "empty" && !has("size")) {
       sink.at(pointer, `empty ${label} needs a \`size\`, like 10G`);
+    }
+    const devName = typeof disk.dev === "string" ? disk.dev : typeof disk.device === "string" ? disk.device : undefined;
+    if (disk.format === "iso" && devName?.startsWith("vd")) {
+      sink.at(joinPointer(pointer, typeof disk.dev === "string" ? "dev" : "device"), `${label} is an ISO image (a CD-ROM), which cannot sit on a virtio device like ${tick(devName)}: use an \`sd*\` (SCSI) or \`hd*\` (IDE) device`);
     }
     if (disk.format === "iso" && type !== "file") {
       sink.at(joinPointer(pointer, "format"), `format \`iso\` is only for \`file\` disks (an ISO image given by \`path\` or \`url\`), but ${label} is ${type === "empty" ? "an empty" : "a template"} disk`);

@@ -136,6 +136,7 @@ test("a small spec compiles to exactly these resources", () => {
         management_nic: "lago#0",
         ssh_user: "root",
         running: true,
+          ready: true,
       },
       dependsOn: ["build.vm01.root", "disk.vm01.extra", "disk.vm01.root", "keypair", "network.data", "network.lago"],
       pointer: "/domains/vm01",

@@ -437,13 +437,25 @@ test("withMetadata replaces the existing lago metadata and nothing else", () => 
     replaced,
     VIRSH_NETWORK.replace(
       `<metadata>\n    <lago:resource xmlns:lago="${LAGO_NS}">${NET_META_B64}</lago:resource>\n  </metadata>`,
-      `<metadata>\n  <lago:resource xmlns:lago="${LAGO_NS}">${newB64}</lago:resource>\n</metadata>`,
+      `<metadata>\n    <lago:resource xmlns:lago="${LAGO_NS}">${newB64}</lago:resource>\n  </metadata>`,
     ),
   );
   assert.equal(parseNetworkXml(replaced).metadata, '{"address":"network.lago","v":2}');
   assert.deepEqual({ ...parseNetworkXml(replaced), metadata: undefined }, { ...parseNetworkXml(VIRSH_NETWORK), metadata: undefined });
   // Only one metadata element remains.
   assert.equal(replaced.match(/<metadata>/g)?.length, 1);
+});
+
+test("withMetadata keeps other tools' metadata", () => {
+  const other = `<other:info xmlns:other="https://example.org/other">keep me</other:info>`;
+  const withOther = VIRSH_NETWORK.replace("<metadata>\n", `<metadata>\n    ${other}\n`);
+  const replaced = withMetadata(withOther, "{}");
+  assert.ok(replaced.includes(other));
+  assert.equal(parseNetworkXml(replaced).metadata, "{}");
+  const noLago = VIRSH_NETWORK.replace(/ {4}<lago:resource[^\n]*\n/, `    ${other}\n`);
+  const added = withMetadata(noLago, "{}");
+  assert.ok(added.includes(other));
+  assert.equal(parseNetworkXml(added).metadata, "{}");
 });
 
 test("withMetadata adds metadata after the name when there is none", () => {

@@ -149,7 +149,7 @@ test("004-template-change names the forcing attribute and the dependency reasons
     },
   ]);
   assert.deepEqual(disk?.replaceReasons, ["the template changes: a fresh overlay is needed"]);
-  assert.deepEqual(by.get("build.vm01.root")?.replaceReasons, ["its disk disk.vm01.root is recreated"]);
+  assert.deepEqual(by.get("build.vm01.root")?.replaceReasons, ["its disk disk.vm01.root is replaced"]);
   assert.deepEqual(by.get("domain.vm01")?.replaceReasons, [
     "build.vm01.root is redone on a fresh disk",
     "its disk disk.vm01.root is replaced",

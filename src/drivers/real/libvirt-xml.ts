@@ -203,7 +203,11 @@ export function parseNetworkXml(xml: string): Omit<NetworkInfo, "active"> {
 
 /** Replace the lago metadata element of a domain or network XML document. */
 export function withMetadata(xml: string, metadata: string): string {
-  const element = renderXml(metadataElement(metadata));
-  if (/<metadata>[\s\S]*?<\/metadata>/.test(xml)) return xml.replace(/<metadata>[\s\S]*?<\/metadata>/, element);
-  return xml.replace(/(<name>[^<]*<\/name>)/, `$1\n  ${element}`);
+  const ours = renderXml(el("lago:resource", { "xmlns:lago": LAGO_NS }, Buffer.from(metadata).toString("base64")));
+  // Only lago's own element is replaced; other tools' metadata stays.
+  const mine = /<(\w+):resource xmlns:\1=["']https:\/\/lago\.dev\/xmlns\/libvirt\/1["']>[^<]*<\/\1:resource>/;
+  if (mine.test(xml)) return xml.replace(mine, ours);
+  if (/<metadata>/.test(xml)) return xml.replace(/<metadata>/, `<metadata>\n    ${ours}`);
+  if (/<metadata\/>/.test(xml)) return xml.replace(/<metadata\/>/, `<metadata>\n    ${ours}\n  </metadata>`);
+  return xml.replace(/(<name>[^<]*<\/name>)/, `$1\n  ${renderXml(metadataElement(metadata))}`);
 }
