@@ -5,7 +5,8 @@
  */
 import type { TemplateResolution } from "../src/graph/compile.ts";
 import type { EnvSpec } from "../src/spec/types.ts";
-import { parseTemplateRepo, resolveTemplate, type TemplateRepo } from "../src/templates/repo.ts";
+import { parseTemplateRepo, type TemplateRepo } from "../src/templates/repo.ts";
+import { resolveTemplatesIn } from "../src/engine/session.ts";
 
 /** One management NAT net per this many domains (each a /24: far under its ~250 addresses). */
 export const DOMAINS_PER_MGMT_NET = 50;
@@ -92,21 +93,7 @@ export function benchTemplateRepo(): TemplateRepo {
   return parseTemplateRepo(json, "bench:repo.metadata");
 }
 
-/**
- * The template resolution map `compile` takes, by disk pointer: the same as
- * `resolveTemplates` in src/engine/session.ts once the repository is read.
- */
+/** The template resolution map `compile` takes, by disk pointer: lago's own resolution, repository in memory. */
 export function resolveBenchTemplates(spec: EnvSpec, repo: TemplateRepo): Map<string, TemplateResolution> {
-  const out = new Map<string, TemplateResolution>();
-  for (const domain of spec.domains) {
-    for (const disk of domain.disks) {
-      if (disk.type !== "template") continue;
-      if (disk.path) {
-        out.set(disk.pointer, { type: "path", path: disk.path, format: disk.format === "raw" ? "raw" : "qcow2" });
-        continue;
-      }
-      out.set(disk.pointer, { type: "repo", ref: resolveTemplate(repo, disk.templateName ?? "", disk.templateVersion) });
-    }
-  }
-  return out;
+  return resolveTemplatesIn(spec, { repo });
 }

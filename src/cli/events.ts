@@ -9,6 +9,15 @@ const VERB = {
   delete: ["Destroying", "Destruction"],
 } as const;
 
+/** `downloading x: 42% (12/30 MB)` → the same with a bar in front of the percentage. */
+export function withBar(message: string, width = 24): string {
+  const m = /^(.*?)(\d{1,3})% (.*)$/.exec(message);
+  if (!m?.[2]) return message;
+  const percent = Math.min(100, Number(m[2]));
+  const full = Math.round((percent / 100) * width);
+  return `${m[1] ?? ""}[${"#".repeat(full)}${"-".repeat(width - full)}] ${percent}% ${m[3] ?? ""}`;
+}
+
 export function eventRenderer(out: NodeJS.WritableStream, st: Style, json: boolean): (e: EngineEvent) => void {
   const lastProgress = new Map<string, number>();
   return (e) => {
@@ -24,7 +33,7 @@ export function eventRenderer(out: NodeJS.WritableStream, st: Style, json: boole
         const now = Date.now();
         if (now - (lastProgress.get(e.address) ?? 0) < 1000) return;
         lastProgress.set(e.address, now);
-        out.write(`${st.bold(e.address)}: ${st.dim(e.message)}\n`);
+        out.write(`${st.bold(e.address)}: ${withBar(e.message)}\n`);
         break;
       }
       case "done":

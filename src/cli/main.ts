@@ -9,7 +9,7 @@ import { Command, Option, CommanderError } from "commander";
 import { stringify } from "safe-stable-stringify";
 import { ConfigError, LagoError, UsageError, formatDiagnostic, indent } from "../errors.ts";
 import { loadConfig, type ConfigOverrides } from "../config/config.ts";
-import { findWorkdir, makeEnvContext, type EnvContext } from "../env/context.ts";
+import { envPaths, findWorkdir, makeEnvContext, type EnvContext } from "../env/context.ts";
 import { createDrivers } from "../drivers/factory.ts";
 import { loadSpec } from "../spec/load.ts";
 import type { EnvSpec } from "../spec/types.ts";
@@ -120,10 +120,8 @@ function printOutcome(cli: Cli, plan: Plan, result: Awaited<ReturnType<typeof ap
     return;
   }
   const outcome = result.outcome;
-  if (!outcome) {
-    cli.out.write(`${st.green("No changes.")} Nothing to ${verb.toLowerCase()}.\n`);
-    return;
-  }
+  // Without an outcome nothing needed doing, and the plan said so.
+  if (!outcome) return;
   if (outcome.ok) {
     cli.out.write(`\n${st.green(st.bold(`${verb} complete!`))} ${summaryLine(plan).replace("Plan: ", "Resources: ").replace("to add", "added").replace("to change", "changed").replace("to replace", "replaced").replace("to destroy", "destroyed")}\n`);
     return;
@@ -333,7 +331,7 @@ export function buildProgram(): { program: Command; cli: Cli } {
     .action(async (opts: { file: string }) => {
       const spec = await cli.spec(opts.file);
       const env = cli.env();
-      const desired = await compileSpec(spec, readState(path.join(env.dir, "state.json")), env);
+      const desired = await compileSpec(spec, readState(envPaths.state(env)), env);
       cli.out.write(toDot(desired));
     });
   return { program, cli };

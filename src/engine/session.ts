@@ -35,12 +35,13 @@ function engineOf(s: Session): EngineContext {
   return { env: s.env, drivers: s.drivers, emit: s.emit, signal: s.signal, cache: new Map() };
 }
 
-/** Resolve every template disk through the repository (or its local path). Diagnostics carry positions. */
-export async function resolveTemplates(spec: EnvSpec, repoPath: string | undefined): Promise<Map<string, TemplateResolution>> {
+/** The repository a spec resolves against: read, or why it could not be. */
+export type RepoSource = { repo: TemplateRepo } | { error: string } | undefined;
+
+/** Resolve every template disk, given the repository already read. Pure; diagnostics carry positions. */
+export function resolveTemplatesIn(spec: EnvSpec, source: RepoSource): Map<string, TemplateResolution> {
   const out = new Map<string, TemplateResolution>();
   const diagnostics: Diagnostic[] = [];
-  let repo: TemplateRepo | undefined;
-  let repoError: string | undefined;
   for (const domain of spec.domains) {
     for (const disk of domain.disks) {
       if (disk.type !== "template") continue;
@@ -49,34 +50,39 @@ export async function resolveTemplates(spec: EnvSpec, repoPath: string | undefin
         continue;
       }
       const pointer = `${disk.pointer}/template_name`;
-      if (!repoPath) {
+      if (!source) {
         diagnostics.push({
           pos: spec.locate(pointer),
           pointer,
           message: `template ${JSON.stringify(disk.templateName)} needs a template repository: pass --template-repo-path PATH|URL (or set template_repo_path in lago.conf, or LAGO__INIT__TEMPLATE_REPO_PATH)`,
         });
-        continue;
-      }
-      if (!repo && !repoError) {
+      } else if ("error" in source) {
+        diagnostics.push({ pos: spec.locate(pointer), pointer, message: `cannot read the template repository: ${source.error}` });
+      } else {
         try {
-          repo = await loadTemplateRepo(repoPath);
+          out.set(disk.pointer, { type: "repo", ref: resolveTemplate(source.repo, disk.templateName ?? "", disk.templateVersion) });
         } catch (err) {
-          repoError = errorMessage(err);
+          diagnostics.push({ pos: spec.locate(pointer), pointer, message: errorMessage(err) });
         }
-      }
-      if (!repo) {
-        diagnostics.push({ pos: spec.locate(pointer), pointer, message: `cannot read the template repository: ${repoError ?? ""}` });
-        continue;
-      }
-      try {
-        out.set(disk.pointer, { type: "repo", ref: resolveTemplate(repo, disk.templateName ?? "", disk.templateVersion) });
-      } catch (err) {
-        diagnostics.push({ pos: spec.locate(pointer), pointer, message: errorMessage(err) });
       }
     }
   }
   if (diagnostics.length) throw new ConfigError(diagnostics);
   return out;
+}
+
+/** Read the repository (only when a disk needs it) and resolve every template disk. */
+export async function resolveTemplates(spec: EnvSpec, repoPath: string | undefined): Promise<Map<string, TemplateResolution>> {
+  const needed = spec.domains.some((d) => d.disks.some((k) => k.type === "template" && !k.path));
+  let source: RepoSource;
+  if (needed && repoPath) {
+    try {
+      source = { repo: await loadTemplateRepo(repoPath) };
+    } catch (err) {
+      source = { error: errorMessage(err) };
+    }
+  }
+  return resolveTemplatesIn(spec, source);
 }
 
 export async function compileSpec(spec: EnvSpec, state: State, env: EnvContext): Promise<DesiredResource[]> {

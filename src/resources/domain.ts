@@ -15,6 +15,8 @@ const RESTART_PATHS = ["/memory", "/vcpu", "/cpu"];
 
 interface NicPlan {
   key: string;
+  /** Position among the VM's NICs (the guest's ethN order). */
+  index: number;
   def: DomainNicDef;
   ip: string | undefined;
 }
@@ -22,7 +24,7 @@ interface NicPlan {
 function nicDefs(ctx: ReconcileContext, attrs: Attrs): NicPlan[] {
   const vm = str(attrs.name, "name");
   return Object.entries(obj(attrs.nics))
-    .map(([key, v]) => {
+    .map(([key, v]): NicPlan => {
       const nic = obj(v);
       const network = dependency(ctx, `network.${str(nic.net, "net")}`).outputs;
       const subnet = typeof network.subnet === "string" ? network.subnet : undefined;

@@ -13,6 +13,7 @@ import lockfile from "proper-lockfile";
 import { LagoError, LockError, errorMessage } from "../../errors.ts";
 import { writeFileAtomic } from "../../util/fs-atomic.ts";
 import type { CallOptions, LeaseStoreDriver } from "../types.ts";
+import { sleep } from "../../util/sleep.ts";
 
 export interface LeaseRange {
   /** Lowest third octet handed out (Lago's default: 200). */
@@ -39,24 +40,6 @@ async function readText(file: string): Promise<string | undefined> {
     if (code === "ENOENT" || code === "ENOTDIR" || code === "EISDIR") return undefined;
     throw err;
   }
-}
-
-function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) {
-      reject(new LagoError("CANCELLED", "waiting for the subnet store lock was cancelled"));
-      return;
-    }
-    const onAbort = (): void => {
-      clearTimeout(timer);
-      reject(new LagoError("CANCELLED", "waiting for the subnet store lock was cancelled"));
-    };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener("abort", onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener("abort", onAbort, { once: true });
-  });
 }
 
 /** Parse `192.168.X.0` or `192.168.X.0/24` to its third octet, or undefined. Pure. */
@@ -254,7 +237,7 @@ export class FsLeaseStore implements LeaseStoreDriver {
             hint: "if no lago process is running, remove the lock directory",
           });
         }
-        await sleep(20 + Math.floor(Math.random() * 60), opts.signal);
+        await sleep(20 + Math.floor(Math.random() * 60), opts.signal, "waiting for the subnet store lock");
       }
     }
     try {

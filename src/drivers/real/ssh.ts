@@ -8,6 +8,7 @@ import ssh2 from "ssh2";
 import type { Client as SshClient, ClientChannel } from "ssh2";
 import { LagoError, errorMessage } from "../../errors.ts";
 import type { CallOptions, SshDriver, SshTarget } from "../types.ts";
+import { cancelledError, sleep } from "../../util/sleep.ts";
 
 const CONNECT_TIMEOUT_MS = 30_000;
 const RETRY_MIN_MS = 1_000;
@@ -38,33 +39,12 @@ function where(t: SshTarget): string {
   return `${t.user}@${t.host}:${t.port}`;
 }
 
-function cancelledError(what: string): LagoError {
-  return new LagoError("CANCELLED", `${what} was cancelled`);
-}
 
 function describeError(err: unknown): string {
   const e = err as (Error & { level?: string; code?: string }) | undefined;
   if (e instanceof Error && e.level === "client-authentication") return `authentication failed (${e.message})`;
   if (e instanceof Error && e.code) return `${e.code}: ${e.message}`;
   return errorMessage(err);
-}
-
-function sleep(ms: number, signal: AbortSignal | undefined, what: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) {
-      reject(cancelledError(what));
-      return;
-    }
-    const onAbort = (): void => {
-      clearTimeout(timer);
-      reject(cancelledError(what));
-    };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener("abort", onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener("abort", onAbort, { once: true });
-  });
 }
 
 /** One connection attempt, host key verified; resolves once authenticated. */

@@ -27,6 +27,7 @@ import { checkTemplateHandle, checkTemplateName, templateStoreKey } from "../../
 import { fsyncDir, writeFileAtomic } from "../../util/fs-atomic.ts";
 import type { CallOptions, ImageDriver, StoredTemplate, TemplateRef, TemplateStoreDriver } from "../types.ts";
 import { commandNotFoundError } from "./exec.ts";
+import { cancelledError, sleep } from "../../util/sleep.ts";
 
 export interface FsTemplateStoreOptions {
   /** Give up waiting for another process's download after this long (default 2 h). */
@@ -85,27 +86,6 @@ async function statFile(file: string): Promise<{ size: number; ino: number } | u
   }
 }
 
-function cancelled(what: string): LagoError {
-  return new LagoError("CANCELLED", `${what} was cancelled`);
-}
-
-function sleep(ms: number, signal: AbortSignal | undefined, what: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) {
-      reject(cancelled(what));
-      return;
-    }
-    const onAbort = (): void => {
-      clearTimeout(timer);
-      reject(cancelled(what));
-    };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener("abort", onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener("abort", onAbort, { once: true });
-  });
-}
 
 /** Parse a Lago `.hash` file: a sha1 (40 hex) or sha256 (64 hex), optionally followed by a file name. Pure. */
 export function parseHashFile(text: string): ExpectedHash | undefined {
@@ -170,7 +150,7 @@ class Progress {
 
 async function* counted(source: AsyncIterable<Uint8Array>, progress: Progress, signal: AbortSignal | undefined): AsyncGenerator<Buffer> {
   for await (const chunk of source) {
-    if (signal?.aborted) throw cancelled("the download");
+    if (signal?.aborted) throw cancelledError("the download");
     progress.add(chunk.byteLength);
     yield Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
   }
@@ -438,7 +418,7 @@ export class FsTemplateStore implements TemplateStoreDriver {
       fsyncDir(this.storeDir);
       return { path: p.image, format: info.format, sha1: digest.sha1 };
     } catch (err) {
-      if (opts.signal?.aborted && !(err instanceof LagoError)) throw cancelled(`the download of template ${p.key}`);
+      if (opts.signal?.aborted && !(err instanceof LagoError)) throw cancelledError(`the download of template ${p.key}`);
       throw err;
     } finally {
       await fh?.close().catch(() => undefined);
@@ -502,7 +482,7 @@ export class FsTemplateStore implements TemplateStoreDriver {
         }
       } catch (err) {
         if (idle.signal.aborted) throw new LagoError("DOWNLOAD", `download of ${url} stalled: no data for ${idleMs / 1000}s`, { cause: err });
-        if (opts.signal?.aborted) throw cancelled(`the download of ${url}`);
+        if (opts.signal?.aborted) throw cancelledError(`the download of ${url}`);
         throw new LagoError("DOWNLOAD", `download of ${url} failed: ${errorMessage(err)}`, { cause: err });
       } finally {
         clearTimeout(timer);
@@ -530,7 +510,7 @@ export class FsTemplateStore implements TemplateStoreDriver {
       try {
         res = await fetch(url, { redirect: "follow", ...(opts.signal ? { signal: opts.signal } : {}) });
       } catch (err) {
-        if (opts.signal?.aborted) throw cancelled(`the download of template ${key}`);
+        if (opts.signal?.aborted) throw cancelledError(`the download of template ${key}`);
         const cause = err instanceof Error && err.cause instanceof Error ? `: ${err.cause.message}` : "";
         throw new LagoError("DOWNLOAD", `template ${key}: cannot fetch ${url}: ${errorMessage(err)}${cause}`, { cause: err });
       }
