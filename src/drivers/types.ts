@@ -118,6 +118,12 @@ export interface LibvirtDriver {
   /** Attach to the persistent config and, when running, live. Idempotent by dev. */
   attachDisk(domain: string, disk: DomainDiskDef, opts?: CallOptions): Promise<void>;
   detachDisk(domain: string, dev: string, opts?: CallOptions): Promise<void>;
+  /**
+   * Grow the disk image `path` of a running domain live (`virsh blockresize`), so the
+   * guest sees it. Returns false (and does nothing) when the domain is not running
+   * or does not use that image: then the image can be resized offline.
+   */
+  resizeDiskLive(domain: string, path: string, size: number, opts?: CallOptions): Promise<boolean>;
   /** Define and start a persistent network (autostart off). Idempotent. */
   createNetwork(def: NetworkDef, opts?: CallOptions): Promise<void>;
   /** Start a defined, stopped network. */

@@ -2,7 +2,7 @@
  * A VM disk: a qcow2 overlay on a template in the store, a thin `empty`/`file`
  * disk, or an existing image named by `path` (used as is, never deleted).
  */
-import { envPaths } from "../env/context.ts";
+import { envPaths, libvirtName } from "../env/context.ts";
 import { ProviderError } from "../errors.ts";
 import { dependency, str } from "./common.ts";
 import type { Attrs, ReconcileContext, ResourceKind } from "./types.ts";
@@ -70,7 +70,12 @@ export const diskKind: ResourceKind = {
         hint: `to start over with a smaller disk, run: lago apply --replace ${ctx.address}`,
       });
     }
-    if (size !== undefined && size > info.virtualSize) await ctx.drivers.images.resize(path, info.format, size, { signal: ctx.signal });
+    if (size !== undefined && size > info.virtualSize) {
+      // A running VM holds the image's write lock: grow it through libvirt, which also tells the guest.
+      const vm = libvirtName(ctx.env, str(desired.vm, "vm"));
+      const live = await ctx.drivers.libvirt.resizeDiskLive(vm, path, size, { signal: ctx.signal });
+      if (!live) await ctx.drivers.images.resize(path, info.format, size, { signal: ctx.signal });
+    }
     return { ...prior.outputs, path, virtual_size: Math.max(size ?? 0, info.virtualSize) };
   },
   async delete(ctx, prior) {

@@ -75,7 +75,7 @@ const VM03 = `  vm03:
 
 nets:`;
 const WITH_VM03 = EXAMPLE.replace("\nnets:", `\n${VM03}`);
-const STEP3 = WITH_VM03.replace("  vm01:\n    memory: 256\n    vcpu: 1\n    nics:\n      - net: lago\n", "  vm01:\n    memory: 384\n    vcpu: 1\n    nics:\n      - net: lago\n      - net: backend\n");
+const STEP3 = WITH_VM03.replace("  vm01:\n    memory: 256\n    vcpu: 1\n    nics:\n      - net: lago\n", "  vm01:\n    memory: 384\n    vcpu: 1\n    nics:\n      - net: lago\n      - net: backend\n").replace("        size: 64M\n", "        size: 128M\n");
 
 const STEP4 = STEP3.replace(`${VM03.replace("\n\nnets:", "")}\n`, "");
 const STEP6 = STEP4.replace("\nnets:", `\n${VM03.replaceAll("vm03", "vm04")}`);
@@ -133,11 +133,11 @@ test("2. adding a VM: only its resources and the DHCP/DNS entries; the others ke
   assert.match(await ssh(env, "vm03", "ping -c1 -W5 vm01"), /1 packets received/);
 });
 
-test("3. more memory and a NIC: updated in place, restart required, --restart applies it", async () => {
+test("3. more memory and a NIC: updated in place, restart required, --restart applies it; a disk grows live", async () => {
   const vm02 = await domId(env, "vm02");
   env.init(STEP3);
   const plan = JSON.parse((await env.lago(["plan", "--json"])).stdout);
-  assert.deepEqual(planActions(JSON.stringify(plan)), { "domain.vm01": "update", "network.backend": "update" });
+  assert.deepEqual(planActions(JSON.stringify(plan)), { "disk.vm02.data": "update", "domain.vm01": "update", "network.backend": "update" });
   const change = plan.resource_changes.find((c: { address: string }) => c.address === "domain.vm01");
   assert.equal(change.requires_restart, true);
   await apply(env);
@@ -149,7 +149,8 @@ test("3. more memory and a NIC: updated in place, restart required, --restart ap
   assert.equal(r.code, 0, r.stderr);
   assert.match((await virsh("dominfo", libvirtName(env, "vm01"))).stdout, /Used memory:\s+393216 KiB/);
   assert.match(await ssh(env, "vm01", "ip -o -4 addr show"), /eth1\s+inet 192\.168\.\d+\.\d+\/24/);
-  assert.equal(await domId(env, "vm02"), vm02, "vm02 untouched");
+  assert.equal(await domId(env, "vm02"), vm02, "vm02 kept running");
+  assert.equal((await ssh(env, "vm02", "cat /sys/block/vdb/size")).trim(), String((128 * 1024 * 1024) / 512), "the guest sees the grown disk");
   await expectPlan(env, {});
 });
 
@@ -225,7 +226,8 @@ test("8. two environments applied at the same time get different subnets and bot
   const one = `domains:\n  solo:\n    memory: 256\n    vcpu: 1\n    nics:\n      - net: lago\n    disks:\n      - template_name: lago-tiny\n        name: root\n        dev: vda\nnets:\n  lago:\n    type: nat\n`;
   const a = makeEnv("a", repo);
   const b = makeEnv("b", repo);
-  a.init(one);
+  // Environment a also puts its VM on a Lago bridge net (an isolated L2 segment, no addresses).
+  a.init(one.replace("      - net: lago\n", "      - net: lago\n      - net: wire\n").replace("nets:\n", "nets:\n  wire:\n    type: bridge\n"));
   b.init(one);
   try {
     const [ra, rb] = await Promise.all([a.lago(["apply", "--auto-approve"]), b.lago(["apply", "--auto-approve"])]);
@@ -235,6 +237,10 @@ test("8. two environments applied at the same time get different subnets and bot
     const sb = b.state().resources["lease.lago"]?.outputs.subnet;
     assert.ok(sa && sb && sa !== sb, `different subnets: ${String(sa)} vs ${String(sb)}`);
     assert.equal((await a.lago(["ssh", "solo", "hostname"])).stdout.trim(), "solo");
+    const wire = String(a.state().resources["network.wire"]?.outputs.libvirt_name);
+    assert.match((await virsh("net-info", wire)).stdout, /Active:\s+yes/);
+    assert.doesNotMatch((await virsh("net-dumpxml", wire)).stdout, /<forward|<ip /, "a bridge net has no NAT and no addresses");
+    assert.match((await a.lago(["ssh", "solo", "ip -o link show eth1"])).stdout, /eth1/);
     assert.equal((await b.lago(["ssh", "solo", "hostname"])).stdout.trim(), "solo");
   } finally {
     await Promise.all([a.lago(["destroy", "--auto-approve"]), b.lago(["destroy", "--auto-approve"])]);

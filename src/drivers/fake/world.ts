@@ -211,6 +211,16 @@ class FakeLibvirt implements LibvirtDriver {
     });
   }
 
+  resizeDiskLive(domain: string, path: string, size: number, opts?: CallOptions): Promise<boolean> {
+    return this.w.call("resizeDiskLive", `${domain} ${path}`, opts, (d) => {
+      const dom = d.domains[domain];
+      if (!dom?.running || !dom.live?.disks.some((x) => x.path === path)) return false;
+      const img = d.images[path] ?? missing("image", path);
+      img.virtualSize = size;
+      return true;
+    });
+  }
+
   createNetwork(def: NetworkDef, opts?: CallOptions): Promise<void> {
     return this.w.call("createNetwork", def.name, opts, (d) => {
       for (const [name, n] of Object.entries(d.networks)) {

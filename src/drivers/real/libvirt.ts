@@ -175,6 +175,14 @@ export class VirshLibvirt implements LibvirtDriver {
     await this.virsh(["detach-disk", domain, dev, ...flags], opts);
   }
 
+  async resizeDiskLive(domain: string, path: string, size: number, opts?: CallOptions): Promise<boolean> {
+    if ((await this.domainState(domain, opts)) !== "running") return false;
+    const live = await this.virsh(["domblklist", checkName(domain), "--details"], opts);
+    if (!live.split("\n").some((l) => l.trim().split(/\s+/).slice(3).join(" ") === path)) return false;
+    await this.virsh(["blockresize", domain, path, `${size}B`], opts);
+    return true;
+  }
+
   private async networkState(name: string, opts?: CallOptions): Promise<{ xml: string; active: boolean } | undefined> {
     try {
       const xml = await this.virsh(["net-dumpxml", checkName(name)], opts);
