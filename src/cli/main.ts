@@ -13,7 +13,7 @@ import { envPaths, findWorkdir, makeEnvContext, type EnvContext } from "../env/c
 import { createDrivers } from "../drivers/factory.ts";
 import { loadSpec } from "../spec/load.ts";
 import type { EnvSpec } from "../spec/types.ts";
-import { applyEnv, compileSpec, planEnv, resolveTemplates, sha256File, showState, type SavedPlan, type Session } from "../engine/session.ts";
+import { applyEnv, compileSpec, planEnv, resolveTemplates, showState, type SavedPlan, type Session } from "../engine/session.ts";
 import { hasChanges, type Plan } from "../plan/plan.ts";
 import { planToJson } from "../plan/json.ts";
 import { renderPlan, summaryLine, type Style } from "../plan/render.ts";
@@ -98,7 +98,7 @@ function positiveInt(value: string): number {
   return n;
 }
 
-async function confirm(cli: Cli, autoApprove: boolean, question: string): Promise<boolean> {
+async function confirm(autoApprove: boolean, question: string): Promise<boolean> {
   if (autoApprove) return true;
   if (!process.stdin.isTTY || !process.stdout.isTTY) {
     throw new UsageError("refusing to change anything without confirmation: standard input is not a terminal", { hint: "pass --auto-approve to apply without asking" });
@@ -238,7 +238,7 @@ export function buildProgram(): { program: Command; cli: Cli } {
             cli.out.write(renderPlan(plan, st));
             cli.out.write("\n");
           }
-          return saved !== undefined || confirm(cli, opts.autoApprove === true, "Do you want to perform these actions?");
+          return saved !== undefined || confirm(opts.autoApprove === true, "Do you want to perform these actions?");
         },
       });
       if (!opts.json && !result.outcome && result.confirmed) cli.out.write(renderPlan(result.plan, st));
@@ -262,7 +262,7 @@ export function buildProgram(): { program: Command; cli: Cli } {
         targets: opts.target,
         confirm: async (plan) => {
           if (!opts.json) cli.out.write(`${renderPlan(plan, st)}\n`);
-          return confirm(cli, opts.autoApprove === true, `Do you really want to destroy environment ${env.name}? Every VM, disk and network in it will be deleted.`);
+          return confirm(opts.autoApprove === true, `Do you really want to destroy environment ${env.name}? Every VM, disk and network in it will be deleted.`);
         },
       });
       printOutcome(cli, result.plan, result, "Destroy");

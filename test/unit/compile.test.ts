@@ -1,13 +1,13 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { stringify } from "safe-stable-stringify";
-import { ConfigError, formatDiagnostic } from "../../src/errors.ts";
 import { compile, nicKeys, sha256, templateAddress } from "../../src/graph/compile.ts";
 import type { Attrs, DesiredResource } from "../../src/resources/types.ts";
 import { parseSpec } from "../../src/spec/load.ts";
 import type { EnvSpec } from "../../src/spec/types.ts";
 import { emptyState, type State } from "../../src/state/state.ts";
 import { appliedState, FIXTURE_ENV, fixtureTemplates } from "./plan-fixture-support.ts";
+import { diagnosticsOf } from "../helpers/diagnostics.ts";
 
 const FILE = "/env/demo/LagoInitFile";
 
@@ -30,16 +30,6 @@ function attrsOf(resources: DesiredResource[], address: string): Attrs {
 function hostsOf(resources: DesiredResource[], net: string): Record<string, number> {
   const hosts = attrsOf(resources, `network.${net}`).hosts as Record<string, { host: number }>;
   return Object.fromEntries(Object.entries(hosts).map(([k, v]) => [k, v.host]));
-}
-
-function diagnosticsOf(fn: () => unknown): string[] {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof ConfigError) return err.diagnostics.map(formatDiagnostic);
-    throw err;
-  }
-  return assert.fail("expected a ConfigError");
 }
 
 const SMALL = `domains:

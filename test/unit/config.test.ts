@@ -4,7 +4,8 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { configPaths, envSections, loadConfig, parseIni, type LagoConfig } from "../../src/config/config.ts";
-import { UsageError, ConfigError, formatDiagnostic } from "../../src/errors.ts";
+import { UsageError } from "../../src/errors.ts";
+import { diagnosticsOf } from "../helpers/diagnostics.ts";
 
 const dir = mkdtempSync(path.join(tmpdir(), "lago-config-test-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -17,16 +18,6 @@ function file(name: string, text: string): string {
 
 function plain(sections: Map<string, Map<string, string>>): Record<string, Record<string, string>> {
   return Object.fromEntries([...sections].map(([s, m]) => [s, Object.fromEntries(m)]));
-}
-
-function problems(fn: () => unknown): string[] {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof ConfigError) return err.diagnostics.map(formatDiagnostic);
-    throw err;
-  }
-  return assert.fail("expected a ConfigError");
 }
 
 const DEFAULT_CONFIG: LagoConfig = {
@@ -70,10 +61,10 @@ test("parseIni: a value keeps its `=` and `:` characters after the first separat
 });
 
 test("parseIni: a setting before any section and a line without a separator are ConfigErrors with file:line", () => {
-  assert.deepEqual(problems(() => parseIni("# top\nkey = value\n", "/etc/lago/lago.conf")), [
+  assert.deepEqual(diagnosticsOf(() => parseIni("# top\nkey = value\n", "/etc/lago/lago.conf")), [
     "/etc/lago/lago.conf:2:1: a setting before any [section]",
   ]);
-  assert.deepEqual(problems(() => parseIni("[lago]\nlease_dir /srv\n", "/home/u/.config/lago/lago.conf")), [
+  assert.deepEqual(diagnosticsOf(() => parseIni("[lago]\nlease_dir /srv\n", "/home/u/.config/lago/lago.conf")), [
     "/home/u/.config/lago/lago.conf:2:1: expected `key = value`",
   ]);
 });
@@ -153,7 +144,7 @@ test("paths are made absolute and lease_range is parsed", () => {
 
 test("a bad config file is reported with its position", () => {
   const bad = file("bad.conf", "[lago]\nboot_timeout = 1\nnot a setting\n");
-  assert.deepEqual(problems(() => loadConfig({}, {}, [bad])), [`${bad}:3:1: expected \`key = value\``]);
+  assert.deepEqual(diagnosticsOf(() => loadConfig({}, {}, [bad])), [`${bad}:3:1: expected \`key = value\``]);
 });
 
 function usageProblem(fn: () => unknown): string {
