@@ -149,6 +149,7 @@ export function buildProgram(): { program: Command; cli: Cli } {
     .addOption(new Option("--domain-type <type>", "libvirt domain type").choices(["kvm", "qemu"]))
     .option("--lock-timeout <seconds>", "wait this long for the environment lock", "0")
     .option("--no-color", "disable colors")
+    .enablePositionalOptions()
     .showHelpAfterError()
     .exitOverride();
 
@@ -299,6 +300,7 @@ export function buildProgram(): { program: Command; cli: Cli } {
     .argument("<vm>", "VM name from the init file")
     .argument("<command...>", "the command and its arguments, run by the VM's shell")
     .option("--timeout <seconds>", "give up after this long", "60")
+    .passThroughOptions()
     .action(async (vm: string, command: string[], opts: { timeout: string }) => {
       const env = cli.env();
       const state = showState(env);

@@ -368,7 +368,8 @@ class FakeSsh implements SshDriver {
     return this.w.call("sshExec", `${target.host} ${command}`, opts, (d) => {
       const name = this.find(d, target.host);
       if (!name) throw new CommandError(["ssh", target.host], 255, "No route to host");
-      return { code: 0, stdout: command === "hostname" ? `${name}\n` : "", stderr: "" };
+      // Bootstrap sets the guest's hostname to the VM's name (the libvirt name without the environment prefix).
+      return { code: 0, stdout: command === "hostname" ? `${name.replace(/^lago-[0-9a-f]+-/, "")}\n` : "", stderr: "" };
     });
   }
 }
