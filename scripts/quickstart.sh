@@ -22,9 +22,8 @@ fi
 
 export LAGO__INIT__TEMPLATE_REPO_PATH="$root/build/test-template/repo.metadata"
 # TCG works everywhere; on a machine with working KVM, LAGO_DOMAIN_TYPE=kvm is much faster.
+# (lago sets libguestfs's backend variables for virt-customize from it.)
 export LAGO_DOMAIN_TYPE=${LAGO_DOMAIN_TYPE:-qemu}
-export LIBGUESTFS_BACKEND=direct
-[[ $LAGO_DOMAIN_TYPE == qemu ]] && export LIBGUESTFS_BACKEND_SETTINGS=force_tcg
 lago() { "${run[@]}" "$root/bin/lago.js" "$@"; }
 
 cd examples/two-vms

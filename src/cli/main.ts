@@ -22,6 +22,7 @@ import { makeStyle } from "./output.ts";
 import { eventRenderer } from "./events.ts";
 import type { Emit } from "../engine/events.ts";
 import { readState } from "../state/state.ts";
+import { recordedSshTarget } from "../resources/domain.ts";
 
 interface GlobalOpts {
   workdir?: string;
@@ -299,28 +300,17 @@ export function buildProgram(): { program: Command; cli: Cli } {
     .description("run a command on a VM over SSH with the environment's key (host key pinned)")
     .argument("<vm>", "VM name from the init file")
     .argument("<command...>", "the command and its arguments, run by the VM's shell")
-    .option("--timeout <seconds>", "give up after this long", "60")
+    .option("--timeout <seconds>", "give up after this long", positiveInt, 60)
     .passThroughOptions()
-    .action(async (vm: string, command: string[], opts: { timeout: string }) => {
+    .action(async (vm: string, command: string[], opts: { timeout: number }) => {
       const env = cli.env();
       const state = showState(env);
       const domain = state.resources.get(`domain.${vm}`);
       const keys = state.resources.get("keypair");
       if (!domain || !keys) throw new UsageError(`no VM ${vm} in environment ${env.name}`, { hint: "see `lago show`" });
-      const ip = domain.outputs.ip;
-      if (typeof ip !== "string") throw new UsageError(`VM ${vm} has no address on a management net lago can reach`);
-      const drivers = createDrivers(env);
-      const result = await drivers.ssh.exec(
-        {
-          host: ip,
-          port: 22,
-          user: String(domain.attrs.ssh_user ?? "root"),
-          privateKeyPath: String(keys.outputs.privateKeyPath),
-          pinnedHostKey: typeof domain.outputs.host_key === "string" ? domain.outputs.host_key : undefined,
-        },
-        command.join(" "),
-        { timeoutMs: Number(opts.timeout) * 1000 },
-      );
+      const target = recordedSshTarget(domain, keys);
+      if (!target) throw new UsageError(`VM ${vm} has no address on a management net lago can reach`);
+      const result = await createDrivers(env).ssh.exec(target, command.join(" "), { timeoutMs: opts.timeout * 1000 });
       cli.out.write(result.stdout);
       cli.err.write(result.stderr);
       cli.exitCode = result.code;

@@ -3,7 +3,6 @@
  * selects the file-backed fake world (engine tests only): libvirt, qemu-img,
  * virt-customize and SSH are simulated, the lease, template and key stores stay real.
  */
-import { existsSync } from "node:fs";
 import type { Drivers } from "./types.ts";
 import type { EnvContext } from "../env/context.ts";
 import { FakeWorld } from "./fake/world.ts";
@@ -11,7 +10,7 @@ import { FsTemplateStore } from "./real/template-store.ts";
 import { FsLeaseStore } from "./real/lease-store.ts";
 import { FsKeyStore } from "./real/key-store.ts";
 import { QemuImg } from "./real/qemu-img.ts";
-import { VirtCustomize } from "./real/virt-customize.ts";
+import { VirtCustomize, shouldForceTcg } from "./real/virt-customize.ts";
 import { Ssh2Client } from "./real/ssh.ts";
 import { VirshLibvirt } from "./real/libvirt.ts";
 import { UsageError } from "../errors.ts";
@@ -32,7 +31,7 @@ export function createDrivers(env: EnvContext, selector = process.env.LAGO_DRIVE
   return {
     libvirt: new VirshLibvirt(config.libvirtUri),
     images,
-    customize: new VirtCustomize({ forceTcg: config.domainType === "qemu" || !existsSync("/dev/kvm") }),
+    customize: new VirtCustomize({ forceTcg: shouldForceTcg(config.domainType) }),
     ssh: new Ssh2Client(),
     templates: new FsTemplateStore(config.templateStore, images),
     leases: new FsLeaseStore(config.leaseDir, config.leaseRange),

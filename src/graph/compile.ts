@@ -66,6 +66,11 @@ function nicsByNet(spec: EnvSpec): Map<string, { key: string; ip: string | undef
   return out;
 }
 
+/** Host number of a NAT net's gateway: its `gw`, else .1 as in Lago. */
+function gatewayHost(net: NetSpec): number {
+  return net.gw ? hostOf(net.gw) : 1;
+}
+
 /** The /24 a NAT net asks for: its gateway's, else its static IPs'. */
 export function requestedSubnet(net: NetSpec, nics: { ip: string | undefined }[]): string | undefined {
   if (net.gw) return subnetOf(net.gw);
@@ -82,8 +87,7 @@ function allocateHosts(spec: EnvSpec, prior: State, byNet: Map<string, { key: st
   const result = new Map<string, Map<string, number>>();
   for (const net of spec.nets) {
     if (net.type !== "nat") continue;
-    const gw = net.gw ? hostOf(net.gw) : 1;
-    const used = new Set<number>([0, gw, 255]);
+    const used = new Set<number>([0, gatewayHost(net), 255]);
     const hosts = new Map<string, number>();
     const dynamic: string[] = [];
     for (const { key, ip } of byNet.get(net.name) ?? []) {
@@ -172,11 +176,11 @@ export function compile(input: CompileInput): DesiredResource[] {
         net: net.name,
         type: net.type,
         management: net.management,
-        gateway: net.type === "nat" ? (net.gw ? hostOf(net.gw) : 1) : null,
+        gateway: net.type === "nat" ? gatewayHost(net) : null,
         dhcp: net.dhcp ? { start: net.dhcp.start, end: net.dhcp.end } : null,
         dns_domain: net.dnsDomainName ?? null,
         dns_records: net.dnsRecords,
-        dns_forward: forward ? { net: forward.name, gateway: forward.gw ? hostOf(forward.gw) : 1 } : null,
+        dns_forward: forward ? { net: forward.name, gateway: gatewayHost(forward) } : null,
         mtu: net.mtu ?? null,
         hosts: netHosts,
         active: true,

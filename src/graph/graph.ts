@@ -23,11 +23,12 @@ export function dependencyOrder(resources: DesiredResource[]): string[] {
   // Depth-first, dependencies first, visiting nodes and edges in address order: deterministic and linear.
   const done = new Set<string>();
   const out: string[] = [];
+  type Frame = { node: string; deps: string[]; i: number };
   const visit = (start: string): void => {
-    const stack: { node: string; deps: string[]; i: number }[] = [{ node: start, deps: (g.successors(start) ?? []).sort(), i: 0 }];
+    const stack: Frame[] = [{ node: start, deps: (g.successors(start) ?? []).sort(), i: 0 }];
     done.add(start);
     while (stack.length) {
-      const top = stack[stack.length - 1] as { node: string; deps: string[]; i: number };
+      const top = stack[stack.length - 1] as Frame;
       const next = top.deps[top.i++];
       if (next === undefined) {
         out.push(top.node);

@@ -86,16 +86,37 @@ function definition(ctx: ReconcileContext, attrs: Attrs): DomainDef {
   };
 }
 
-function sshTarget(ctx: ReconcileContext, attrs: Attrs, pinned: string | undefined): SshTarget | undefined {
+/** The address of the VM's management NIC, if that net has addresses. */
+function managementIp(attrs: Attrs, nics: NicPlan[]): string | undefined {
   const key = typeof attrs.management_nic === "string" ? attrs.management_nic : undefined;
-  const nic = nicDefs(ctx, attrs).find((n) => n.key === key);
-  if (!nic?.ip) return undefined;
+  return nics.find((n) => n.key === key)?.ip;
+}
+
+function sshTarget(ctx: ReconcileContext, attrs: Attrs, pinned: string | undefined): SshTarget | undefined {
+  const ip = managementIp(attrs, nicDefs(ctx, attrs));
+  if (!ip) return undefined;
   return {
-    host: nic.ip,
+    host: ip,
     port: 22,
     user: str(attrs.ssh_user, "ssh_user"),
     privateKeyPath: str(dependency(ctx, KEYPAIR).outputs.privateKeyPath, "privateKeyPath"),
     pinnedHostKey: pinned,
+  };
+}
+
+/**
+ * How to reach a VM recorded in the state (for `lago ssh`): its management
+ * address, user, the environment's key and the host key pinned at first contact.
+ */
+export function recordedSshTarget(domain: RecordedResource, keypair: RecordedResource): SshTarget | undefined {
+  const ip = domain.outputs.ip;
+  if (typeof ip !== "string") return undefined;
+  return {
+    host: ip,
+    port: 22,
+    user: str(domain.attrs.ssh_user, "ssh_user"),
+    privateKeyPath: str(keypair.outputs.privateKeyPath, "privateKeyPath"),
+    pinnedHostKey: typeof domain.outputs.host_key === "string" ? domain.outputs.host_key : undefined,
   };
 }
 
@@ -148,24 +169,20 @@ export const domainKind: ResourceKind = {
     const info = all.find((d) => d.name === name);
     if (!info) return undefined;
     const attrs: Attrs = { ...current.attrs, running: info.running, memory: info.memoryMiB, vcpu: info.vcpu };
-    let target: SshTarget | undefined;
-    try {
-      target = sshTarget(ctx, current.attrs, undefined);
-    } catch {
-      target = undefined;
-    }
-    // Ready means SSH answered once with the environment's key (its host key is pinned);
-    // a VM whose create was interrupted before that is not.
-    attrs.ready = info.running && (!target || typeof current.outputs?.host_key === "string");
-    // NICs and disks missing from the persistent config show as drift.
-    const nics: { [k: string]: Json } = {};
-    const macs = new Set(info.macs.map((m) => m.toLowerCase()));
     let nicPlans: NicPlan[] = [];
     try {
       nicPlans = nicDefs(ctx, current.attrs);
     } catch {
+      // A network it uses is gone from the state: its NICs cannot be matched, nor its address known.
       nicPlans = [];
     }
+    const ip = managementIp(current.attrs, nicPlans);
+    // Ready means SSH answered once with the environment's key (its host key is pinned);
+    // a VM whose create was interrupted before that is not.
+    attrs.ready = info.running && (!ip || typeof current.outputs?.host_key === "string");
+    // NICs and disks missing from the persistent config show as drift.
+    const nics: { [k: string]: Json } = {};
+    const macs = new Set(info.macs.map((m) => m.toLowerCase()));
     for (const [key, v] of Object.entries(obj(current.attrs.nics))) {
       const plan = nicPlans.find((n) => n.key === key);
       if (!plan || macs.has(plan.def.mac.toLowerCase())) nics[key] = v;
@@ -174,7 +191,7 @@ export const domainKind: ResourceKind = {
     const disks: { [k: string]: Json } = {};
     for (const [key, v] of Object.entries(obj(current.attrs.disks))) if (info.devs.includes(String(obj(v).dev))) disks[key] = v;
     attrs.disks = disks;
-    return { attrs, outputs: { ...(current.outputs ?? {}), libvirt_name: name, ip: target?.host ?? null }, healthy: true };
+    return { attrs, outputs: { ...(current.outputs ?? {}), libvirt_name: name, ip: ip ?? null }, healthy: true };
   },
   async create(ctx, desired) {
     await ctx.drivers.libvirt.defineDomain(definition(ctx, desired), { signal: ctx.signal });

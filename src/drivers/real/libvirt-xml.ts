@@ -205,7 +205,8 @@ export function parseNetworkXml(xml: string): Omit<NetworkInfo, "active"> {
 export function withMetadata(xml: string, metadata: string): string {
   const ours = renderXml(el("lago:resource", { "xmlns:lago": LAGO_NS }, Buffer.from(metadata).toString("base64")));
   // Only lago's own element is replaced; other tools' metadata stays.
-  const mine = /<(\w+):resource xmlns:\1=["']https:\/\/lago\.dev\/xmlns\/libvirt\/1["']>[^<]*<\/\1:resource>/;
+  const ns = LAGO_NS.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&");
+  const mine = new RegExp(`<(\\w+):resource xmlns:\\1=["']${ns}["']>[^<]*</\\1:resource>`);
   if (mine.test(xml)) return xml.replace(mine, ours);
   if (/<metadata>/.test(xml)) return xml.replace(/<metadata>/, `<metadata>\n    ${ours}`);
   if (/<metadata\/>/.test(xml)) return xml.replace(/<metadata\/>/, `<metadata>\n    ${ours}\n  </metadata>`);

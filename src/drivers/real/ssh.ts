@@ -39,7 +39,6 @@ function where(t: SshTarget): string {
   return `${t.user}@${t.host}:${t.port}`;
 }
 
-
 function describeError(err: unknown): string {
   const e = err as (Error & { level?: string; code?: string }) | undefined;
   if (e instanceof Error && e.level === "client-authentication") return `authentication failed (${e.message})`;

@@ -86,7 +86,6 @@ async function statFile(file: string): Promise<{ size: number; ino: number } | u
   }
 }
 
-
 /** Parse a Lago `.hash` file: a sha1 (40 hex) or sha256 (64 hex), optionally followed by a file name. Pure. */
 export function parseHashFile(text: string): ExpectedHash | undefined {
   const token = text.trim().split(/\s+/)[0]?.toLowerCase() ?? "";

@@ -12,10 +12,10 @@ export interface VirtCustomizeOptions {
 
 /**
  * Whether libguestfs should be told to use TCG: when lago runs domains as
- * `qemu` (LAGO_DOMAIN_TYPE or the given domain type) or /dev/kvm is not
+ * `qemu` (configuration `domain_type`) or /dev/kvm is not
  * usable by this process.
  */
-export function shouldForceTcg(domainType: string | undefined = process.env.LAGO_DOMAIN_TYPE): boolean {
+export function shouldForceTcg(domainType: "kvm" | "qemu"): boolean {
   if (domainType === "qemu") return true;
   try {
     accessSync("/dev/kvm", constants.R_OK | constants.W_OK);
