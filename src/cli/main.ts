@@ -1,28 +1,19 @@
 /**
  * The `lago` command line. The only layer that prints or exits: one top-level
- * handler maps errors to exit codes and friendly output.
+ * handler maps errors to exit codes and friendly output. Verbs are loaded on
+ * demand (`commands.ts`): `lago --version` and `--help` load commander and
+ * kleur only.
  */
-import { readFileSync, writeFileSync } from "node:fs";
-import path from "node:path";
-import { createInterface } from "node:readline/promises";
 import { Command, Option, CommanderError } from "commander";
-import { stringify } from "safe-stable-stringify";
 import { ConfigError, LagoError, UsageError, formatDiagnostic, indent } from "../errors.ts";
 import { loadConfig, type ConfigOverrides } from "../config/config.ts";
-import { envPaths, findWorkdir, makeEnvContext, type EnvContext } from "../env/context.ts";
-import { createDrivers } from "../drivers/factory.ts";
-import { loadSpec } from "../spec/load.ts";
-import type { EnvSpec } from "../spec/types.ts";
-import { applyEnv, compileSpec, planEnv, resolveTemplates, showState, type SavedPlan, type Session } from "../engine/session.ts";
-import { hasChanges, type Plan } from "../plan/plan.ts";
-import { planToJson } from "../plan/json.ts";
-import { renderPlan, summaryLine, type Style } from "../plan/render.ts";
-import { toDot } from "../graph/graph.ts";
+import { findWorkdir, makeEnvContext, type EnvContext } from "../env/context.ts";
+import type { Style } from "../plan/render.ts";
 import { makeStyle } from "./output.ts";
-import { eventRenderer } from "./events.ts";
-import type { Emit } from "../engine/events.ts";
-import { readState } from "../state/state.ts";
-import { recordedSshTarget } from "../resources/domain.ts";
+import { EXIT } from "./exit-codes.ts";
+import type { ApplyOpts, PlanOpts } from "./commands.ts";
+
+export { EXIT };
 
 interface GlobalOpts {
   workdir?: string;
@@ -35,9 +26,10 @@ interface GlobalOpts {
   lockTimeout: string;
 }
 
-const EXIT = { ok: 0, error: 1, changes: 2, internal: 3 } as const;
 
-class Cli {
+const commands = (): Promise<typeof import("./commands.ts")> => import("./commands.ts");
+
+export class Cli {
   readonly out = process.stdout;
   readonly err = process.stderr;
   exitCode: number = EXIT.ok;
@@ -77,16 +69,6 @@ class Cli {
     });
     return controller.signal;
   }
-
-  session(env: EnvContext, emit: Emit, parallelism = 4, signal = this.interruptible()): Session {
-    const timeout = Number(this.globals().lockTimeout);
-    if (!Number.isFinite(timeout) || timeout < 0) throw new UsageError(`--lock-timeout takes seconds, got ${this.globals().lockTimeout}`);
-    return { env, drivers: createDrivers(env), emit, signal, lockTimeoutMs: timeout * 1000, parallelism };
-  }
-
-  async spec(file: string | undefined): Promise<EnvSpec> {
-    return loadSpec(path.resolve(file ?? "LagoInitFile"));
-  }
 }
 
 function collect(value: string, previous: string[] = []): string[] {
@@ -97,42 +79,6 @@ function positiveInt(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 1) throw new UsageError(`expected a positive whole number, got ${JSON.stringify(value)}`);
   return n;
-}
-
-async function confirm(autoApprove: boolean, question: string): Promise<boolean> {
-  if (autoApprove) return true;
-  if (!process.stdin.isTTY || !process.stdout.isTTY) {
-    throw new UsageError("refusing to change anything without confirmation: standard input is not a terminal", { hint: "pass --auto-approve to apply without asking" });
-  }
-  const rl = createInterface({ input: process.stdin, output: process.stdout });
-  try {
-    const answer = await rl.question(`${question}\n  Only 'yes' will be accepted: `);
-    return answer.trim() === "yes";
-  } finally {
-    rl.close();
-  }
-}
-
-function printOutcome(cli: Cli, plan: Plan, result: Awaited<ReturnType<typeof applyEnv>>, verb: string): void {
-  const st = cli.style();
-  if (!result.confirmed) {
-    cli.out.write(`${verb} cancelled.\n`);
-    cli.exitCode = EXIT.error;
-    return;
-  }
-  const outcome = result.outcome;
-  // Without an outcome nothing needed doing, and the plan said so.
-  if (!outcome) return;
-  if (outcome.ok) {
-    cli.out.write(`\n${st.green(st.bold(`${verb} complete!`))} ${summaryLine(plan).replace("Plan: ", "Resources: ").replace("to add", "added").replace("to change", "changed").replace("to replace", "replaced").replace("to destroy", "destroyed")}\n`);
-    return;
-  }
-  cli.exitCode = EXIT.error;
-  cli.err.write(`\n${st.red(st.bold(`${verb} failed.`))} ${outcome.failed.length} resource(s) failed, ${outcome.skipped.length} not attempted; the state records what was done.\n`);
-  for (const f of outcome.failed) {
-    cli.err.write(`\n${st.red("Error:")} ${f.error.message}\n`);
-    if (f.error.hint) cli.err.write(`${st.dim(`hint: ${f.error.hint}`)}\n`);
-  }
 }
 
 export function buildProgram(): { program: Command; cli: Cli } {
@@ -158,12 +104,7 @@ export function buildProgram(): { program: Command; cli: Cli } {
     .command("validate")
     .description("check a LagoInitFile and report every problem as FILE:LINE:COL")
     .option("-f, --file <file>", "init file", "LagoInitFile")
-    .action(async (opts: { file: string }) => {
-      const spec = await cli.spec(opts.file);
-      const env = cli.env();
-      if (env.config.templateRepoPath) await resolveTemplates(spec, env.config.templateRepoPath);
-      cli.out.write(`${path.relative(process.cwd(), spec.file) || spec.file} is valid: ${spec.domains.length} domain(s), ${spec.nets.length} net(s).\n`);
-    });
+    .action(async (opts: { file: string }) => (await commands()).validate(cli, opts));
 
   program
     .command("plan")
@@ -177,29 +118,7 @@ export function buildProgram(): { program: Command; cli: Cli } {
     .option("--restart", "plan restarting VMs whose changes wait for a restart")
     .option("--destroy", "plan destroying everything")
     .option("--no-refresh", "do not read reality, trust the state")
-    .action(async (opts: { file: string; json?: boolean; out?: string; detailedExitcode?: boolean; target?: string[]; replace?: string[]; restart?: boolean; destroy?: boolean; refresh: boolean }) => {
-      const spec = opts.destroy ? undefined : await cli.spec(opts.file);
-      const env = cli.env();
-      const { plan, recovered } = await planEnv(cli.session(env, () => undefined), {
-        spec,
-        refresh: opts.refresh,
-        targets: opts.target,
-        replace: opts.replace,
-        destroy: opts.destroy,
-        restart: opts.restart,
-      });
-      if (opts.json) cli.out.write(`${stringify(planToJson(plan), null, 2)}\n`);
-      else {
-        for (const r of recovered) cli.out.write(`${cli.style().yellow(`An interrupted apply was found: ${r}`)}\n`);
-        cli.out.write(renderPlan(plan, cli.style()));
-      }
-      if (opts.out) {
-        const saved: SavedPlan = { kind: "lago-plan", formatVersion: 1, env: env.name, workdir: env.workdir, initFile: spec?.file ?? null, restart: opts.restart ?? false, plan };
-        writeFileSync(opts.out, `${JSON.stringify(saved)}\n`, { mode: 0o600 });
-        if (!opts.json) cli.out.write(`\nSaved the plan to ${opts.out}. Apply exactly this plan with: lago apply ${opts.out}\n`);
-      }
-      if (opts.detailedExitcode && hasChanges(plan)) cli.exitCode = EXIT.changes;
-    });
+    .action(async (opts: PlanOpts) => (await commands()).plan(cli, opts));
 
   program
     .command("apply")
@@ -213,39 +132,7 @@ export function buildProgram(): { program: Command; cli: Cli } {
     .option("--replace <address>", "force replacing this resource (repeatable)", collect)
     .option("--no-refresh", "do not read reality, trust the state")
     .option("--json", "stream events as JSON lines")
-    .action(async (planfile: string | undefined, opts: { file: string; autoApprove?: boolean; parallelism: number; restart?: boolean; target?: string[]; replace?: string[]; refresh: boolean; json?: boolean }) => {
-      const env = cli.env();
-      const st = cli.style();
-      let saved: SavedPlan | undefined;
-      if (planfile) {
-        try {
-          saved = JSON.parse(readFileSync(planfile, "utf8")) as SavedPlan;
-        } catch (err) {
-          throw new UsageError(`cannot read plan ${planfile}: ${(err as Error).message}`);
-        }
-        if (saved.kind !== "lago-plan" || saved.formatVersion !== 1) throw new UsageError(`${planfile} is not a lago plan`);
-        if (saved.env !== env.name || saved.workdir !== env.workdir) throw new UsageError(`${planfile} was made for environment ${saved.env} in ${saved.workdir}, not ${env.name} in ${env.workdir}`);
-      }
-      const spec = saved ? undefined : await cli.spec(opts.file);
-      const result = await applyEnv(cli.session(env, eventRenderer(cli.out, st, opts.json === true), opts.parallelism), {
-        spec,
-        saved,
-        refresh: opts.refresh,
-        targets: opts.target,
-        replace: opts.replace,
-        restart: opts.restart ?? saved?.restart,
-        confirm: async (plan, recovered) => {
-          if (!opts.json) {
-            for (const r of recovered) cli.out.write(`${st.yellow(`An interrupted apply was found: ${r}`)}\n`);
-            cli.out.write(renderPlan(plan, st));
-            cli.out.write("\n");
-          }
-          return saved !== undefined || confirm(opts.autoApprove === true, "Do you want to perform these actions?");
-        },
-      });
-      if (!opts.json && !result.outcome && result.confirmed) cli.out.write(renderPlan(result.plan, st));
-      printOutcome(cli, result.plan, result, "Apply");
-    });
+    .action(async (planfile: string | undefined, opts: ApplyOpts) => (await commands()).apply(cli, planfile, opts));
 
   program
     .command("destroy")
@@ -254,46 +141,13 @@ export function buildProgram(): { program: Command; cli: Cli } {
     .option("--parallelism <n>", "resources destroyed at the same time", positiveInt, 4)
     .option("--target <address>", "only this resource (repeatable)", collect)
     .option("--json", "stream events as JSON lines")
-    .action(async (opts: { autoApprove?: boolean; parallelism: number; target?: string[]; json?: boolean }) => {
-      const env = cli.env();
-      const st = cli.style();
-      const result = await applyEnv(cli.session(env, eventRenderer(cli.out, st, opts.json === true), opts.parallelism), {
-        spec: undefined,
-        destroy: true,
-        refresh: true,
-        targets: opts.target,
-        confirm: async (plan) => {
-          if (!opts.json) cli.out.write(`${renderPlan(plan, st)}\n`);
-          return confirm(opts.autoApprove === true, `Do you really want to destroy environment ${env.name}? Every VM, disk and network in it will be deleted.`);
-        },
-      });
-      printOutcome(cli, result.plan, result, "Destroy");
-    });
+    .action(async (opts: { autoApprove?: boolean; parallelism: number; target?: string[]; json?: boolean }) => (await commands()).destroy(cli, opts));
 
   program
     .command("show")
     .description("show what the state records, per resource")
     .option("--json", "as JSON")
-    .action((opts: { json?: boolean }) => {
-      const env = cli.env();
-      const state = showState(env);
-      if (opts.json) {
-        const resources = [...state.resources.values()].sort((a, b) => (a.address < b.address ? -1 : 1));
-        cli.out.write(`${JSON.stringify({ env: env.name, workdir: env.workdir, lineage: state.lineage || null, serial: state.serial, resources }, null, 2)}\n`);
-        return;
-      }
-      const st = cli.style();
-      if (!state.resources.size) {
-        cli.out.write(`Environment ${env.name} (${env.dir}) has no resources.\n`);
-        return;
-      }
-      cli.out.write(`Environment ${st.bold(env.name)} (${env.dir}), serial ${state.serial}\n\n`);
-      for (const r of [...state.resources.values()].sort((a, b) => (a.address < b.address ? -1 : 1))) {
-        cli.out.write(`${st.bold(r.address)}${r.status === "tainted" ? st.red(` (tainted: ${r.reason ?? ""})`) : ""}\n`);
-        for (const [k, v] of Object.entries(r.attrs)) cli.out.write(`    ${k}: ${JSON.stringify(v)}\n`);
-        for (const [k, v] of Object.entries(r.outputs)) cli.out.write(`    ${st.dim(`${k}: ${JSON.stringify(v)}`)}\n`);
-      }
-    });
+    .action(async (opts: { json?: boolean }) => (await commands()).show(cli, opts));
 
   program
     .command("ssh")
@@ -302,30 +156,13 @@ export function buildProgram(): { program: Command; cli: Cli } {
     .argument("<command...>", "the command and its arguments, run by the VM's shell")
     .option("--timeout <seconds>", "give up after this long", positiveInt, 60)
     .passThroughOptions()
-    .action(async (vm: string, command: string[], opts: { timeout: number }) => {
-      const env = cli.env();
-      const state = showState(env);
-      const domain = state.resources.get(`domain.${vm}`);
-      const keys = state.resources.get("keypair");
-      if (!domain || !keys) throw new UsageError(`no VM ${vm} in environment ${env.name}`, { hint: "see `lago show`" });
-      const target = recordedSshTarget(domain, keys);
-      if (!target) throw new UsageError(`VM ${vm} has no address on a management net lago can reach`);
-      const result = await createDrivers(env).ssh.exec(target, command.join(" "), { timeoutMs: opts.timeout * 1000 });
-      cli.out.write(result.stdout);
-      cli.err.write(result.stderr);
-      cli.exitCode = result.code;
-    });
+    .action(async (vm: string, command: string[], opts: { timeout: number }) => (await commands()).ssh(cli, vm, command, opts));
 
   program
     .command("graph")
     .description("print the resource graph in Graphviz DOT")
     .option("-f, --file <file>", "init file", "LagoInitFile")
-    .action(async (opts: { file: string }) => {
-      const spec = await cli.spec(opts.file);
-      const env = cli.env();
-      const desired = await compileSpec(spec, readState(envPaths.state(env)), env);
-      cli.out.write(toDot(desired));
-    });
+    .action(async (opts: { file: string }) => (await commands()).graph(cli, opts));
   return { program, cli };
 }
 

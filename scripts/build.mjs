@@ -1,0 +1,28 @@
+#!/usr/bin/env node
+// Compiles lago to dist/: one ESM bundle per entry point with code splitting, so that
+// each verb loads only the modules it needs (`lago --version` loads commander and kleur).
+// Dependencies are bundled except those with native parts or dynamic requires.
+import { build } from "esbuild";
+import { rmSync } from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+const outdir = path.join(root, "dist");
+rmSync(outdir, { recursive: true, force: true });
+await build({
+  absWorkingDir: root,
+  entryPoints: { lago: "src/cli/run.ts" },
+  outdir,
+  bundle: true,
+  splitting: true,
+  format: "esm",
+  platform: "node",
+  target: "node20",
+  sourcemap: "linked",
+  chunkNames: "chunks/[name]-[hash]",
+  external: ["ssh2", "cpu-features", "nunjucks"],
+  // Bundled CommonJS dependencies call require() for Node's built-ins.
+  banner: { js: 'import { createRequire as __lagoCreateRequire } from "node:module"; const require = __lagoCreateRequire(import.meta.url);' },
+  logLevel: "warning",
+});
