@@ -212,6 +212,25 @@ export async function applyEnv(s: Session, req: ApplyRequest): Promise<ApplyResu
   });
 }
 
+/**
+ * Change the recorded state outside plan/apply (verbs such as `lago stop` or
+ * `lago snapshot` record what the user asked for), under the environment lock.
+ * `fn` mutates the state it is given and returns whether it changed it; the
+ * state is then saved atomically. Refused while an interrupted apply waits
+ * to be resolved by the next `lago plan` or `lago apply`.
+ */
+export async function updateState<T>(s: Session, command: string, fn: (state: State) => Promise<{ changed: boolean; result: T }>): Promise<T> {
+  return withLock(s, command, async () => {
+    if (pendingIntents(envPaths.journal(s.env)).length) {
+      throw new UsageError(`an interrupted apply of environment ${s.env.name} is not resolved yet`, { hint: "run `lago apply` first" });
+    }
+    const state = readState(envPaths.state(s.env));
+    const { changed, result } = await fn(state);
+    if (changed) writeState(envPaths.state(s.env), state);
+    return result;
+  });
+}
+
 /** The recorded state, read without the lock (it is always whole on disk). */
 export function showState(env: EnvContext): State {
   return readState(envPaths.state(env));

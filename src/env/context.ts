@@ -62,11 +62,17 @@ export function bridgeName(env: EnvContext, net: string): string {
   return `lgo${createHash("sha256").update(`${env.id}\0${net}`).digest("hex").slice(0, 10)}`;
 }
 
+/**
+ * Files of an environment. Every name from the init file is one path segment
+ * of its own (names never contain `/` and are never `.` or `..`), so two
+ * different (vm, disk) or net names can never map to the same file.
+ */
 export const envPaths = {
   state: (env: EnvContext) => path.join(env.dir, "state.json"),
   journal: (env: EnvContext) => path.join(env.dir, "journal.jsonl"),
   keys: (env: EnvContext) => path.join(env.dir, "ssh"),
-  disk: (env: EnvContext, vm: string, disk: string, format: string) => path.join(env.dir, "disks", `${vm}_${disk}.${format}`),
-  consoleLog: (env: EnvContext, vm: string) => path.join(env.dir, "logs", `${vm}.console.log`),
+  vmDir: (env: EnvContext, vm: string) => path.join(env.dir, "vms", vm),
+  disk: (env: EnvContext, vm: string, disk: string, format: string) => path.join(env.dir, "vms", vm, "disks", `${disk}.${format}`),
+  consoleLog: (env: EnvContext, vm: string) => path.join(env.dir, "vms", vm, "console.log"),
   leaseOwner: (env: EnvContext, net: string) => path.join(env.dir, "leases", `${net}.uuid`),
 };

@@ -56,8 +56,13 @@ async function noOrphans(e: Env): Promise<void> {
   const id = path.basename(String(recorded.find((r) => r.kind === "domain")?.outputs.libvirt_name ?? "lago-x-")).split("-")[1];
   const domains = (await virsh("list", "--all", "--name")).stdout.split("\n").filter((n) => n.startsWith(`lago-${id}-`)).sort();
   assert.deepEqual(domains, recorded.filter((r) => r.kind === "domain").map((r) => String(r.outputs.libvirt_name)).sort());
-  const diskDir = path.join(e.dir, ".lago", "default", "disks");
-  const files = existsSync(diskDir) ? readdirSync(diskDir).filter((f) => !f.endsWith(".tmp")).map((f) => path.join(diskDir, f)).sort() : [];
+  const vmsDir = path.join(e.dir, ".lago", "default", "vms");
+  const files = existsSync(vmsDir)
+    ? readdirSync(vmsDir, { recursive: true, encoding: "utf8" })
+        .filter((f) => f.split(path.sep)[1] === "disks" && f.split(path.sep).length === 3 && !f.endsWith(".tmp"))
+        .map((f) => path.join(vmsDir, f))
+        .sort()
+    : [];
   assert.deepEqual(files, recorded.filter((r) => r.kind === "disk").map((r) => String(r.outputs.path)).sort());
 }
 

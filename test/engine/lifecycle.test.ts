@@ -56,7 +56,7 @@ test("apply from empty creates every resource in order and converges", async () 
   assert.equal(Object.values(w.domains).filter((d) => d.running).length, 2);
   assert.equal(Object.keys(w.networks).length, 2);
   // The build ran once per disk, bootstrap first, in one virt-customize run.
-  const vm02 = w.customized.find((c) => c.disk.endsWith("vm02_root.qcow2"));
+  const vm02 = w.customized.find((c) => c.disk.endsWith("/vms/vm02/disks/root.qcow2"));
   assert.ok(vm02);
   assert.equal(vm02.args[0], "--ssh-inject");
   assert.deepEqual(vm02.args.slice(2), ["--write", "/etc/hostname:vm02", "--touch", "/root/built"]);
