@@ -10,6 +10,8 @@ export interface EngineContext {
   emit: Emit;
   signal: AbortSignal;
   cache: Map<string, Promise<unknown>>;
+  /** Set by the applier: releases the caller's parallelism slot while `fn` runs. */
+  idle?: <T>(fn: () => Promise<T>) => Promise<T>;
 }
 
 /** The reconciler context of `address`, its dependencies taken from `state` as it is now. */
@@ -27,6 +29,7 @@ export function reconcileContext(engine: EngineContext, state: State, address: s
     progress: (message) => engine.emit({ type: "progress", address, message }),
     signal: engine.signal,
     restart,
+    idle: engine.idle ?? ((fn) => fn()),
     cache: engine.cache,
   };
 }

@@ -72,6 +72,12 @@ export interface ReconcileContext {
   signal: AbortSignal;
   /** `apply --restart`: restart VMs whose changes wait for a restart. */
   restart: boolean;
+  /**
+   * Run `fn` without holding one of the apply's parallelism slots: for waits
+   * that cost this machine nothing (a VM booting, SSH coming up), so that
+   * every VM of an environment boots at once whatever `--parallelism` is.
+   */
+  idle<T>(fn: () => Promise<T>): Promise<T>;
   /** Shared by every reconciler call of one command: batched reads are memoized here. */
   cache: Map<string, Promise<unknown>>;
 }
