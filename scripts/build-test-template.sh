@@ -6,7 +6,12 @@
 # Everything comes from Debian packages already on the machine (kernel, busybox-static,
 # dropbear-bin, extlinux); no network, no loop devices (libguestfs does the disk work).
 # Outputs in OUTDIR (see scripts/README.md):
-#   lago-tiny-v1.qcow2{,.hash,.metadata,.xz}      the good template
+#   lago-tiny-v1.qcow2{,.hash,.metadata,.xz}      the good template; its metadata declares
+#                                                 bootstrap by cloud-init seed (then SSH password)
+#   lago-tiny-ssh-v1.qcow2{,.hash,.metadata,.xz}  same image; metadata publishes only the root
+#                                                 password (lago bootstraps over a first SSH login)
+#   lago-tiny-vc-v1.qcow2{,.hash,.metadata,.xz}   same image; metadata declares neither (lago falls
+#                                                 back to virt-customize)
 #   lago-tiny-badhash-v1.qcow2{,.hash,.metadata}  same image, WRONG sha1 in .hash
 #   lago-tiny-backed-v1.qcow2{,.hash,.metadata}   a qcow2 whose header names a backing file
 #   repo.metadata        Lago repository, file source rooted at OUTDIR
@@ -53,6 +58,8 @@ file_is_static "$BUSYBOX" || die "busybox is not static (install busybox-static)
 MBR=/usr/lib/EXTLINUX/mbr.bin
 [[ -r $MBR ]] || MBR=/usr/lib/syslinux/mbr/mbr.bin
 [[ -r $MBR ]] || die "extlinux mbr.bin not found (install extlinux syslinux-common)"
+# The root password the repository publishes in the templates' metadata (Lago's `root-password`).
+ROOT_PASSWORD=${LAGO_TINY_ROOT_PASSWORD:-lago-tiny}
 
 export LIBGUESTFS_BACKEND=${LIBGUESTFS_BACKEND:-direct}
 if [[ -z ${LIBGUESTFS_BACKEND_SETTINGS:-} ]]; then
@@ -72,7 +79,8 @@ MTIME=@${SOURCE_DATE_EPOCH:-1700000000}
 
 # ---------------------------------------------------------------- kernel modules
 # Top-level modules; their dependencies come from modprobe --show-depends, in that order.
-TOP_MODULES=(virtio_pci virtio_net virtio_blk virtio_scsi sd_mod virtio_rng ext4 button evdev)
+# ata_piix + sr_mod + isofs: the IDE CD-ROM that carries a cloud-init NoCloud seed (cidata).
+TOP_MODULES=(virtio_pci virtio_net virtio_blk virtio_scsi sd_mod virtio_rng ext4 button evdev ata_piix sr_mod isofs)
 declare -a MODPATHS=()
 declare -A SEEN=()
 for m in "${TOP_MODULES[@]}"; do
@@ -132,8 +140,9 @@ root:x:0:0:root:/root:/bin/sh
 daemon:x:1:1:daemon:/usr/sbin:/bin/false
 nobody:x:65534:65534:nobody:/nonexistent:/bin/false
 EOF
-cat > etc/shadow <<'EOF'
-root:*:19000:0:99999:7:::
+ROOT_HASH=$(printf '%s\n' "$ROOT_PASSWORD" | "$BUSYBOX" mkpasswd -m sha512) || die "mkpasswd failed"
+cat > etc/shadow <<EOF
+root:$ROOT_HASH:19000:0:99999:7:::
 daemon:*:19000:0:99999:7:::
 nobody:*:19000:0:99999:7:::
 EOF
@@ -200,9 +209,10 @@ mounted /dev/shm || mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /dev/shm
 mount -o remount,rw /
 mounted /tmp || mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /tmp
 mounted /run || mount -t tmpfs -o mode=755,nosuid,nodev tmpfs /run
+/etc/init.d/cidata
 if [ -s /etc/hostname ]; then hostname -F /etc/hostname; fi
 # modules the initramfs did not load (harmless when already loaded)
-for m in virtio_pci virtio_net virtio_blk virtio_scsi sd_mod virtio_rng button evdev; do
+for m in virtio_pci virtio_net virtio_blk virtio_scsi sd_mod virtio_rng button evdev ata_piix sr_mod isofs; do
   modprobe -q "$m" 2>/dev/null || true
 done
 ip link set lo up
@@ -217,6 +227,69 @@ if [ ! -s /etc/dropbear/dropbear_ed25519_host_key ]; then
   dropbearkey -t ed25519 -f /etc/dropbear/dropbear_ed25519_host_key >/dev/null 2>&1
 fi
 echo "lago-tiny: sysinit done ($(hostname))"
+EOF
+
+cat > etc/init.d/cidata <<'EOF'
+#!/bin/sh
+# A tiny cloud-init NoCloud datasource: reads the filesystem labelled cidata (ISO 9660 or vfat)
+# and, once per instance-id, applies: the host name (meta-data `local-hostname`, user-data
+# `hostname`), root's SSH keys (user-data `ssh_authorized_keys`) and root's password (user-data
+# `chpasswd.users`, type text). It reads the YAML that lago writes (one key or list item a line,
+# plain or double-quoted scalars), not YAML in general.
+export PATH=/sbin:/bin:/usr/sbin:/usr/bin
+dev=$(findfs LABEL=cidata 2>/dev/null) || dev=$(findfs LABEL=CIDATA 2>/dev/null) || exit 0
+mnt=/run/cidata
+mkdir -p "$mnt"
+mount -o ro "$dev" "$mnt" 2>/dev/null || { echo "cidata: cannot mount $dev"; exit 0; }
+trap 'umount "$mnt" 2>/dev/null' EXIT
+iid=$(sed -n 's/^instance-id:[[:space:]]*//p' "$mnt/meta-data" 2>/dev/null | tr -d "\"'\r")
+done_file=/var/lib/cidata/instance-id
+if [ -z "$iid" ] || [ "$(cat "$done_file" 2>/dev/null)" = "$iid" ]; then exit 0; fi
+awk '
+function unq(s) {
+  sub(/^[ \t]+/, "", s); sub(/[ \t\r]+$/, "", s)
+  if (s ~ /^".*"$/) {
+    s = substr(s, 2, length(s) - 2)
+    gsub(/\\\\/, "\001", s); gsub(/\\"/, "\"", s); gsub(/\\t/, "\t", s); gsub(/\001/, "\\", s)
+  } else if (s ~ /^\047.*\047$/) {
+    s = substr(s, 2, length(s) - 2); gsub(/\047\047/, "\047", s)
+  }
+  return s
+}
+/^[^ #-]/ { sec = "" }
+/^local-hostname:/ { v = $0; sub(/^local-hostname:/, "", v); print "M\t" unq(v); next }
+/^hostname:/ { v = $0; sub(/^hostname:/, "", v); print "H\t" unq(v); next }
+/^ssh_authorized_keys:/ { sec = "keys"; next }
+/^chpasswd:/ { sec = "chpasswd"; next }
+sec == "keys" && /^ +- / { v = $0; sub(/^ +- /, "", v); print "K\t" unq(v); next }
+sec == "chpasswd" && /^ +(- )?name:/ { v = $0; sub(/^ +(- )?name:/, "", v); who = unq(v); next }
+sec == "chpasswd" && /^ +password:/ && who == "root" { v = $0; sub(/^ +password:/, "", v); print "P\t" unq(v); next }
+' "$mnt/meta-data" "$mnt/user-data" > /run/cidata.parsed 2>/dev/null
+chmod 600 /run/cidata.parsed
+host= keys_added=0
+while IFS="$(printf '\t')" read -r tag value; do
+  case $tag in
+    M) [ -n "$host" ] || host=$value ;;
+    H) host=$value ;;
+    K)
+      mkdir -p /root/.ssh && chmod 700 /root/.ssh
+      grep -qxF "$value" /root/.ssh/authorized_keys 2>/dev/null || printf '%s\n' "$value" >> /root/.ssh/authorized_keys
+      chmod 600 /root/.ssh/authorized_keys
+      keys_added=$((keys_added + 1))
+      ;;
+    P)
+      hash=$(printf '%s\n' "$value" | mkpasswd -m sha512) || continue
+      awk -F: -v OFS=: -v h="$hash" '$1 == "root" { $2 = h } { print }' /etc/shadow > /etc/shadow.cidata \
+        && chmod 600 /etc/shadow.cidata && mv /etc/shadow.cidata /etc/shadow
+      ;;
+  esac
+done < /run/cidata.parsed
+rm -f /run/cidata.parsed
+[ -z "$host" ] || printf '%s\n' "$host" > /etc/hostname
+mkdir -p /var/lib/cidata
+printf '%s\n' "$iid" > "$done_file"
+sync
+echo "cidata: instance $iid: hostname ${host:-unchanged}, $keys_added key(s)"
 EOF
 
 cat > etc/init.d/rcK <<'EOF'
@@ -275,7 +348,7 @@ echo "lago-tiny: ACPI power button -> poweroff" >/dev/console
 exec /sbin/poweroff
 EOF
 
-chmod 755 etc/init.d/rcS etc/init.d/rcK usr/share/udhcpc/default.script etc/acpi/PWRF/00000080
+chmod 755 etc/init.d/rcS etc/init.d/cidata etc/init.d/rcK usr/share/udhcpc/default.script etc/acpi/PWRF/00000080
 
 install -m 0644 "/boot/vmlinuz-$KVER" boot/vmlinuz
 cat > boot/extlinux/extlinux.conf <<'EOF'
@@ -370,11 +443,30 @@ qemu-img convert -f raw -O qcow2 "$RAW" "$WORK/$IMG" || die "qemu-img convert fa
 rm -f -- "$RAW" "$ROOT_TAR"
 
 # ---------------------------------------------------------------- repository files
-json_metadata() { printf '{"distro": "lagotiny", "root-password": ""}\n'; }
+# json_metadata [BOOTSTRAP [ROOT_PASSWORD]]: a template's .metadata (Lago's `distro`, `root-password`;
+# lago's `bootstrap`: the methods the image supports, in order of preference; see the README).
+json_metadata() {
+  python3 -c 'import json, sys
+meta = {"distro": "lagotiny", "root-password": sys.argv[2]}
+if sys.argv[1]:
+    meta["bootstrap"] = sys.argv[1].split(",")
+print(json.dumps(meta))' "${1:-}" "${2:-}"
+}
 SHA=$(sha1sum "$WORK/$IMG" | cut -d' ' -f1)
 printf '%s' "$SHA" > "$WORK/$IMG.hash"
-json_metadata > "$WORK/$IMG.metadata"
+json_metadata cloud-init,ssh "$ROOT_PASSWORD" > "$WORK/$IMG.metadata"
 xz -T0 -1 -c "$WORK/$IMG" > "$WORK/$IMG.xz" || die "xz failed"
+
+# Same image, other metadata: the bootstrap paths lago chooses from a template's metadata.
+SSH_IMG=lago-tiny-ssh-v1.qcow2
+VC_IMG=lago-tiny-vc-v1.qcow2
+for v in "$SSH_IMG" "$VC_IMG"; do
+  ln "$WORK/$IMG" "$WORK/$v"
+  ln "$WORK/$IMG.xz" "$WORK/$v.xz"
+  printf '%s' "$SHA" > "$WORK/$v.hash"
+done
+json_metadata "" "$ROOT_PASSWORD" > "$WORK/$SSH_IMG.metadata"
+json_metadata > "$WORK/$VC_IMG.metadata"
 
 BAD=lago-tiny-badhash-v1.qcow2
 ln "$WORK/$IMG" "$WORK/$BAD"
@@ -402,6 +494,8 @@ def repo(source):
         "sources": {"local": source},
         "templates": {
             "lago-tiny": tmpl("lago-tiny-v1.qcow2"),
+            "lago-tiny-ssh": tmpl("lago-tiny-ssh-v1.qcow2"),
+            "lago-tiny-vc": tmpl("lago-tiny-vc-v1.qcow2"),
             "lago-tiny-badhash": tmpl("lago-tiny-badhash-v1.qcow2"),
             "lago-tiny-backed": tmpl("lago-tiny-backed-v1.qcow2"),
         },
@@ -416,12 +510,16 @@ EOF
 
 # move results into place (same filesystem: rename), then stamp
 for f in "$IMG" "$IMG.hash" "$IMG.metadata" "$IMG.xz" \
+         "$SSH_IMG" "$SSH_IMG.xz" "$SSH_IMG.hash" "$SSH_IMG.metadata" \
+         "$VC_IMG" "$VC_IMG.xz" "$VC_IMG.hash" "$VC_IMG.metadata" \
          "$BAD" "$BAD.xz" "$BAD.hash" "$BAD.metadata" \
          "$BACKED" "$BACKED.hash" "$BACKED.metadata" repo.metadata repo-http.metadata.in; do
   mv -f -- "$WORK/$f" "$OUTDIR/$f"
 done
 # the hard links were broken by separate renames only if mv copied; re-link to be sure
-ln -f -- "$OUTDIR/$IMG" "$OUTDIR/$BAD"
-ln -f -- "$OUTDIR/$IMG.xz" "$OUTDIR/$BAD.xz"
+for v in "$BAD" "$SSH_IMG" "$VC_IMG"; do
+  ln -f -- "$OUTDIR/$IMG" "$OUTDIR/$v"
+  ln -f -- "$OUTDIR/$IMG.xz" "$OUTDIR/$v.xz"
+done
 printf '%s\n' "$SELF_SHA" > "$OUTDIR/.stamp"
 log "done in $((SECONDS - START)) s: $OUTDIR ($(du -h "$OUTDIR/$IMG" | cut -f1) qcow2, sha1 $SHA)"

@@ -32,6 +32,11 @@ export interface LagoConfig {
   bootTimeout: number;
   /** Seconds to wait for a graceful (ACPI) shutdown before powering off. */
   shutdownTimeout: number;
+  /**
+   * How Lago's bootstrap (the environment's key, the host name, `root-password`) reaches a new VM:
+   * `auto` (what the template's metadata declares; see resources/bootstrap.ts), or one method for all.
+   */
+  bootstrap: "auto" | "cloud-init" | "ssh" | "virt-customize";
   /** Where the values came from, for `lago config`. */
   sources: string[];
 }
@@ -47,6 +52,7 @@ const DEFAULTS: Record<string, Record<string, string>> = {
     libvirt_uri: "qemu:///system",
     boot_timeout: "600",
     shutdown_timeout: "60",
+    bootstrap: "auto",
   },
   init: {
     template_store: "/var/lib/lago/store",
@@ -171,6 +177,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
   if (domainType !== "kvm" && domainType !== "qemu") bad("lago.domain_type", `expected kvm or qemu, got ${JSON.stringify(domainType)}`);
   const qemuUser = get("lago", "qemu_user");
   if (qemuUser !== "invoking" && qemuUser !== "libvirt") bad("lago.qemu_user", `expected invoking or libvirt, got ${JSON.stringify(qemuUser)}`);
+  const bootstrap = get("lago", "bootstrap");
+  if (bootstrap !== "auto" && bootstrap !== "cloud-init" && bootstrap !== "ssh" && bootstrap !== "virt-customize") {
+    bad("lago.bootstrap", `expected auto, cloud-init, ssh or virt-customize, got ${JSON.stringify(bootstrap)}`);
+  }
   const repo = get("init", "template_repo_path");
   return {
     leaseDir: path.resolve(get("lago", "lease_dir") ?? ""),
@@ -182,6 +192,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
     libvirtUri: get("lago", "libvirt_uri") ?? "qemu:///system",
     bootTimeout: int("lago", "boot_timeout"),
     shutdownTimeout: int("lago", "shutdown_timeout"),
+    bootstrap: bootstrap as LagoConfig["bootstrap"],
     sources,
   };
 }

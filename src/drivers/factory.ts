@@ -1,7 +1,8 @@
 /**
  * Which drivers a command uses. The real ones by default; `LAGO_DRIVER=fake:<world.json>`
  * selects the file-backed fake world (engine tests only): libvirt, qemu-img,
- * virt-customize and SSH are simulated, the lease, template and key stores stay real.
+ * virt-customize, SSH and seed images are simulated, the lease, template, layer
+ * and key stores stay real (layer images themselves live in the fake world).
  */
 import type { Drivers } from "./types.ts";
 import type { EnvContext } from "../env/context.ts";
@@ -12,6 +13,8 @@ import { FsKeyStore } from "./real/key-store.ts";
 import { QemuImg } from "./real/qemu-img.ts";
 import { VirtCustomize, shouldForceTcg } from "./real/virt-customize.ts";
 import { Ssh2Client } from "./real/ssh.ts";
+import { GenisoimageSeeds } from "./real/seed-image.ts";
+import { FsLayerStore } from "./real/layer-store.ts";
 import { VirshLibvirt } from "./real/libvirt.ts";
 import { UsageError } from "../errors.ts";
 
@@ -19,22 +22,27 @@ export function createDrivers(env: EnvContext, selector = process.env.LAGO_DRIVE
   const config = env.config;
   if (selector?.startsWith("fake:")) {
     const world = new FakeWorld(selector.slice("fake:".length)).drivers();
+    const templates = new FsTemplateStore(config.templateStore, world.images);
     return {
       ...world,
-      templates: new FsTemplateStore(config.templateStore, world.images),
+      templates,
+      layers: new FsLayerStore(config.templateStore, world.images, templates),
       leases: new FsLeaseStore(config.leaseDir, config.leaseRange),
       keys: new FsKeyStore(),
     };
   }
   if (selector && selector !== "real") throw new UsageError(`unknown LAGO_DRIVER ${JSON.stringify(selector)}: use "real" or "fake:<world.json>"`);
   const images = new QemuImg();
+  const templates = new FsTemplateStore(config.templateStore, images);
   return {
     libvirt: new VirshLibvirt(config.libvirtUri),
     images,
     customize: new VirtCustomize({ forceTcg: shouldForceTcg(config.domainType) }),
     ssh: new Ssh2Client(),
-    templates: new FsTemplateStore(config.templateStore, images),
+    templates,
+    layers: new FsLayerStore(config.templateStore, images, templates),
     leases: new FsLeaseStore(config.leaseDir, config.leaseRange),
     keys: new FsKeyStore(),
+    seeds: new GenisoimageSeeds(),
   };
 }

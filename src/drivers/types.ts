@@ -159,13 +159,46 @@ export interface ImageDriver {
   resize(path: string, format: string, size: number, opts?: CallOptions): Promise<void>;
   /** Delete the file; absent is fine. */
   remove(path: string, opts?: CallOptions): Promise<void>;
+  /** Rename an image (same file system: atomic). Used to publish an image made under a temporary name. */
+  rename(from: string, to: string, opts?: CallOptions): Promise<void>;
 }
 
 // ---------------------------------------------------------------- virt-customize
 
+/**
+ * A virt-customize argument whose value is secret (a password): the driver writes
+ * `content` to a private 0600 temporary file and passes `<prefix><file>` (e.g.
+ * `file:/tmp/…/secret`), so the secret never appears in a process's argv or a message.
+ */
+export interface SecretFileArg {
+  secretFile: string;
+  prefix: string;
+}
+
+export type CustomizeArg = string | SecretFileArg;
+
 export interface CustomizeDriver {
-  /** One virt-customize run on `disk` with the given option/argument list (already `--`-prefixed). */
-  run(disk: string, args: string[], opts?: CallOptions): Promise<void>;
+  /** One virt-customize run on `disk` with the given option/argument list (already `--`-prefixed). One libguestfs launch. */
+  run(disk: string, args: CustomizeArg[], opts?: CallOptions): Promise<void>;
+}
+
+// ---------------------------------------------------------------- cloud-init seed
+
+/** The files of a cloud-init NoCloud seed. */
+export interface SeedFiles {
+  metaData: string;
+  userData: string;
+}
+
+export interface SeedImageDriver {
+  /**
+   * Write a NoCloud seed at `path`: an ISO 9660 filesystem labelled `cidata` holding
+   * `meta-data` and `user-data`, mode 0600. Built under a temporary name and renamed:
+   * `path` is absent, the old seed or the new one. Idempotent.
+   */
+  write(path: string, files: SeedFiles, opts?: CallOptions): Promise<void>;
+  /** Delete the seed; absent is fine. */
+  remove(path: string, opts?: CallOptions): Promise<void>;
 }
 
 // ---------------------------------------------------------------- ssh
@@ -177,12 +210,31 @@ export interface SshTarget {
   privateKeyPath: string;
   /** The host key pinned on first contact (base64), checked on every later contact. */
   pinnedHostKey: string | undefined;
+  /**
+   * Passwords tried, in order, after the key (a template's published credentials for a
+   * first login). Secret: never logged, never in a message.
+   */
+  passwords?: string[] | undefined;
+}
+
+/** Who answered and how lago got in. */
+export interface SshLogin {
+  /** The server's host key (base64). */
+  hostKey: string;
+  /** -1: the key; otherwise the index in `target.passwords` of the password that worked. */
+  credential: number;
 }
 
 export interface SshDriver {
   /** Wait until SSH answers with the key, or time out. Returns the host key (base64). */
   waitReady(target: SshTarget, timeoutMs: number, opts?: CallOptions): Promise<string>;
-  exec(target: SshTarget, command: string, opts?: CallOptions & { timeoutMs?: number }): Promise<{ code: number; stdout: string; stderr: string }>;
+  /**
+   * Wait until SSH answers and a login succeeds with the key or one of `target.passwords`
+   * (tried in that order on each connection), or time out. Says which credential worked.
+   */
+  waitLogin(target: SshTarget, timeoutMs: number, opts?: CallOptions): Promise<SshLogin>;
+  /** Run `command` once; `input` is written to its stdin (then closed). */
+  exec(target: SshTarget, command: string, opts?: CallOptions & { timeoutMs?: number; input?: string }): Promise<{ code: number; stdout: string; stderr: string }>;
 }
 
 // ---------------------------------------------------------------- templates and leases
@@ -214,6 +266,73 @@ export interface TemplateStoreDriver {
   lookup(ref: TemplateRef): Promise<StoredTemplate | undefined>;
   /** Unregister `user`; the image stays in the shared store. */
   release(ref: TemplateRef, user: string): Promise<void>;
+  /**
+   * The metadata published with an image: `<image>.metadata` (JSON object), as the store keeps it for
+   * templates and as Lago's repositories lay it beside an image; undefined when there is none.
+   */
+  metadataOf(imagePath: string): Promise<Record<string, unknown> | undefined>;
+}
+
+// ---------------------------------------------------------------- build layers
+
+/** A build layer in the shared store: the result of a disk's build steps on a template. */
+export interface StoredLayer {
+  key: string;
+  /** The qcow2 layer (read-only); its backing file is `template`. */
+  path: string;
+  /** The template image it overlays. */
+  template: string;
+}
+
+export interface LayerInfo extends StoredLayer {
+  /** Bytes allocated on the host. */
+  bytes: number;
+  /** Who registered as a user (VM disk paths), sorted. */
+  users: string[];
+  /** Unix seconds of the last ensure or release. */
+  lastAccess: number | undefined;
+  /** What was built (redacted: no secrets). */
+  manifest: Record<string, unknown>;
+}
+
+export interface LayerRequest {
+  /** The content address: sha256 (hex) of everything that makes the layer's bytes. */
+  key: string;
+  /** The template image to overlay, and its format. */
+  template: { path: string; format: string };
+  /** The repository template it comes from: the layer registers as its user (`.users`), so it outlives no template. */
+  templateRef: TemplateRef | undefined;
+  /** Recorded beside the layer (must hold no secrets). */
+  manifest: Record<string, unknown>;
+  /** Registered in the layer's `.users` (the VM disk that will overlay it). */
+  user: string;
+  /** Makes the layer's content: called with a fresh qcow2 overlay on the template at a temporary path. */
+  build: (tmpPath: string) => Promise<void>;
+}
+
+export interface LayerStoreDriver {
+  /**
+   * Idempotent and safe across processes: under the layer's lock, register `user`, then
+   * return the stored layer (`cached: true`) or build it in a temporary file, verify it
+   * (qcow2, backed by the template, consistent), make it read-only and rename it into place.
+   * A crash or failure leaves no layer under the final name.
+   */
+  ensure(req: LayerRequest, opts?: CallOptions): Promise<StoredLayer & { cached: boolean }>;
+  /** The complete stored layer, if any. Never builds. */
+  lookup(key: string): Promise<StoredLayer | undefined>;
+  /** Unregister `user`; the layer stays (a cache for re-creates) until pruned. */
+  release(key: string, user: string): Promise<void>;
+  /** Every layer in the store. */
+  list(): Promise<LayerInfo[]>;
+  /**
+   * Delete the layers nobody uses (empty `.users`), each under its lock, and unregister them
+   * from their templates; leftovers of interrupted builds go too. Returns the keys removed.
+   */
+  prune(opts?: CallOptions): Promise<string[]>;
+  /** sha256 (hex) of host files or directories (recursively: names, modes and contents), by path. */
+  hashFiles(paths: string[]): Promise<Record<string, string>>;
+  /** A cheap identity of a local image (device, inode, size, mtime), for keys of layers on images named by path. */
+  imageIdentity(path: string): Promise<string>;
 }
 
 export interface LeaseStoreDriver {
@@ -240,4 +359,6 @@ export interface Drivers {
   templates: TemplateStoreDriver;
   leases: LeaseStoreDriver;
   keys: KeyStoreDriver;
+  seeds: SeedImageDriver;
+  layers: LayerStoreDriver;
 }

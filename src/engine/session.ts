@@ -21,6 +21,7 @@ import type { Emit } from "./events.ts";
 import { recoverIntents } from "./recover.ts";
 import { refresh } from "./refresh.ts";
 import { applyPlan, type ApplyOutcome } from "./apply.ts";
+import { annotatePlan } from "./plan-notes.ts";
 
 export interface Session {
   env: EnvContext;
@@ -127,6 +128,7 @@ async function planLocked(s: Session, req: PlanRequest): Promise<PlanResult> {
     destroy: req.destroy,
     restart: req.restart,
   });
+  await annotatePlan(engine, plan, state, s.parallelism * 2);
   return { plan, state, recovered };
 }
 

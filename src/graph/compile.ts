@@ -4,7 +4,9 @@
  * same resources, byte for byte.
  */
 import { createHash } from "node:crypto";
+import path from "node:path";
 import { stringify } from "safe-stable-stringify";
+import { hostPathOf } from "./build-inputs.ts";
 import { ConfigError, type Diagnostic } from "../errors.ts";
 import type { DomainSpec, EnvSpec, NetSpec } from "../spec/types.ts";
 import type { TemplateRef } from "../drivers/types.ts";
@@ -237,20 +239,43 @@ export function compile(input: CompileInput): DesiredResource[] {
           });
         }
       }
-      const bootstrap = index === 0 && disk.type === "template" && d.bootstrap;
-      const hasBuild = disk.type === "template" && (bootstrap || disk.build.length > 0);
-      const buildAttrs: Attrs | undefined = hasBuild
-        ? {
-            vm: d.name,
-            disk: disk.name,
-            bootstrap: bootstrap ? { hostname: d.name, ssh_user: d.sshUser, root_password: d.rootPassword ?? null } : null,
-            steps: disk.build.map((step) => ({
-              builder: step.builder,
-              options: step.options.map((o) => ({ option: o.option, arg: o.arg ?? null })),
-            })),
-          }
-        : undefined;
+      // Lago's bootstrap (key, host name, root password) on the first disk; build steps that set the
+      // host name or the root password win, as they ran after it in Lago's one virt-customize run.
+      const stepOptions = disk.build.flatMap((step) => step.options);
+      const bootstrap: Attrs | null =
+        index === 0 && disk.type === "template" && d.bootstrap
+          ? {
+              hostname: stepOptions.filter((o) => o.option === "hostname" && o.arg).pop()?.arg ?? d.name,
+              ssh_user: d.sshUser,
+              root_password: stepOptions.some((o) => o.option === "root-password") ? null : (d.rootPassword ?? null),
+            }
+          : null;
+      const steps = disk.build.map((step) => ({
+        builder: step.builder,
+        options: step.options.map((o) => ({ option: o.option, arg: o.arg ?? null })),
+      }));
+      const buildAttrs: Attrs | undefined =
+        disk.type === "template" && template && disk.build.length > 0
+          ? {
+              vm: d.name,
+              disk: disk.name,
+              template,
+              steps,
+              inject_user: stepOptions.some((o) => o.option === "ssh-inject" && !o.arg) ? d.sshUser : null,
+              inputs: [...new Set(stepOptions.map((o) => hostPathOf(o.option, o.arg, path.dirname(spec.file))).filter((p): p is string => p !== undefined))].sort(),
+            }
+          : undefined;
       const external = disk.type === "file" && disk.path !== undefined;
+      const buildAddress = `build.${d.name}.${disk.name}`;
+      if (buildAttrs) {
+        add({
+          address: buildAddress,
+          kind: "build",
+          attrs: buildAttrs,
+          dependsOn: [String(buildAttrs.template), ...(buildAttrs.inject_user ? [KEYPAIR] : [])],
+          pointer: disk.pointer,
+        });
+      }
       add({
         address,
         kind: "disk",
@@ -262,17 +287,14 @@ export function compile(input: CompileInput): DesiredResource[] {
           size: disk.size ?? null,
           template,
           path: external ? (disk.path ?? null) : null,
-          build_sha256: buildAttrs ? sha256(stringify(buildAttrs)) : null,
+          // The recipe of its build (the template is an attribute of its own).
+          build_sha256: buildAttrs ? sha256(stringify({ steps: buildAttrs.steps, inject_user: buildAttrs.inject_user, inputs: buildAttrs.inputs }) ?? "") : null,
+          bootstrap,
         },
-        dependsOn: template ? [template] : [],
+        dependsOn: [...(template ? [template] : []), ...(buildAttrs ? [buildAddress] : []), ...(bootstrap ? [KEYPAIR] : [])],
         pointer: disk.pointer,
       });
       domainDeps.push(address);
-      if (buildAttrs) {
-        const buildAddress = `build.${d.name}.${disk.name}`;
-        add({ address: buildAddress, kind: "build", attrs: buildAttrs, dependsOn: [address, KEYPAIR], pointer: disk.pointer });
-        domainDeps.push(buildAddress);
-      }
       disks[disk.name] = {
         dev: disk.dev,
         bus: busOf(disk.dev),

@@ -24,6 +24,7 @@ export function planToJson(plan: Plan): Record<string, unknown> {
       replace_reasons: c.replaceReasons,
       requires_restart: c.requiresRestart,
       restart: c.restart,
+      ...(c.note ? { note: c.note } : {}),
     })),
     drift: plan.drift.map((d) => ({
       address: d.address,

@@ -26,6 +26,8 @@ export interface ResourceChange {
   before: Attrs | undefined;
   /** The desired attributes, absent for a delete. */
   after: Attrs | undefined;
+  /** What the resource's kind knows ahead of time (e.g. "cached: …" for a build whose layer is in the store). */
+  note?: string;
 }
 
 export interface Drift {

@@ -58,13 +58,13 @@ function changeLines(c: ResourceChange, st: Style): string[] {
 function header(c: ResourceChange, st: Style): string {
   switch (c.action) {
     case "create":
-      return `  ${st.green("+")} ${st.bold(c.address)} will be created`;
+      return `  ${st.green("+")} ${st.bold(c.address)} will be created${c.note ? ` ${st.dim(`(${c.note})`)}` : ""}`;
     case "update": {
       const note = c.restart ? " and restarted" : c.requiresRestart ? " (takes effect after restart: lago apply --restart)" : "";
       return `  ${st.yellow("~")} ${st.bold(c.address)} will be updated in place${note}`;
     }
     case "replace":
-      return `${st.magenta("-/+")} ${st.bold(c.address)} must be replaced`;
+      return `${st.magenta("-/+")} ${st.bold(c.address)} must be replaced${c.note ? ` ${st.dim(`(${c.note})`)}` : ""}`;
     case "delete":
       return c.kind === "template"
         ? `  ${st.red("-")} ${st.bold(c.address)} will be released (the shared template store keeps the image)`

@@ -1,58 +1,189 @@
 /**
- * Preparing a disk before its VM's first boot: Lago's bootstrap (inject the
- * environment's key, set the hostname) and the disk's `build` steps, in one
- * virt-customize run. Never re-run on a used disk: any change replaces the disk.
+ * A disk's `build` steps on a template, made once as a content-addressed layer in the
+ * shared store (see drivers/real/layer-store.ts) and overlaid by the VM's disk. The
+ * layer's key hashes everything that makes its bytes: the template's digest, the
+ * canonical steps, the contents of the host files they read and, when a step injects
+ * the environment's key, that key. Identical builds — other VMs, re-creates, other
+ * environments — reuse the layer: no libguestfs launch. Never re-run on a used layer:
+ * any change is a new layer, and a new disk on it.
  */
+import { stringify } from "safe-stable-stringify";
 import { ProviderError } from "../errors.ts";
-import { KEYPAIR } from "../graph/compile.ts";
+import { envPaths } from "../env/context.ts";
+import { KEYPAIR, sha256 } from "../graph/compile.ts";
+import { LIBGUESTFS_LAUNCH, shownArgs } from "../drivers/customize-args.ts";
+import type { CustomizeArg, TemplateRef } from "../drivers/types.ts";
 import { dependency, obj, str } from "./common.ts";
-import type { Attrs, ResourceKind } from "./types.ts";
+import type { Attrs, DesiredResource, Json, ReconcileContext, ResourceKind } from "./types.ts";
 
-/** The virt-customize arguments for a build, bootstrap first. Pure. */
-export function customizeArgs(attrs: Attrs, publicKeyPath: string): string[] {
-  const args: string[] = [];
-  const bootstrap = attrs.bootstrap ? obj(attrs.bootstrap) : undefined;
-  if (bootstrap) {
-    const user = str(bootstrap.ssh_user, "ssh_user");
-    args.push("--ssh-inject", `${user}:file:${publicKeyPath}`);
-    args.push("--write", `/etc/hostname:${str(bootstrap.hostname, "hostname")}`);
-    if (typeof bootstrap.root_password === "string") args.push("--root-password", `password:${bootstrap.root_password}`);
-  }
+/** The version of the key's recipe: bump it when what the key hashes changes meaning. */
+const KEY_FORMAT = 1;
+
+function options(attrs: Attrs): { option: string; arg: string | null }[] {
+  const out: { option: string; arg: string | null }[] = [];
   for (const step of Array.isArray(attrs.steps) ? attrs.steps : []) {
-    for (const o of Array.isArray(obj(step).options) ? (obj(step).options as unknown[]) : []) {
-      const { option, arg } = obj(o as Attrs);
-      const name = str(option, "option");
-      if (name === "ssh-inject" && (arg === null || arg === "")) {
-        args.push("--ssh-inject", `${bootstrap ? str(bootstrap.ssh_user, "ssh_user") : "root"}:file:${publicKeyPath}`);
-      } else if (arg === null || arg === undefined) args.push(`--${name}`);
-      else args.push(`--${name}`, String(arg));
+    for (const o of Array.isArray(obj(step).options) ? (obj(step).options as Json[]) : []) {
+      const { option, arg } = obj(o);
+      out.push({ option: str(option, "option"), arg: typeof arg === "string" ? arg : null });
     }
+  }
+  return out;
+}
+
+/**
+ * The virt-customize arguments for a build's steps, in order. `ssh-inject` without an
+ * argument injects the environment's key for `inject_user`; passwords given inline
+ * (`root-password password:…`, `password USER:password:…`) go through secret files,
+ * never argv. Pure.
+ */
+export function buildArgs(attrs: Attrs, publicKeyPath: string | undefined): CustomizeArg[] {
+  const args: CustomizeArg[] = [];
+  const user = typeof attrs.inject_user === "string" ? attrs.inject_user : "root";
+  for (const { option, arg } of options(attrs)) {
+    if (option === "ssh-inject" && (arg === null || arg === "")) {
+      if (!publicKeyPath) throw new Error("ssh-inject of the environment's key needs the key pair");
+      args.push("--ssh-inject", `${user}:file:${publicKeyPath}`);
+    } else if (option === "root-password" && arg?.startsWith("password:")) {
+      args.push("--root-password", { secretFile: `${arg.slice("password:".length)}\n`, prefix: "file:" });
+    } else if (option === "password" && arg && /^[^:]+:password:/.test(arg)) {
+      const at = arg.indexOf(":password:");
+      args.push("--password", { secretFile: `${arg.slice(at + ":password:".length)}\n`, prefix: `${arg.slice(0, at)}:file:` });
+    } else if (arg === null) args.push(`--${option}`);
+    else args.push(`--${option}`, arg);
   }
   return args;
 }
 
+/** Whether the steps inject the environment's key (then the key is part of the layer). Pure. */
+export function injectsEnvKey(steps: { options: { option: string; arg: string | undefined }[] }[]): boolean {
+  return steps.some((s) => s.options.some((o) => o.option === "ssh-inject" && !o.arg));
+}
+
+/** The steps with inline secrets replaced, for the layer's manifest. Pure. */
+function redactedSteps(attrs: Attrs): string[] {
+  return shownArgs(buildArgs({ ...attrs }, "(the environment's key)"));
+}
+
+interface TemplateFacts {
+  path: string;
+  format: string;
+  /** Digest for the key: a repository template's sha1, or a local image's identity. */
+  digest: string;
+  ref: TemplateRef | undefined;
+}
+
+function refOf(attrs: Attrs): TemplateRef | undefined {
+  if (typeof attrs.path === "string" || typeof attrs.repo !== "string") return undefined;
+  const source = obj(attrs.source);
+  return {
+    repo: str(attrs.repo, "repo"),
+    name: str(attrs.name, "name"),
+    version: str(attrs.version, "version"),
+    handle: str(attrs.handle, "handle"),
+    source: { type: source.type === "http" ? "http" : "file", location: str(source.location, "source.location") },
+  };
+}
+
+/** The template as applied (its outputs), or as the store has it already (at plan time). */
+async function templateFacts(ctx: ReconcileContext, attrs: Attrs, planned?: Attrs): Promise<TemplateFacts | undefined> {
+  const address = str(attrs.template, "template");
+  const dep = ctx.deps.get(address);
+  const tattrs = dep?.attrs ?? planned;
+  if (!tattrs) return undefined;
+  const ref = refOf(tattrs);
+  if (ref) {
+    const stored = dep?.outputs.sha1 !== undefined ? { path: str(dep.outputs.path, "path"), format: str(dep.outputs.format, "format"), sha1: str(dep.outputs.sha1, "sha1") } : await ctx.drivers.templates.lookup(ref);
+    return stored ? { path: stored.path, format: stored.format, digest: `sha1:${stored.sha1}`, ref } : undefined;
+  }
+  const path = str(tattrs.path, "path");
+  const info = dep ? { format: str(dep.outputs.format, "format") } : await ctx.drivers.images.info(path, { signal: ctx.signal });
+  if (!info) return undefined;
+  return { path, format: info.format, digest: `image:${path}:${await ctx.drivers.layers.imageIdentity(path)}`, ref: undefined };
+}
+
+/**
+ * The layer's key and what it hashes; undefined when an input is not known yet
+ * (at plan time: the template is not in the store, or the key pair not made).
+ */
+async function layerKey(ctx: ReconcileContext, attrs: Attrs, planned?: Attrs): Promise<{ key: string; template: TemplateFacts } | undefined> {
+  const template = await templateFacts(ctx, attrs, planned);
+  if (!template) return undefined;
+  let inject: Json = null;
+  if (typeof attrs.inject_user === "string") {
+    const keys = ctx.deps.get(KEYPAIR)?.outputs;
+    if (typeof keys?.publicKey !== "string") return undefined;
+    inject = { user: attrs.inject_user, key: keys.publicKey.trim() };
+  }
+  const inputs = Array.isArray(attrs.inputs) ? attrs.inputs.map((p) => str(p, "input")) : [];
+  const files = await ctx.drivers.layers.hashFiles(inputs);
+  const recipe = { format: KEY_FORMAT, template: { digest: template.digest, format: template.format }, steps: attrs.steps ?? [], inject, files };
+  return { key: sha256(stringify(recipe) ?? ""), template };
+}
+
+/** The VM disk that overlays the layer: its registered user. */
+function userOf(ctx: ReconcileContext, attrs: Attrs): string {
+  return envPaths.disk(ctx.env, str(attrs.vm, "vm"), str(attrs.disk, "disk"), "qcow2");
+}
+
+/**
+ * For the plan: "cached" when the layer this build would make is in the store already.
+ * Reads only (the store, the recorded state, the host files the steps read).
+ */
+export async function buildPlanNote(ctx: ReconcileContext, desired: Attrs, graph: ReadonlyMap<string, DesiredResource>): Promise<string | undefined> {
+  const planned = graph.get(str(desired.template, "template"))?.attrs;
+  const found = await layerKey(ctx, desired, planned).catch(() => undefined);
+  if (!found) return undefined;
+  const layer = await ctx.drivers.layers.lookup(found.key);
+  return layer ? `cached: layer ${found.key.slice(0, 12)} is in the store, no libguestfs launch` : undefined;
+}
+
 export const buildKind: ResourceKind = {
   kind: "build",
-  replaceOn: [{ path: "", reason: "build steps run once on a fresh disk" }],
-  onDependencyReplaced: (dep) => (dep.kind === "disk" ? { action: "replace", reason: `its disk ${dep.address} is replaced` } : undefined),
-  taintOnInterruptedCreate: (self) => self.dependsOn.find((d) => d.startsWith("disk.")),
-  async read(_ctx, current) {
-    // A build leaves no object of its own: it happened if the state says so.
-    return current.outputs ? { attrs: current.attrs, outputs: current.outputs, healthy: true } : undefined;
+  replaceOn: [
+    { path: "/template", reason: "the template changes: the steps run again on it, into a fresh layer" },
+    { path: "", reason: "build steps run once, into a fresh layer" },
+  ],
+  onDependencyReplaced: (dep) =>
+    dep.kind === "template" ? { action: "replace", reason: `its template ${dep.address} is replaced` } : dep.kind === "keypair" ? { action: "replace", reason: "the environment's key changed" } : undefined,
+  planNote: buildPlanNote,
+  async read(ctx, current) {
+    let key = typeof current.outputs?.key === "string" ? current.outputs.key : undefined;
+    key ??= (await layerKey(ctx, current.attrs))?.key;
+    if (!key) return undefined;
+    const layer = await ctx.drivers.layers.lookup(key);
+    if (!layer) return undefined;
+    return { attrs: current.attrs, outputs: { cached: true, ...(current.outputs ?? {}), key, path: layer.path, format: "qcow2" }, healthy: true };
   },
   async create(ctx, desired) {
-    const disk = dependency(ctx, `disk.${str(desired.vm, "vm")}.${str(desired.disk, "disk")}`);
-    const keys = dependency(ctx, KEYPAIR).outputs;
-    const args = customizeArgs(desired, str(keys.publicKeyPath, "publicKeyPath"));
-    if (!args.length) return { ran: false };
-    ctx.progress(`virt-customize: ${args.filter((a) => a.startsWith("--")).join(" ")}`);
-    await ctx.drivers.customize.run(str(disk.outputs.path, "disk path"), args, { signal: ctx.signal, progress: ctx.progress });
-    return { ran: true };
+    const found = await layerKey(ctx, desired);
+    if (!found) throw new ProviderError(ctx.address, `its template ${String(desired.template)} is not in the store; apply it first`);
+    const needsKey = typeof desired.inject_user === "string";
+    const publicKeyPath = needsKey ? str(dependency(ctx, KEYPAIR).outputs.publicKeyPath, "publicKeyPath") : undefined;
+    const args = buildArgs(desired, publicKeyPath);
+    const short = found.key.slice(0, 12);
+    const layer = await ctx.drivers.layers.ensure(
+      {
+        key: found.key,
+        template: { path: found.template.path, format: found.template.format },
+        templateRef: found.template.ref,
+        manifest: { template: str(desired.template, "template"), steps: redactedSteps(desired), inputs: desired.inputs ?? [] },
+        user: userOf(ctx, desired),
+        build: async (tmp) => {
+          ctx.progress(`${LIBGUESTFS_LAUNCH} virt-customize ${shownArgs(args).filter((a) => a.startsWith("--")).join(" ")} (layer ${short})`);
+          await ctx.drivers.customize.run(tmp, args, { signal: ctx.signal, progress: ctx.progress });
+        },
+      },
+      { signal: ctx.signal, progress: ctx.progress },
+    );
+    if (layer.cached) ctx.progress(`layer ${short} is cached in the store: no libguestfs launch`);
+    return { key: layer.key, path: layer.path, format: "qcow2", cached: layer.cached };
   },
   async update(ctx) {
-    throw new ProviderError(ctx.address, "a build cannot be updated in place; it is replaced with its disk");
+    throw new ProviderError(ctx.address, "a build cannot be updated in place; it is replaced, with its disk");
   },
-  async delete() {
-    // Nothing to undo: the disk carrying the build is deleted by its own resource.
+  async delete(ctx, prior) {
+    // The layer stays in the store for re-creates and other environments until pruned.
+    const key = typeof prior.outputs?.key === "string" ? prior.outputs.key : (await layerKey(ctx, prior.attrs).catch(() => undefined))?.key;
+    if (key) await ctx.drivers.layers.release(key, userOf(ctx, prior.attrs));
   },
 };

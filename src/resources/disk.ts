@@ -1,9 +1,20 @@
 /**
- * A VM disk: a qcow2 overlay on a template in the store, a thin `empty`/`file`
- * disk, or an existing image named by `path` (used as is, never deleted).
+ * A VM disk: a qcow2 overlay on a template in the store (or on its build layer,
+ * when the disk has build steps), a thin `empty`/`file` disk, or an existing image
+ * named by `path` (used as is, never deleted). A fresh overlay holds no data: it
+ * costs the host a few hundred KiB whatever the template's size.
+ *
+ * The first disk of a VM with Lago's bootstrap also decides how the bootstrap
+ * reaches the guest (resources/bootstrap.ts), from the template's metadata, and
+ * records it (`bootstrap_method`) for the domain. The `virt-customize` fallback
+ * happens here: the overlay is made and customized under a temporary name, then
+ * renamed, so a disk under its final name is always bootstrapped.
  */
 import { envPaths, libvirtName } from "../env/context.ts";
 import { ProviderError } from "../errors.ts";
+import { KEYPAIR } from "../graph/compile.ts";
+import { LIBGUESTFS_LAUNCH } from "../drivers/customize-args.ts";
+import { bootstrapCustomizeArgs, bootstrapMethod, bootstrapSpec, type BootstrapMethod } from "./bootstrap.ts";
 import { dependency, str } from "./common.ts";
 import type { Attrs, ReconcileContext, ResourceKind } from "./types.ts";
 
@@ -14,6 +25,25 @@ export function diskPath(ctx: ReconcileContext, attrs: Attrs): string {
 
 const external = (attrs: Attrs): boolean => typeof attrs.path === "string";
 
+/** Where the virt-customize bootstrap works on a new disk before it is renamed into place. */
+const bootstrapTmp = (path: string): string => `${path}.bootstrap.tmp`;
+
+/** The build layer this disk overlays, if it has build steps. */
+function buildOf(ctx: ReconcileContext, attrs: Attrs): { path: string } | undefined {
+  const dep = ctx.deps.get(`build.${str(attrs.vm, "vm")}.${str(attrs.name, "name")}`);
+  return dep ? { path: str(dep.outputs.path, "build layer path") } : undefined;
+}
+
+/** How this disk's VM is bootstrapped: undefined without bootstrap; the template's metadata decides. */
+async function methodOf(ctx: ReconcileContext, attrs: Attrs, templateImage: string): Promise<BootstrapMethod | undefined> {
+  if (!bootstrapSpec(attrs.bootstrap)) return undefined;
+  try {
+    return bootstrapMethod(await ctx.drivers.templates.metadataOf(templateImage), ctx.env.config.bootstrap);
+  } catch (err) {
+    throw new ProviderError(ctx.address, `cannot tell how to bootstrap the VM: ${(err as Error).message}`, { cause: err });
+  }
+}
+
 export const diskKind: ResourceKind = {
   kind: "disk",
   replaceOn: [
@@ -23,16 +53,28 @@ export const diskKind: ResourceKind = {
     { path: "/format", reason: "the disk format changes" },
     { path: "/template", reason: "the template changes: a fresh overlay is needed" },
     { path: "/path", reason: "the image path changes" },
-    { path: "/build_sha256", reason: "its build steps change: a fresh disk layer is needed" },
+    { path: "/build_sha256", reason: "its build steps change: a fresh disk on a fresh layer is needed" },
+    { path: "/bootstrap", reason: "Lago's bootstrap runs once, on a fresh disk" },
   ],
-  onDependencyReplaced: (dep) => (dep.kind === "template" ? { action: "replace", reason: `its template ${dep.address} is replaced` } : undefined),
+  onDependencyReplaced: (dep, self) => {
+    if (dep.kind === "template") return { action: "replace", reason: `its template ${dep.address} is replaced` };
+    if (dep.kind === "build") return { action: "replace", reason: `its build layer ${dep.address} is redone` };
+    if (dep.kind === "keypair" && self.bootstrap) return { action: "replace", reason: "the environment's key changed: a fresh bootstrap is needed" };
+    return undefined;
+  },
   async read(ctx, current) {
     const path = diskPath(ctx, current.attrs);
     const info = await ctx.drivers.images.info(path, { signal: ctx.signal });
     if (!info) return undefined;
-    const outputs = { path, virtual_size: info.virtualSize };
+    const outputs: Attrs = { path, virtual_size: info.virtualSize };
     if (current.attrs.template && !info.backingFile) {
       return { attrs: current.attrs, outputs, healthy: false, reason: `${path} has lost its backing template` };
+    }
+    if (typeof current.attrs.template === "string" && current.outputs?.bootstrap_method === undefined && ctx.deps.has(current.attrs.template)) {
+      // An interrupted create left a complete disk (it is renamed into place last): tell the domain how to bootstrap.
+      const templateImage = str(dependency(ctx, current.attrs.template).outputs.path, "template path");
+      outputs.template_image = templateImage;
+      outputs.bootstrap_method = (await methodOf(ctx, current.attrs, templateImage)) ?? null;
     }
     const attrs = { ...current.attrs };
     // A disk grown outside lago shows as drift; the size the file asks for stays the minimum.
@@ -49,16 +91,36 @@ export const diskKind: ResourceKind = {
       if (!info) throw new ProviderError(ctx.address, `disk image ${path} does not exist`);
       return { path, virtual_size: info.virtualSize };
     }
-    if (typeof desired.template === "string") {
-      const template = dependency(ctx, desired.template).outputs;
-      const templateFormat = str(template.format, "template format");
-      await images.createOverlay(path, str(template.path, "template path"), templateFormat, size, opts);
-    } else {
+    if (typeof desired.template !== "string") {
       if (size === undefined) throw new ProviderError(ctx.address, "a blank disk needs a size");
       await images.createBlank(path, desired.format === "raw" ? "raw" : "qcow2", size, opts);
+      const info = await images.info(path, opts);
+      return { path, virtual_size: info?.virtualSize ?? size };
+    }
+    const template = dependency(ctx, desired.template).outputs;
+    const templateImage = str(template.path, "template path");
+    const layer = buildOf(ctx, desired);
+    const base = layer ? { path: layer.path, format: "qcow2" } : { path: templateImage, format: str(template.format, "template format") };
+    const method = await methodOf(ctx, desired, templateImage);
+    const boot = bootstrapSpec(desired.bootstrap);
+    if (method === "virt-customize" && boot) {
+      const tmp = bootstrapTmp(path);
+      const keys = dependency(ctx, KEYPAIR).outputs;
+      const args = bootstrapCustomizeArgs(boot, str(keys.publicKeyPath, "publicKeyPath"));
+      await images.createOverlay(tmp, base.path, base.format, size, opts);
+      try {
+        ctx.progress(`${LIBGUESTFS_LAUNCH} virt-customize bootstrap (key, host name${boot.root_password === null ? "" : ", root password"})`);
+        await ctx.drivers.customize.run(tmp, args, { signal: ctx.signal, progress: ctx.progress });
+        await images.rename(tmp, path, opts);
+      } catch (err) {
+        await images.remove(tmp).catch(() => undefined);
+        throw err;
+      }
+    } else {
+      await images.createOverlay(path, base.path, base.format, size, opts);
     }
     const info = await images.info(path, opts);
-    return { path, virtual_size: info?.virtualSize ?? size ?? 0 };
+    return { path, virtual_size: info?.virtualSize ?? size ?? 0, template_image: templateImage, bootstrap_method: method ?? null };
   },
   async update(ctx, desired, prior) {
     const path = diskPath(ctx, desired);
@@ -80,6 +142,8 @@ export const diskKind: ResourceKind = {
   },
   async delete(ctx, prior) {
     if (external(prior.attrs)) return;
-    await ctx.drivers.images.remove(diskPath(ctx, prior.attrs), { signal: ctx.signal });
+    const path = diskPath(ctx, prior.attrs);
+    await ctx.drivers.images.remove(bootstrapTmp(path), { signal: ctx.signal });
+    await ctx.drivers.images.remove(path, { signal: ctx.signal });
   },
 };

@@ -4,10 +4,12 @@
  * wait for a restart (`apply --restart`); NICs and data disks are attached or
  * detached without recreating it.
  */
+import path from "node:path";
 import { envPaths, libvirtName, libvirtPrefix } from "../env/context.ts";
 import { ProviderError } from "../errors.ts";
 import type { DomainCpuDef, DomainDef, DomainDiskDef, DomainNicDef, SshTarget } from "../drivers/types.ts";
 import { KEYPAIR } from "../graph/compile.ts";
+import { BOOTSTRAP_METHODS, bootstrapSpec, cloudInitSeed, firstLoginScript, publishedRootPassword, type BootstrapMethod, type BootstrapSpec } from "./bootstrap.ts";
 import { dependency, ipIn, macForIp, macForKey, memo, obj, str } from "./common.ts";
 import type { AttrChange, Attrs, Json, ReconcileContext, RecordedResource, ResourceKind } from "./types.ts";
 
@@ -63,6 +65,52 @@ function diskDefs(ctx: ReconcileContext, attrs: Attrs): (DomainDiskDef & { name:
     .map(({ boot: _boot, ...rest }) => rest);
 }
 
+/** How the VM is bootstrapped, as its first template disk recorded it (disk.ts decides). */
+interface Boot {
+  spec: BootstrapSpec;
+  method: BootstrapMethod;
+  templateImage: string;
+}
+
+function bootOf(ctx: ReconcileContext, attrs: Attrs): Boot | undefined {
+  const vm = str(attrs.name, "name");
+  for (const [name, v] of Object.entries(obj(attrs.disks))) {
+    if (obj(v).kind !== "template") continue;
+    const dep = ctx.deps.get(`disk.${vm}.${name}`);
+    const spec = bootstrapSpec(dep?.attrs.bootstrap);
+    const method = dep?.outputs.bootstrap_method;
+    if (!dep || !spec || !(BOOTSTRAP_METHODS as readonly unknown[]).includes(method)) continue;
+    return { spec, method: method as BootstrapMethod, templateImage: str(dep.outputs.template_image, "template image") };
+  }
+  return undefined;
+}
+
+/** The cloud-init seed of a VM: a file of its own beside its disks. */
+function seedPath(ctx: ReconcileContext, vm: string): string {
+  return path.join(envPaths.vmDir(ctx.env, vm), "cidata.iso");
+}
+
+/** An IDE CD-ROM slot the VM's disks leave free (the `pc` machine has four). */
+function seedDev(disks: DomainDiskDef[]): string | undefined {
+  const used = new Set(disks.map((d) => d.dev));
+  return ["hdc", "hdd", "hdb", "hda"].find((d) => !used.has(d));
+}
+
+function seedDisk(ctx: ReconcileContext, attrs: Attrs, disks: DomainDiskDef[]): DomainDiskDef | undefined {
+  if (bootOf(ctx, attrs)?.method !== "cloud-init") return undefined;
+  const dev = seedDev(disks);
+  if (!dev) throw new ProviderError(ctx.address, "no IDE slot (hda–hdd) is free for the cloud-init seed CD-ROM");
+  return { dev, bus: "ide", path: seedPath(ctx, str(attrs.name, "name")), format: "raw", device: "cdrom" };
+}
+
+/** Write the VM's cloud-init seed when it is bootstrapped that way. Idempotent (the seed is deterministic). */
+async function writeSeed(ctx: ReconcileContext, attrs: Attrs): Promise<void> {
+  const boot = bootOf(ctx, attrs);
+  if (boot?.method !== "cloud-init") return;
+  const publicKey = str(dependency(ctx, KEYPAIR).outputs.publicKey, "publicKey");
+  await ctx.drivers.seeds.write(seedPath(ctx, str(attrs.name, "name")), cloudInitSeed(boot.spec, publicKey), { signal: ctx.signal });
+}
+
 function cpuDef(attrs: Attrs): DomainCpuDef {
   const cpu = obj(attrs.cpu);
   if (cpu.mode === "model") return { mode: "model", model: str(cpu.model, "cpu model") };
@@ -72,13 +120,15 @@ function cpuDef(attrs: Attrs): DomainCpuDef {
 
 function definition(ctx: ReconcileContext, attrs: Attrs): DomainDef {
   const vm = str(attrs.name, "name");
+  const disks = diskDefs(ctx, attrs);
+  const seed = seedDisk(ctx, attrs, disks);
   return {
     name: libvirtName(ctx.env, vm),
     type: attrs.domain_type === "qemu" ? "qemu" : "kvm",
     memoryMiB: Number(attrs.memory),
     vcpu: Number(attrs.vcpu),
     cpu: cpuDef(attrs),
-    disks: diskDefs(ctx, attrs),
+    disks: seed ? [...disks, seed] : disks,
     nics: nicDefs(ctx, attrs).map((n) => n.def),
     consoleLog: envPaths.consoleLog(ctx.env, vm),
     metadata: JSON.stringify({ address: ctx.address, env: ctx.env.id, attrs }),
@@ -120,24 +170,64 @@ export function recordedSshTarget(domain: RecordedResource, keypair: RecordedRes
   };
 }
 
-/** Start (if needed) and wait for SSH; returns the outputs to record. */
+/**
+ * The first login of a VM bootstrapped over SSH: as root, with the key if an earlier,
+ * interrupted attempt already installed it, else with the template's published
+ * `root-password` (or the VM's own, if an interrupted attempt already set it), then
+ * the bootstrap script. Idempotent. Returns the host key seen, for pinning.
+ */
+async function firstLogin(ctx: ReconcileContext, target: SshTarget, boot: Boot, timeoutMs: number): Promise<string> {
+  const published = publishedRootPassword(await ctx.drivers.templates.metadataOf(boot.templateImage));
+  const passwords = [...new Set([published, boot.spec.root_password ?? undefined].filter((p): p is string => p !== undefined && p !== ""))];
+  if (!passwords.length) {
+    throw new ProviderError(ctx.address, `cannot bootstrap over SSH: the template publishes no root-password in ${boot.templateImage}.metadata`, {
+      hint: "bootstrap with a cloud-init seed or virt-customize instead: set [lago] bootstrap (LAGO_BOOTSTRAP) to cloud-init or virt-customize",
+    });
+  }
+  const root: SshTarget = { ...target, user: "root", passwords };
+  const login = await ctx.drivers.ssh.waitLogin(root, timeoutMs, { signal: ctx.signal, progress: ctx.progress });
+  if (login.credential >= 0 || target.user !== "root") {
+    ctx.progress(`first login as root with ${login.credential >= 0 ? "the template's published password" : "the key"}: installing the key, setting the host name${boot.spec.root_password === null ? "" : " and the root password"}`);
+    const { command, input } = firstLoginScript(boot.spec, str(dependency(ctx, KEYPAIR).outputs.publicKey, "publicKey"));
+    const r = await ctx.drivers.ssh.exec({ ...root, pinnedHostKey: login.hostKey }, command, { signal: ctx.signal, timeoutMs: 120_000, ...(input === undefined ? {} : { input }) });
+    if (r.code !== 0) {
+      throw new ProviderError(ctx.address, `the bootstrap script run over SSH as root on ${target.host} exited with ${r.code}${r.stderr.trim() ? `: ${r.stderr.trim()}` : ""}`);
+    }
+  }
+  return login.hostKey;
+}
+
+/**
+ * Start (if needed) and wait for SSH; returns the outputs to record. The whole wait
+ * runs in `ctx.idle`: booting VMs cost the apply no parallelism slot, so every VM
+ * of an environment boots at once. A VM never confirmed ready (no host key pinned)
+ * gets its bootstrap: the cloud-init seed is (re)written before the start, or the
+ * first SSH login runs; both converge after a crash at any point.
+ */
 async function bootAndWait(ctx: ReconcileContext, attrs: Attrs, prior: Attrs | undefined): Promise<Attrs> {
   const name = libvirtName(ctx.env, str(attrs.name, "name"));
-  await ctx.drivers.libvirt.startDomain(name, { signal: ctx.signal });
   const pinned = typeof prior?.host_key === "string" ? prior.host_key : undefined;
   const target = sshTarget(ctx, attrs, pinned);
   const outputs: Attrs = { libvirt_name: name, ip: target?.host ?? null, host_key: pinned ?? null, pendingRestart: [] };
-  if (!target) return outputs;
-  ctx.progress(`waiting for SSH on ${target.host}`);
-  try {
-    outputs.host_key = await ctx.drivers.ssh.waitReady(target, ctx.env.config.bootTimeout * 1000, { signal: ctx.signal });
-  } catch (err) {
-    throw new ProviderError(ctx.address, `the VM started but SSH on ${target.host} did not answer: ${(err as Error).message}`, {
-      cause: err,
-      hint: `its serial console is logged to ${envPaths.consoleLog(ctx.env, str(attrs.name, "name"))}`,
-    });
-  }
-  return outputs;
+  const boot = bootOf(ctx, attrs);
+  const timeoutMs = ctx.env.config.bootTimeout * 1000;
+  return ctx.idle(async () => {
+    await writeSeed(ctx, attrs);
+    await ctx.drivers.libvirt.startDomain(name, { signal: ctx.signal });
+    if (!target) return outputs;
+    ctx.progress(`waiting for SSH on ${target.host}`);
+    try {
+      const firstKey = boot?.method === "ssh" && pinned === undefined ? await firstLogin(ctx, target, boot, timeoutMs) : undefined;
+      outputs.host_key = await ctx.drivers.ssh.waitReady({ ...target, pinnedHostKey: firstKey ?? pinned }, timeoutMs, { signal: ctx.signal, progress: ctx.progress });
+    } catch (err) {
+      if (err instanceof ProviderError) throw err;
+      throw new ProviderError(ctx.address, `the VM started but SSH on ${target.host} did not answer: ${(err as Error).message}`, {
+        cause: err,
+        hint: `its serial console is logged to ${envPaths.consoleLog(ctx.env, str(attrs.name, "name"))}`,
+      });
+    }
+    return outputs;
+  });
 }
 
 function changedUnder(changes: AttrChange[], prefix: string): boolean {
@@ -152,7 +242,6 @@ export const domainKind: ResourceKind = {
   ],
   restartOn: RESTART_PATHS,
   onDependencyReplaced: (dep, self) => {
-    if (dep.kind === "build") return { action: "replace", reason: `${dep.address} is redone on a fresh disk` };
     if (dep.kind === "disk") {
       const name = dep.address.split(".").slice(2).join(".");
       const disk = obj(obj(self.disks)[name]);
@@ -194,6 +283,7 @@ export const domainKind: ResourceKind = {
     return { attrs, outputs: { ...(current.outputs ?? {}), libvirt_name: name, ip: ip ?? null }, healthy: true };
   },
   async create(ctx, desired) {
+    await writeSeed(ctx, desired);
     await ctx.drivers.libvirt.defineDomain(definition(ctx, desired), { signal: ctx.signal });
     return bootAndWait(ctx, desired, undefined);
   },
@@ -252,5 +342,6 @@ export const domainKind: ResourceKind = {
   },
   async delete(ctx, prior) {
     await ctx.drivers.libvirt.deleteDomain(libvirtName(ctx.env, str(prior.attrs.name, "name")), { signal: ctx.signal });
+    await ctx.drivers.seeds.remove(seedPath(ctx, str(prior.attrs.name, "name")), { signal: ctx.signal });
   },
 };

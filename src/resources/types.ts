@@ -110,7 +110,12 @@ export interface ResourceKind {
   restartOn?: string[];
   /** Reaction to a dependency being replaced. */
   onDependencyReplaced?: (dep: { address: string; kind: Kind }, self: Attrs) => DependencyReaction;
-  /** When a create of this kind was interrupted, taint this dependency instead of reading back (builds taint their disk). */
+  /**
+   * A note for the plan about creating `desired` (e.g. a build whose layer is cached). Reads only;
+   * `ctx.deps` holds what the state records, `graph` the whole desired graph.
+   */
+  planNote?: (ctx: ReconcileContext, desired: Attrs, graph: ReadonlyMap<string, DesiredResource>) => Promise<string | undefined>;
+  /** When a create of this kind was interrupted, taint this dependency instead of reading back. */
   taintOnInterruptedCreate?: (self: { attrs: Attrs; dependsOn: string[] }) => string | undefined;
   read(ctx: ReconcileContext, current: { attrs: Attrs; outputs: Attrs | undefined }): Promise<Observed | undefined>;
   create(ctx: ReconcileContext, desired: Attrs): Promise<Attrs>;

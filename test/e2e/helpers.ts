@@ -4,7 +4,7 @@
  * virt-customize and SSH, with the tiny test template repository.
  */
 import { execFile } from "node:child_process";
-import { mkdtempSync, mkdirSync, readFileSync, writeFileSync, existsSync } from "node:fs";
+import { chmodSync, mkdtempSync, mkdirSync, readFileSync, writeFileSync, existsSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { REPO_ROOT } from "../helpers/sandbox.ts";
@@ -78,6 +78,36 @@ export function makeEnv(name: string, repoPath: string): Env {
       return existsSync(file) ? JSON.parse(readFileSync(file, "utf8")) : { resources: {} };
     },
   };
+}
+
+/**
+ * Counts real libguestfs launches: a `virt-customize` first on PATH that logs each run, then
+ * execs the real one. `env()` gives the variables to run lago with; `count()` the runs so far.
+ */
+export function launchCounter(): { env: () => Record<string, string>; count: () => number } {
+  const dir = mkdtempSync(path.join(os.tmpdir(), "lago-e2e-shim-"));
+  const log = path.join(dir, "launches.log");
+  const real = ["/usr/bin/virt-customize", "/usr/local/bin/virt-customize"].find((p) => existsSync(p)) ?? "virt-customize";
+  writeFileSync(path.join(dir, "virt-customize"), `#!/bin/sh
+echo "$$" >> '${log}'
+exec '${real}' "$@"
+`);
+  chmodSync(path.join(dir, "virt-customize"), 0o755);
+  return {
+    env: () => ({ PATH: `${dir}:${process.env.PATH ?? "/usr/bin:/bin"}` }),
+    count: () => (existsSync(log) ? readFileSync(log, "utf8").split("\n").filter(Boolean).length : 0),
+  };
+}
+
+/** The libguestfs launches `lago apply --json` reported, by resource address. */
+export function reportedLaunches(jsonLines: string): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const line of jsonLines.split("\n")) {
+    if (!line.startsWith("{")) continue;
+    const e = JSON.parse(line) as { type: string; address?: string; message?: string };
+    if (e.type === "progress" && e.address && e.message?.startsWith("libguestfs launch:")) out[e.address] = (out[e.address] ?? 0) + 1;
+  }
+  return out;
 }
 
 export function planActions(json: string): Record<string, string> {

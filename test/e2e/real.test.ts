@@ -1,19 +1,27 @@
 /**
  * The whole mission against the real stack: libvirt (in the test bed's network
- * namespace), qemu-img overlays on the shared template store, virt-customize,
- * dnsmasq DHCP/DNS and SSH into tiny VMs. Each step asserts the exact plan
- * before applying and the real state after.
+ * namespace), qemu-img overlays on the shared template store and its build layers,
+ * virt-customize, cloud-init seeds, dnsmasq DHCP/DNS and SSH into tiny VMs. Each
+ * step asserts the exact plan before applying and the real state after, and the
+ * libguestfs launches it cost (counted twice: lago's events and a virt-customize
+ * on PATH that logs its runs). Each bootstrap path is covered: the cloud-init seed
+ * (lago-tiny), a first SSH login with the template's password (lago-tiny-ssh) and
+ * the virt-customize fallback (lago-tiny-vc).
  */
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { readdirSync, existsSync } from "node:fs";
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
+import { mkdtempSync, readdirSync, existsSync, statSync, writeFileSync } from "node:fs";
+import os from "node:os";
 import path from "node:path";
+import ssh2 from "ssh2";
+import { Ssh2Client } from "../../src/drivers/real/ssh.ts";
 import { REPO_ROOT } from "../helpers/sandbox.ts";
-import { EXAMPLE, SHARED, makeEnv, planActions, requireTestbed, virsh, type Env } from "./helpers.ts";
+import { EXAMPLE, SHARED, launchCounter, makeEnv, planActions, reportedLaunches, requireTestbed, virsh, type Env } from "./helpers.ts";
 
 const { repo, repoHttp } = requireTestbed();
 const TEMPLATE = "template.lago-test:lago-tiny:v1";
+const launches = launchCounter();
 let env: Env;
 
 async function expectPlan(e: Env, expected: Record<string, string>, file = "LagoInitFile"): Promise<void> {
@@ -23,10 +31,53 @@ async function expectPlan(e: Env, expected: Record<string, string>, file = "Lago
 }
 
 async function apply(e: Env, extra: string[] = []): Promise<string> {
-  const r = await e.lago(["apply", "--auto-approve", ...extra]);
+  const r = await e.lago(["apply", "--auto-approve", ...extra], launches.env());
   assert.equal(r.code, 0, `apply failed:\n${r.stdout}\n${r.stderr}`);
   await expectPlan(e, {});
   return r.stdout;
+}
+
+/** Apply with JSON events; asserts the libguestfs launches, as lago reports them and as virt-customize ran. */
+async function applyLaunching(e: Env, expected: Record<string, number>): Promise<string> {
+  const before = launches.count();
+  const out = await apply(e, ["--json"]);
+  assert.deepEqual(reportedLaunches(out), expected, "libguestfs launches lago reported");
+  const total = Object.values(expected).reduce((a, b) => a + b, 0);
+  assert.equal(launches.count() - before, total, "virt-customize processes that ran");
+  return out;
+}
+
+function backingChain(file: string): string[] {
+  const chain = JSON.parse(execFileSync("qemu-img", ["info", "-U", "--backing-chain", "--output=json", file], { encoding: "utf8" })) as { filename: string }[];
+  return chain.map((i) => i.filename);
+}
+
+/** The target devices and sources of a VM's CD-ROMs. */
+async function cdroms(e: Env, vm: string): Promise<string[]> {
+  const r = await virsh("domblklist", "--details", libvirtName(e, vm));
+  return r.stdout
+    .split("\n")
+    .map((l) => l.trim().split(/\s+/))
+    .filter((f) => f[1] === "cdrom")
+    .map((f) => `${f[2]} ${f[3]}`);
+}
+
+/** Logs in as root with a password only (the key offered first is one no guest knows). */
+async function passwordWorks(host: string, password: string): Promise<boolean> {
+  const dir = mkdtempSync(path.join(os.tmpdir(), "lago-e2e-pw-"));
+  const key = path.join(dir, "id");
+  writeFileSync(key, ssh2.utils.generateKeyPairSync("ed25519").private, { mode: 0o600 });
+  try {
+    const r = await new Ssh2Client().exec({ host, port: 22, user: "root", privateKeyPath: key, pinnedHostKey: undefined, passwords: [password] }, "true", { timeoutMs: 60_000 });
+    return r.code === 0;
+  } catch (err) {
+    if (/authentication/i.test(String((err as Error).message))) return false;
+    throw err;
+  }
+}
+
+function ipOf(e: Env, vm: string): string {
+  return String(e.state().resources[`domain.${vm}`]?.outputs.ip);
 }
 
 async function ssh(e: Env, vm: string, command: string): Promise<string> {
@@ -79,11 +130,12 @@ const VM03 = `  vm03:
         format: qcow2
 
 nets:`;
-const WITH_VM03 = EXAMPLE.replace("\nnets:", `\n${VM03}`);
+const VM03_VC = VM03.replace("template_name: lago-tiny\n", "template_name: lago-tiny-vc\n");
+const WITH_VM03 = EXAMPLE.replace("\nnets:", `\n${VM03_VC}`);
 const STEP3 = WITH_VM03.replace("  vm01:\n    memory: 256\n    vcpu: 1\n    nics:\n      - net: lago\n", "  vm01:\n    memory: 384\n    vcpu: 1\n    nics:\n      - net: lago\n      - net: backend\n").replace("        size: 64M\n", "        size: 128M\n");
 
-const STEP4 = STEP3.replace(`${VM03.replace("\n\nnets:", "")}\n`, "");
-const STEP6 = STEP4.replace("\nnets:", `\n${VM03.replaceAll("vm03", "vm04")}`);
+const STEP4 = STEP3.replace(`${VM03_VC.replace("\n\nnets:", "")}\n`, "");
+const STEP6 = STEP4.replace("\nnets:", `\n${VM03.replaceAll("vm03", "vm04").replace("template_name: lago-tiny\n", "template_name: lago-tiny-ssh\n")}`);
 
 before(() => {
   env = makeEnv("main", repoHttp);
@@ -93,10 +145,9 @@ after(async () => {
   if (env) await env.lago(["destroy", "--auto-approve"]);
 });
 
-test("1. the example: two VMs answer SSH, hostnames, build step, extra disk, names resolve", async () => {
+test("1. the example: two VMs answer SSH, hostnames, build step, extra disk, names resolve; one libguestfs launch", async () => {
   env.init(EXAMPLE);
   await expectPlan(env, {
-    "build.vm01.root": "create",
     "build.vm02.root": "create",
     "disk.vm01.root": "create",
     "disk.vm02.data": "create",
@@ -110,7 +161,8 @@ test("1. the example: two VMs answer SSH, hostnames, build step, extra disk, nam
     "network.lago": "create",
     [TEMPLATE]: "create",
   });
-  const out = await apply(env);
+  // lago-tiny declares cloud-init: both VMs boot with a seed; vm02's build steps make a layer.
+  const out = await applyLaunching(env, { "build.vm02.root": 1 });
   assert.match(out, /downloading lago-test:lago-tiny:v1 from http:\/\/127\.0\.0\.1:\d+\/lago-tiny-v1\.qcow2\.xz/, "the http source and its .xz variant were used");
   assert.equal((await ssh(env, "vm01", "hostname")).trim(), "vm01");
   assert.equal((await ssh(env, "vm02", "hostname")).trim(), "vm02");
@@ -118,20 +170,30 @@ test("1. the example: two VMs answer SSH, hostnames, build step, extra disk, nam
   await ssh(env, "vm02", "test -f /root/built-by-lago && test -b /dev/vdb");
   assert.match(await ssh(env, "vm01", "ping -c1 -W5 vm02"), /1 packets received/);
   assert.match(await ssh(env, "vm02", "ping -c1 -W5 vm01.lago.local"), /1 packets received/);
-  // The disks are qcow2 overlays on the shared store.
-  const disk = String(env.state().resources["disk.vm01.root"]?.outputs.path);
-  const info = JSON.parse((await import("node:child_process")).execFileSync("qemu-img", ["info", "-U", "--output=json", disk], { encoding: "utf8" }));
-  assert.equal(info.format, "qcow2");
-  assert.equal(info["backing-filename"], path.join(SHARED.store, "lago-test:lago-tiny:v1"));
+  // The disks are qcow2 overlays on the shared store: vm01's on the template, vm02's on its build layer.
+  const template = path.join(SHARED.store, "lago-test:lago-tiny:v1");
+  const layer = String(env.state().resources["build.vm02.root"]?.outputs.path);
+  assert.match(layer, new RegExp(`^${SHARED.store}/layers/[0-9a-f]{64}\\.qcow2$`));
+  assert.deepEqual(backingChain(String(env.state().resources["disk.vm01.root"]?.outputs.path)), [String(env.state().resources["disk.vm01.root"]?.outputs.path), template]);
+  assert.deepEqual(backingChain(String(env.state().resources["disk.vm02.root"]?.outputs.path)), [String(env.state().resources["disk.vm02.root"]?.outputs.path), layer, template]);
+  assert.equal(statSync(layer).mode & 0o777, 0o444, "a layer is read-only");
+  // The seed is a cidata CD-ROM; NICs carry no option ROM and the BIOS boots from the disk without a menu.
+  assert.deepEqual(await cdroms(env, "vm01"), [`hdc ${path.join(env.dir, ".lago", "default", "vms", "vm01", "cidata.iso")}`]);
+  assert.match(execFileSync("isoinfo", ["-d", "-i", path.join(env.dir, ".lago", "default", "vms", "vm01", "cidata.iso")], { encoding: "utf8" }), /Volume id: cidata/);
+  const xml = (await virsh("dumpxml", "--inactive", libvirtName(env, "vm02"))).stdout;
+  assert.equal(xml.match(/<rom enabled='no'\/>/g)?.length, 2, "both NICs of vm02");
+  assert.match(xml, /<bootmenu enable='no'\/>/);
   await noOrphans(env);
 });
 
-test("2. adding a VM: only its resources and the DHCP/DNS entries; the others keep running", async () => {
+test("2. adding a VM: only its resources and the DHCP/DNS entries; the others keep running (virt-customize bootstrap)", async () => {
   const ids = [await domId(env, "vm01"), await domId(env, "vm02")];
   const up = await uptime(env, "vm01");
   env.init(WITH_VM03);
-  await expectPlan(env, { "build.vm03.root": "create", "disk.vm03.root": "create", "domain.vm03": "create", "network.lago": "update" });
-  await apply(env);
+  await expectPlan(env, { "disk.vm03.root": "create", "domain.vm03": "create", "network.lago": "update", "template.lago-test:lago-tiny-vc:v1": "create" });
+  // lago-tiny-vc declares no cloud-init and publishes no password: its bootstrap falls back to virt-customize.
+  await applyLaunching(env, { "disk.vm03.root": 1 });
+  assert.deepEqual(await cdroms(env, "vm03"), [], "no seed");
   assert.deepEqual([await domId(env, "vm01"), await domId(env, "vm02")], ids, "same libvirt domain ids");
   assert.ok((await uptime(env, "vm01")) > up, "uptime not reset");
   assert.equal((await ssh(env, "vm03", "hostname")).trim(), "vm03");
@@ -163,7 +225,7 @@ test("4. removing a VM removes its domain, disks and DHCP/DNS entries, nothing e
   const vm02 = await domId(env, "vm02");
   const disk = String(env.state().resources["disk.vm03.root"]?.outputs.path);
   env.init(STEP4);
-  await expectPlan(env, { "build.vm03.root": "delete", "disk.vm03.root": "delete", "domain.vm03": "delete", "network.lago": "update" });
+  await expectPlan(env, { "disk.vm03.root": "delete", "domain.vm03": "delete", "network.lago": "update", "template.lago-test:lago-tiny-vc:v1": "delete" });
   await apply(env);
   assert.equal(existsSync(disk), false);
   const net = await virsh("net-dumpxml", String(env.state().resources["network.lago"]?.outputs.libvirt_name));
@@ -183,7 +245,7 @@ test("5. a VM deleted behind lago's back is reported as drift and recreated", as
   assert.equal((await ssh(env, "vm02", "hostname")).trim(), "vm02");
 });
 
-test("6. SIGKILL in the middle of creating a VM: the next apply converges, nothing orphaned", async () => {
+test("6. SIGKILL while a VM waits for its first SSH login: the next apply bootstraps it, nothing orphaned", async () => {
   env.init(STEP6);
   const child = spawn(process.execPath, [path.join(REPO_ROOT, "bin", "lago.js"), "apply", "--auto-approve"], {
     cwd: env.dir,
@@ -209,8 +271,11 @@ test("6. SIGKILL in the middle of creating a VM: the next apply converges, nothi
   await new Promise((r) => child.on("exit", r));
   const plan = await env.lago(["plan"]);
   assert.equal(plan.code, 0, plan.stderr);
-  await apply(env);
+  // lago-tiny-ssh publishes only its root password: lago logs in with it and installs the key; no libguestfs.
+  await applyLaunching(env, {});
   assert.equal((await ssh(env, "vm04", "hostname")).trim(), "vm04");
+  assert.equal((await ssh(env, "vm04", "cat /etc/hostname")).trim(), "vm04");
+  assert.deepEqual(await cdroms(env, "vm04"), [], "no seed");
   await noOrphans(env);
 });
 
@@ -225,28 +290,73 @@ test("7. destroy leaves no domain, network, disk, lease or environment file; the
   assert.deepEqual(readdirSync(SHARED.leases).filter((f) => f.endsWith(".lease")), []);
   assert.deepEqual(readdirSync(path.join(env.dir, ".lago")).filter((f) => !f.startsWith("default.lock")), []);
   assert.ok(existsSync(path.join(SHARED.store, "lago-test:lago-tiny:v1")));
+  // So does the build layer, a cache for re-creates and other environments.
+  assert.equal(readdirSync(path.join(SHARED.store, "layers")).filter((f) => f.endsWith(".qcow2")).length, 1);
 });
 
-test("8. two environments applied at the same time get different subnets and both work", async () => {
+test("8. two environments at once: different subnets; a first SSH login sets a root password; a cached layer costs no launch; a fresh disk < 1 MiB", async (t) => {
   const one = `domains:\n  solo:\n    memory: 256\n    vcpu: 1\n    nics:\n      - net: lago\n    disks:\n      - template_name: lago-tiny\n        name: root\n        dev: vda\nnets:\n  lago:\n    type: nat\n`;
   const a = makeEnv("a", repo);
   const b = makeEnv("b", repo);
-  // Environment a also puts its VM on a Lago bridge net (an isolated L2 segment, no addresses).
-  a.init(one.replace("      - net: lago\n", "      - net: lago\n      - net: wire\n").replace("nets:\n", "nets:\n  wire:\n    type: bridge\n"));
-  b.init(one);
+  // a: lago-tiny-ssh (bootstrap over a first SSH login), a root password, and a Lago bridge net
+  // (an isolated L2 segment, no addresses).
+  a.init(
+    one
+      .replace("template_name: lago-tiny\n", "template_name: lago-tiny-ssh\n")
+      .replace("    vcpu: 1\n", "    vcpu: 1\n    root-password: pw-a\n")
+      .replace("      - net: lago\n", "      - net: lago\n      - net: wire\n")
+      .replace("nets:\n", "nets:\n  wire:\n    type: bridge\n"),
+  );
+  // b: lago-tiny (cloud-init seed) with a root password and the same build steps as the example's vm02:
+  // its layer is in the store since test 1, so the build costs no libguestfs launch.
+  b.init(
+    one
+      .replace("    vcpu: 1\n", "    vcpu: 1\n    root-password: \"pw-b: it's\"\n")
+      .replace("        dev: vda\n", "        dev: vda\n        build:\n          - virt-customize:\n              touch: /root/built-by-lago\n              write: /etc/motd:built by lago\n"),
+  );
+  const cached = JSON.parse((await b.lago(["plan", "--json"])).stdout) as { resource_changes: { address: string; note?: string }[] };
+  assert.match(String(cached.resource_changes.find((c) => c.address === "build.solo.root")?.note), /^cached: layer [0-9a-f]{12} is in the store/);
   try {
-    const [ra, rb] = await Promise.all([a.lago(["apply", "--auto-approve"]), b.lago(["apply", "--auto-approve"])]);
+    const before = launches.count();
+    const applyB = async (): Promise<{ code: number | null; stdout: string; stderr: string; diskBytes: number }> => {
+      // The disk alone first: right after creation it costs the host almost nothing.
+      const disk = await b.lago(["apply", "--auto-approve", "--target", "disk.solo.root"], launches.env());
+      assert.equal(disk.code, 0, disk.stderr);
+      const diskBytes = statSync(String(b.state().resources["disk.solo.root"]?.outputs.path)).blocks * 512;
+      return { ...(await b.lago(["apply", "--auto-approve", "--json"], launches.env())), diskBytes };
+    };
+    const [ra, rb] = await Promise.all([a.lago(["apply", "--auto-approve", "--json"], launches.env()), applyB()]);
     assert.equal(ra.code, 0, ra.stderr);
     assert.equal(rb.code, 0, rb.stderr);
+    assert.deepEqual({ ...reportedLaunches(ra.stdout), ...reportedLaunches(rb.stdout) }, {});
+    assert.equal(launches.count() - before, 0, "no virt-customize ran");
+    t.diagnostic(`a VM disk right after creation: ${rb.diskBytes} bytes allocated on the host`);
+    assert.ok(rb.diskBytes < 1024 * 1024, `a fresh disk costs ${rb.diskBytes} bytes`);
     const sa = a.state().resources["lease.lago"]?.outputs.subnet;
     const sb = b.state().resources["lease.lago"]?.outputs.subnet;
     assert.ok(sa && sb && sa !== sb, `different subnets: ${String(sa)} vs ${String(sb)}`);
+
+    // a: bootstrapped over SSH: the key, the host name, and the VM's root password instead of the template's.
     assert.equal((await a.lago(["ssh", "solo", "hostname"])).stdout.trim(), "solo");
+    assert.equal(await passwordWorks(ipOf(a, "solo"), "pw-a"), true);
+    assert.equal(await passwordWorks(ipOf(a, "solo"), "lago-tiny"), false, "the template's published password was replaced");
     const wire = String(a.state().resources["network.wire"]?.outputs.libvirt_name);
     assert.match((await virsh("net-info", wire)).stdout, /Active:\s+yes/);
     assert.doesNotMatch((await virsh("net-dumpxml", wire)).stdout, /<forward|<ip /, "a bridge net has no NAT and no addresses");
     assert.match((await a.lago(["ssh", "solo", "ip -o link show eth1"])).stdout, /eth1/);
+
+    // b: the seed delivered the key, the host name and the root password; the disk overlays the shared layer.
     assert.equal((await b.lago(["ssh", "solo", "hostname"])).stdout.trim(), "solo");
+    assert.equal((await b.lago(["ssh", "solo", "cat /etc/motd"])).stdout.trim(), "built by lago");
+    assert.equal(await passwordWorks(ipOf(b, "solo"), "pw-b: it's"), true);
+    const layer = String(env.state().resources["build.vm02.root"]?.outputs.path);
+    assert.equal(b.state().resources["build.solo.root"]?.outputs.path, layer);
+    assert.equal(b.state().resources["build.solo.root"]?.outputs.cached, true);
+    const diskB = String(b.state().resources["disk.solo.root"]?.outputs.path);
+    assert.deepEqual(backingChain(diskB), [diskB, layer, path.join(SHARED.store, "lago-test:lago-tiny:v1")]);
+    const users = JSON.parse(execFileSync("cat", [layer.replace(/\.qcow2$/, ".users")], { encoding: "utf8" })) as { users: Record<string, string> };
+    assert.ok(Object.keys(users.users).includes(diskB), "b's disk is a registered user of the layer");
+    assert.equal(readdirSync(path.join(SHARED.store, "layers")).filter((f) => f.endsWith(".qcow2")).length, 1, "one layer for both");
   } finally {
     await Promise.all([a.lago(["destroy", "--auto-approve"]), b.lago(["destroy", "--auto-approve"])]);
   }

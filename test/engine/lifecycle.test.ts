@@ -34,7 +34,6 @@ const TEMPLATE_V2 = "template.test-repo:tiny:v2";
 test("apply from empty creates every resource in order and converges", async () => {
   sb.init(BASE);
   assert.deepEqual(await planActions(), {
-    "build.vm01.root": "create",
     "build.vm02.root": "create",
     "disk.vm01.root": "create",
     "disk.vm02.extra": "create",
@@ -51,15 +50,21 @@ test("apply from empty creates every resource in order and converges", async () 
   const r = await sb.lago(["apply", "--auto-approve"]);
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /domain\.vm01: Creation complete after/);
-  assert.match(r.stdout, /Apply complete! Resources: 13 added, 0 changed, 0 replaced, 0 destroyed\./);
+  assert.match(r.stdout, /Apply complete! Resources: 12 added, 0 changed, 0 replaced, 0 destroyed\./);
   const w = sb.world();
   assert.equal(Object.values(w.domains).filter((d) => d.running).length, 2);
   assert.equal(Object.keys(w.networks).length, 2);
-  // The build ran once per disk, bootstrap first, in one virt-customize run.
-  const vm02 = w.customized.find((c) => c.disk.endsWith("/vms/vm02/disks/root.qcow2"));
-  assert.ok(vm02);
-  assert.equal(vm02.args[0], "--ssh-inject");
-  assert.deepEqual(vm02.args.slice(2), ["--write", "/etc/hostname:vm02", "--touch", "/root/built"]);
+  // vm02's build steps made a layer in the store, which its disk overlays; the template publishes
+  // neither cloud-init nor a root password, so each VM's bootstrap falls back to virt-customize
+  // on its own new disk, before the disk gets its final name.
+  const layer = w.customized.find((c) => c.disk.includes("/store/layers/"));
+  assert.deepEqual(layer?.args, ["--touch", "/root/built"]);
+  const vm02Disk = String(sb.state().resources["disk.vm02.root"]?.outputs.path);
+  assert.equal(w.images[vm02Disk]?.backingFile, String(sb.state().resources["build.vm02.root"]?.outputs.path));
+  assert.equal(w.images[String(sb.state().resources["disk.vm01.root"]?.outputs.path)]?.backingFile, path.join(sb.root, "store", "test-repo:tiny:v2"));
+  const vm02 = w.customized.find((c) => c.disk === `${vm02Disk}.bootstrap.tmp`);
+  assert.deepEqual(vm02?.args.filter((a) => !a.includes("/ssh/")), ["--no-network", "--ssh-inject", "--write", "/etc/hostname:vm02"]);
+  assert.equal(w.customized.length, 3);
   assert.deepEqual(readdirSync(path.join(sb.root, "leases")).filter((f) => f.endsWith(".lease")).sort(), ["200.lease", "201.lease"]);
   const plan = await sb.lago(["plan", "--detailed-exitcode"]);
   assert.equal(plan.code, 0);
@@ -70,7 +75,6 @@ test("adding a VM touches only its resources and the net's DHCP/DNS entries", as
   const ids = domainIds();
   sb.init(edit(BASE, "nets:", VM03));
   assert.deepEqual(await planActions(), {
-    "build.vm03.root": "create",
     "disk.vm03.root": "create",
     "domain.vm03": "create",
     "network.lago": "update",
@@ -136,11 +140,10 @@ test("adding a data disk creates it and attaches it", async () => {
 
 const STEP5 = edit(STEP4, "        format: qcow2\n  vm02:", "        format: qcow2\n      - name: data\n        type: empty\n        size: 2G\n        dev: vdb\n  vm02:");
 
-test("changing a disk's template replaces the disk, its build and the domain, saying why", async () => {
+test("changing a disk's template replaces the disk and the domain, saying why", async () => {
   const next = edit(STEP5, "      - template_name: tiny\n        type: template\n        name: root\n        dev: vda\n        format: qcow2", "      - template_name: other\n        type: template\n        name: root\n        dev: vda\n        format: qcow2");
   sb.init(next);
   assert.deepEqual(await planActions(), {
-    "build.vm01.root": "replace",
     "disk.vm01.root": "replace",
     "domain.vm01": "replace",
     "template.test-repo:other:v1": "create",
@@ -218,7 +221,8 @@ test("destroy deletes everything and releases the leases", async () => {
   const w = sb.world();
   assert.deepEqual(Object.keys(w.domains), []);
   assert.deepEqual(Object.keys(w.networks), []);
-  assert.deepEqual(Object.keys(w.images), []);
+  // Only build layers stay, in the shared store, for re-creates and other environments.
+  assert.deepEqual(Object.keys(w.images).filter((p) => !p.startsWith(path.join(sb.root, "store", "layers") + path.sep)), []);
   assert.deepEqual(readdirSync(path.join(sb.root, "leases")).filter((f) => f.endsWith(".lease")), []);
   assert.equal(existsSync(path.join(sb.work, ".lago", "default")), false, "no environment file is left");
   // The shared template store keeps its images.

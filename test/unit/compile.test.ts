@@ -69,7 +69,9 @@ test("a small spec compiles to exactly these resources", () => {
   const buildAttrs: Attrs = {
     vm: "vm01",
     disk: "root",
-    bootstrap: { hostname: "vm01", ssh_user: "root", root_password: null },
+    template: "template.lago-ci:el8-base:v1",
+    inject_user: null,
+    inputs: [],
     steps: [
       {
         builder: "virt-customize",
@@ -82,11 +84,11 @@ test("a small spec compiles to exactly these resources", () => {
     ],
   };
   const expected: DesiredResource[] = [
-    { address: "build.vm01.root", kind: "build", attrs: buildAttrs, dependsOn: ["disk.vm01.root", "keypair"], pointer: "/domains/vm01/disks/0" },
+    { address: "build.vm01.root", kind: "build", attrs: buildAttrs, dependsOn: ["template.lago-ci:el8-base:v1"], pointer: "/domains/vm01/disks/0" },
     {
       address: "disk.vm01.extra",
       kind: "disk",
-      attrs: { vm: "vm01", name: "extra", type: "empty", format: "qcow2", size: 1073741824, template: null, path: null, build_sha256: null },
+      attrs: { vm: "vm01", name: "extra", type: "empty", format: "qcow2", size: 1073741824, template: null, path: null, build_sha256: null, bootstrap: null },
       dependsOn: [],
       pointer: "/domains/vm01/disks/1",
     },
@@ -101,9 +103,10 @@ test("a small spec compiles to exactly these resources", () => {
         size: null,
         template: "template.lago-ci:el8-base:v1",
         path: null,
-        build_sha256: sha256(stringify(buildAttrs) ?? ""),
+        build_sha256: sha256(stringify({ steps: buildAttrs.steps, inject_user: null, inputs: [] }) ?? ""),
+        bootstrap: { hostname: "vm01", ssh_user: "root", root_password: null },
       },
-      dependsOn: ["template.lago-ci:el8-base:v1"],
+      dependsOn: ["build.vm01.root", "keypair", "template.lago-ci:el8-base:v1"],
       pointer: "/domains/vm01/disks/0",
     },
     {
@@ -128,7 +131,7 @@ test("a small spec compiles to exactly these resources", () => {
         running: true,
           ready: true,
       },
-      dependsOn: ["build.vm01.root", "disk.vm01.extra", "disk.vm01.root", "keypair", "network.data", "network.lago"],
+      dependsOn: ["disk.vm01.extra", "disk.vm01.root", "keypair", "network.data", "network.lago"],
       pointer: "/domains/vm01",
     },
     { address: "keypair", kind: "keypair", attrs: { algorithm: "ed25519" }, dependsOn: [], pointer: "" },
@@ -376,7 +379,8 @@ test("build attrs and build_sha256 change when build steps change, and only then
   assert.match(String(before), /^[0-9a-f]{64}$/);
   assert.match(String(after), /^[0-9a-f]{64}$/);
   assert.notEqual(after, before);
-  assert.equal(after, sha256(stringify(attrsOf(changed, "build.vm01.root")) ?? ""));
+  const build = attrsOf(changed, "build.vm01.root");
+  assert.equal(after, sha256(stringify({ steps: build.steps, inject_user: build.inject_user, inputs: build.inputs }) ?? ""));
 
   // Memory is not part of the build.
   const memory = compileText(SMALL.replace("memory: 512", "memory: 1024"));
@@ -385,6 +389,29 @@ test("build attrs and build_sha256 change when build steps change, and only then
   // Reordering steps is a change too: they run in order.
   const reordered = compileText(SMALL.replace("run-command: [echo one, echo two]", "run-command: [echo two, echo one]"));
   assert.notEqual(attrsOf(reordered, "disk.vm01.root").build_sha256, before);
+});
+
+test("bootstrap lives on the first template disk; build steps that set the host name or root password win over it", () => {
+  const text = SMALL.replace("    vcpu: 1\n", "    vcpu: 1\n    root-password: s3cret\n    ssh-user: admin\n");
+  assert.deepEqual(attrsOf(compileText(text), "disk.vm01.root").bootstrap, { hostname: "vm01", ssh_user: "admin", root_password: "s3cret" });
+  assert.equal(attrsOf(compileText(text), "disk.vm01.extra").bootstrap, null);
+  const overridden = compileText(text.replace("touch: /root/built", "hostname: web01\n              root-password: password:other"));
+  assert.deepEqual(attrsOf(overridden, "disk.vm01.root").bootstrap, { hostname: "web01", ssh_user: "admin", root_password: null });
+  // A bootstrap change replaces the disk (and so the VM); a memory change does not touch it.
+  assert.notDeepEqual(attrsOf(compileText(text.replace("s3cret", "other")), "disk.vm01.root").bootstrap, attrsOf(compileText(text), "disk.vm01.root").bootstrap);
+});
+
+test("a build records the host files its steps read, absolute from the init file's directory, and who gets the environment's key", () => {
+  const out = compileText(
+    SMALL.replace(
+      "touch: /root/built",
+      "upload: files/motd:/etc/motd\n              copy-in: /srv/tree:/opt\n              run: setup.sh\n              ssh-inject: ''\n              write: /etc/x:not a host file",
+    ),
+  );
+  const build = attrsOf(out, "build.vm01.root");
+  assert.deepEqual(build.inputs, ["/env/demo/files/motd", "/env/demo/setup.sh", "/srv/tree"]);
+  assert.equal(build.inject_user, "root");
+  assert.deepEqual(out.find((r) => r.address === "build.vm01.root")?.dependsOn, ["keypair", "template.lago-ci:el8-base:v1"]);
 });
 
 test("bootstrap: false without build steps means no build resource", () => {
@@ -424,5 +451,6 @@ test("two disks on the same template share one template resource", () => {
     out.filter((r) => r.kind === "template").map((r) => r.address),
     ["template.lago-ci:el8-base:v2"],
   );
-  assert.deepEqual(out.find((r) => r.address === "disk.vm02.root")?.dependsOn, ["template.lago-ci:el8-base:v2"]);
+  // The first disk of a bootstrapped VM also depends on the key pair it delivers.
+  assert.deepEqual(out.find((r) => r.address === "disk.vm02.root")?.dependsOn, ["keypair", "template.lago-ci:el8-base:v2"]);
 });

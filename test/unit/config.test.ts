@@ -30,6 +30,7 @@ const DEFAULT_CONFIG: LagoConfig = {
   libvirtUri: "qemu:///system",
   bootTimeout: 600,
   shutdownTimeout: 60,
+  bootstrap: "auto",
   sources: ["defaults"],
 };
 
@@ -134,6 +135,12 @@ test("the environment overrides files, and CLI overrides come last", () => {
     templateRepoPath: "/from/flag",
     sources: ["defaults", conf, "environment", "command line"],
   });
+});
+
+test("bootstrap: auto by default, one method for all VMs when set, anything else refused", () => {
+  assert.equal(loadConfig({ LAGO_BOOTSTRAP: "ssh" }, {}, []).bootstrap, "ssh");
+  assert.equal(loadConfig({}, { "lago.bootstrap": "cloud-init" }, []).bootstrap, "cloud-init");
+  assert.throws(() => loadConfig({ LAGO_BOOTSTRAP: "sysprep" }, {}, []), /configuration lago\.bootstrap \(set by the environment \(LAGO_… variables\)\): expected auto, cloud-init, ssh or virt-customize, got "sysprep"/);
 });
 
 test("paths are made absolute and lease_range is parsed", () => {

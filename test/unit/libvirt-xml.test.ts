@@ -40,6 +40,7 @@ const HEAD = (type: string): string => `<domain type="${type}">
   <os>
     <type arch="x86_64" machine="pc">hvm</type>
     <boot dev="hd"/>
+    <bootmenu enable="no"/>
   </os>
   <features>
     <acpi/>
@@ -61,6 +62,7 @@ const TAIL = `  <clock offset="utc"/>
       <source network="lago-0a1b2c3d-lago"/>
       <mac address="54:52:c0:a8:c8:02"/>
       <model type="virtio"/>
+      <rom enabled="no"/>
     </interface>
     <serial type="pty">
       <log file="/work/.lago/default/logs/vm01.console.log" append="on"/>
@@ -172,12 +174,14 @@ test("sd* disks get a virtio-scsi controller; a cdrom is read-only without disca
       <source network="lago-0a1b2c3d-lago"/>
       <mac address="54:52:c0:a8:c8:02"/>
       <model type="virtio"/>
+      <rom enabled="no"/>
     </interface>
     <interface type="network">
       <source network="lago-0a1b2c3d-data"/>
       <mac address="54:52:c0:a8:c9:02"/>
       <model type="virtio"/>
       <mtu size="9000"/>
+      <rom enabled="no"/>
     </interface>
 `,
   );

@@ -5,11 +5,13 @@
  * a CommandError, `hang:<method>[@<substring>]` never returns (until aborted).
  * Set them with the `faults` option or `LAGO_FAKE_FAULTS` (comma-separated).
  */
-import { existsSync, readFileSync, rmSync, statSync } from "node:fs";
+import { existsSync, readFileSync, renameSync, rmSync, statSync } from "node:fs";
 import { CommandError } from "../../errors.ts";
 import { writeFileAtomic } from "../../util/fs-atomic.ts";
+import { shownArgs } from "../customize-args.ts";
 import type {
   CallOptions,
+  CustomizeArg,
   CustomizeDriver,
   DomainDef,
   DomainDiskDef,
@@ -21,7 +23,10 @@ import type {
   NetworkDef,
   NetworkHostDef,
   NetworkInfo,
+  SeedFiles,
+  SeedImageDriver,
   SshDriver,
+  SshLogin,
   SshTarget,
 } from "../types.ts";
 
@@ -46,10 +51,14 @@ export interface WorldData {
   customized: { disk: string; args: string[] }[];
   calls: string[];
   nextId: number;
+  /** cloud-init seeds written, by path (their files as given; secrets included: a fake world is a test's). */
+  seeds?: Record<string, SeedFiles>;
+  /** Guests bootstrapped over a first SSH login, by libvirt name: what the bootstrap script received. */
+  firstLogins?: Record<string, { command: string; input: string | undefined }[]>;
 }
 
 function emptyWorld(): WorldData {
-  return { domains: {}, networks: {}, images: {}, customized: [], calls: [], nextId: 1 };
+  return { domains: {}, networks: {}, images: {}, customized: [], calls: [], nextId: 1, seeds: {}, firstLogins: {} };
 }
 
 export class FakeWorld {
@@ -96,8 +105,8 @@ export class FakeWorld {
     return result;
   }
 
-  drivers(): { libvirt: LibvirtDriver; images: ImageDriver; customize: CustomizeDriver; ssh: SshDriver } {
-    return { libvirt: new FakeLibvirt(this), images: new FakeImages(this), customize: new FakeCustomize(this), ssh: new FakeSsh(this) };
+  drivers(): { libvirt: LibvirtDriver; images: ImageDriver; customize: CustomizeDriver; ssh: SshDriver; seeds: SeedImageDriver } {
+    return { libvirt: new FakeLibvirt(this), images: new FakeImages(this), customize: new FakeCustomize(this), ssh: new FakeSsh(this), seeds: new FakeSeeds(this) };
   }
 }
 
@@ -329,18 +338,53 @@ class FakeImages implements ImageDriver {
       rmSync(path, { force: true });
     });
   }
+
+  rename(from: string, to: string, opts?: CallOptions): Promise<void> {
+    return this.w.call("renameImage", `${from} ${to}`, opts, (d) => {
+      const img = d.images[from];
+      if (img) {
+        d.images[to] = img;
+        delete d.images[from];
+      } else if (existsSync(from)) renameSync(from, to);
+      else missing("image", from);
+    });
+  }
+}
+
+/** Seeds are files of the world: `defineDomain` finds them like images. */
+class FakeSeeds implements SeedImageDriver {
+  constructor(private readonly w: FakeWorld) {}
+
+  write(path: string, files: SeedFiles, opts?: CallOptions): Promise<void> {
+    return this.w.call("writeSeed", path, opts, (d) => {
+      d.seeds = { ...d.seeds, [path]: files };
+      d.images[path] = { format: "raw", virtualSize: 2048, backingFile: undefined, backingFormat: undefined };
+    });
+  }
+
+  remove(path: string, opts?: CallOptions): Promise<void> {
+    return this.w.call("removeSeed", path, opts, (d) => {
+      if (d.seeds) delete d.seeds[path];
+      delete d.images[path];
+    });
+  }
 }
 
 class FakeCustomize implements CustomizeDriver {
   constructor(private readonly w: FakeWorld) {}
 
-  run(disk: string, args: string[], opts?: CallOptions): Promise<void> {
-    return this.w.call("customize", `${disk} ${args.join(" ")}`, opts, (d) => {
+  run(disk: string, args: CustomizeArg[], opts?: CallOptions): Promise<void> {
+    // Secrets are recorded as the real driver would show them, never in the world file.
+    const shown = shownArgs(args);
+    return this.w.call("customize", `${disk} ${shown.join(" ")}`, opts, (d) => {
       if (!d.images[disk]) throw new CommandError(["virt-customize", "-a", disk], 1, `virt-customize: error: ${disk}: No such file or directory`);
-      d.customized.push({ disk, args });
+      d.customized.push({ disk, args: shown });
     });
   }
 }
+
+/** The first line of lago's first-login bootstrap script (resources/bootstrap.ts). */
+const FIRST_LOGIN_MARK = "# lago bootstrap";
 
 /** SSH answers when a running domain has a NIC whose MAC matches the address (Lago's MAC scheme). */
 class FakeSsh implements SshDriver {
@@ -364,10 +408,29 @@ class FakeSsh implements SshDriver {
     });
   }
 
-  exec(target: SshTarget, command: string, opts?: CallOptions): Promise<{ code: number; stdout: string; stderr: string }> {
-    return this.w.call("sshExec", `${target.host} ${command}`, opts, (d) => {
+  /**
+   * The key logs in once the guest was bootstrapped (a seed attached at boot, a disk
+   * customized with the key, or a first login done); before that, the first password does.
+   */
+  waitLogin(target: SshTarget, _timeoutMs: number, opts?: CallOptions): Promise<SshLogin> {
+    return this.w.call("sshWaitLogin", target.host, opts, (d) => {
+      const name = this.find(d, target.host);
+      if (!name) throw new CommandError(["ssh", target.host], 255, `connect to host ${target.host} port 22: No route to host`);
+      const hostKey = Buffer.from(`hostkey:${name}`).toString("base64");
+      if (target.pinnedHostKey && target.pinnedHostKey !== hostKey) throw new CommandError(["ssh", target.host], 255, "host key mismatch");
+      if (d.firstLogins?.[name]?.length || !target.passwords?.length) return { hostKey, credential: -1 };
+      return { hostKey, credential: 0 };
+    });
+  }
+
+  exec(target: SshTarget, command: string, opts?: CallOptions & { input?: string }): Promise<{ code: number; stdout: string; stderr: string }> {
+    return this.w.call("sshExec", `${target.host} ${command.split("\n")[0] ?? ""}`, opts, (d) => {
       const name = this.find(d, target.host);
       if (!name) throw new CommandError(["ssh", target.host], 255, "No route to host");
+      if (command.startsWith(FIRST_LOGIN_MARK)) {
+        d.firstLogins = { ...d.firstLogins, [name]: [...(d.firstLogins?.[name] ?? []), { command, input: opts?.input === undefined ? undefined : "(secret)" }] };
+        return { code: 0, stdout: "", stderr: "" };
+      }
       // Bootstrap sets the guest's hostname to the VM's name (the libvirt name without the environment prefix).
       return { code: 0, stdout: command === "hostname" ? `${name.replace(/^lago-[0-9a-f]+-/, "")}\n` : "", stderr: "" };
     });

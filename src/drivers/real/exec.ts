@@ -33,6 +33,7 @@ const DEBIAN_PACKAGES: Readonly<Record<string, string>> = {
   guestfish: "libguestfs-tools",
   xz: "xz-utils",
   "ssh-keygen": "openssh-client",
+  genisoimage: "genisoimage",
 };
 
 /** The Debian package that provides `cmd`, when lago knows it. */

@@ -110,6 +110,11 @@ export class QemuImg implements ImageDriver {
     await run("qemu-img", ["resize", "-q", "-f", format, file, String(size)], { signal: opts.signal, timeoutMs: TIMEOUT_MS });
   }
 
+  /** Rename `from` to `to` (same file system: atomic), replacing `to`. */
+  async rename(from: string, to: string, _opts: CallOptions = {}): Promise<void> {
+    await rename(from, to);
+  }
+
   /** Delete the image (and a leftover `<path>.tmp`); absent is fine. */
   async remove(file: string, _opts: CallOptions = {}): Promise<void> {
     await rm(file, { force: true });

@@ -2,17 +2,29 @@
  * {@link SshDriver} over ssh2's Client. Every connection verifies the host
  * key: against the pinned one when there is one, otherwise the key seen is
  * accepted and returned so the caller can pin it (trust on first use).
+ *
+ * Waiting for a booting VM costs no fixed sleeps: a plain TCP connect to the SSH
+ * port is retried every {@link PORT_RETRY_MS} until the server accepts, and that
+ * very socket is handed to the SSH client, so the login starts as soon as the
+ * server can send its banner.
  */
+import net from "node:net";
 import { readFile } from "node:fs/promises";
 import ssh2 from "ssh2";
-import type { Client as SshClient, ClientChannel } from "ssh2";
+import type { AnyAuthMethod, Client as SshClient, ClientChannel } from "ssh2";
 import { LagoError, errorMessage } from "../../errors.ts";
-import type { CallOptions, SshDriver, SshTarget } from "../types.ts";
+import type { CallOptions, SshDriver, SshLogin, SshTarget } from "../types.ts";
 import { cancelledError, sleep } from "../../util/sleep.ts";
 
 const CONNECT_TIMEOUT_MS = 30_000;
-const RETRY_MIN_MS = 1_000;
-const RETRY_MAX_MS = 2_000;
+/** Pause between TCP connects while the port is closed or the host does not answer yet. */
+const PORT_RETRY_MS = 200;
+/** Give up one TCP connect attempt after this long (a guest still booting drops SYNs or ARP fails). */
+const PORT_ATTEMPT_MS = 2_000;
+/** Pause after a failed login on an open port (e.g. cloud-init has not written the key yet). */
+const LOGIN_RETRY_MS = 500;
+/** At most one progress message per this interval while waiting. */
+const PROGRESS_EVERY_MS = 5_000;
 
 /** The server's host key differs from the pinned one: never retried. */
 export class HostKeyMismatchError extends LagoError {
@@ -33,6 +45,8 @@ export class HostKeyMismatchError extends LagoError {
 interface Connection {
   client: SshClient;
   hostKey: string;
+  /** -1: the key; otherwise the index of the password that logged in. */
+  credential: number;
 }
 
 function where(t: SshTarget): string {
@@ -46,10 +60,55 @@ function describeError(err: unknown): string {
   return errorMessage(err);
 }
 
-/** One connection attempt, host key verified; resolves once authenticated. */
-function connect(target: SshTarget, privateKey: Buffer, readyTimeoutMs: number, signal: AbortSignal | undefined): Promise<Connection> {
+/**
+ * A TCP connection to the target's SSH port, or a rejection after `timeoutMs`
+ * (ECONNREFUSED while the server is not listening, EHOSTUNREACH while the guest
+ * has no address yet, ETIMEDOUT when SYNs go unanswered).
+ */
+function openPort(target: SshTarget, timeoutMs: number, signal: AbortSignal | undefined): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
     if (signal?.aborted) {
+      reject(cancelledError(`connecting to ${where(target)}`));
+      return;
+    }
+    const sock = net.connect({ host: target.host, port: target.port });
+    const done = (err: unknown): void => {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", onAbort);
+      sock.removeAllListeners("connect");
+      if (err === undefined) {
+        sock.removeAllListeners("error");
+        resolve(sock);
+      } else {
+        sock.on("error", () => undefined);
+        sock.destroy();
+        reject(err);
+      }
+    };
+    const onAbort = (): void => done(cancelledError(`connecting to ${where(target)}`));
+    const timer = setTimeout(() => done(Object.assign(new Error(`connect ETIMEDOUT ${target.host}:${target.port}`), { code: "ETIMEDOUT" })), timeoutMs);
+    signal?.addEventListener("abort", onAbort, { once: true });
+    sock.once("connect", () => done(undefined));
+    sock.once("error", (err) => done(err));
+  });
+}
+
+/** The key first, then each password, as ssh2 auth methods. */
+function authMethods(target: SshTarget, privateKey: Buffer): AnyAuthMethod[] {
+  return [
+    { type: "publickey", username: target.user, key: privateKey },
+    ...(target.passwords ?? []).map((password): AnyAuthMethod => ({ type: "password", username: target.user, password })),
+  ];
+}
+
+/**
+ * One connection attempt, host key verified; resolves once authenticated with the
+ * key or one of the target's passwords. `sock`: an already connected socket to use.
+ */
+function connect(target: SshTarget, privateKey: Buffer, readyTimeoutMs: number, signal: AbortSignal | undefined, sock?: net.Socket): Promise<Connection> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) {
+      sock?.destroy();
       reject(cancelledError(`connecting to ${where(target)}`));
       return;
     }
@@ -57,12 +116,15 @@ function connect(target: SshTarget, privateKey: Buffer, readyTimeoutMs: number, 
     let seen: string | undefined;
     let mismatch: HostKeyMismatchError | undefined;
     let settled = false;
+    const methods = authMethods(target, privateKey);
+    let tried = -1;
     const settle = (err: unknown, conn?: Connection): void => {
       if (settled) return;
       settled = true;
       signal?.removeEventListener("abort", onAbort);
       if (err !== undefined || !conn) {
         client.end();
+        sock?.destroy();
         reject(err);
       } else {
         resolve(conn);
@@ -75,14 +137,19 @@ function connect(target: SshTarget, privateKey: Buffer, readyTimeoutMs: number, 
     client.on("close", () => settle(mismatch ?? new LagoError("SSH_CLOSED", `connection to ${where(target)} closed before it was ready`)));
     client.on("ready", () => {
       if (seen === undefined) settle(new LagoError("SSH_HOST_KEY", `no host key received from ${where(target)}`));
-      else settle(undefined, { client, hostKey: seen });
+      else settle(undefined, { client, hostKey: seen, credential: tried - 1 });
     });
     try {
       client.connect({
         host: target.host,
         port: target.port,
         username: target.user,
-        privateKey,
+        ...(sock ? { sock } : {}),
+        authHandler: (_left, _partial, next) => {
+          tried += 1;
+          const method = methods[tried];
+          next(method ?? (false as unknown as AnyAuthMethod));
+        },
         readyTimeout: readyTimeoutMs,
         keepaliveInterval: 0,
         hostVerifier: (key: Buffer): boolean => {
@@ -108,6 +175,7 @@ function execOn(
   timeoutMs: number,
   signal: AbortSignal | undefined,
   shownTimeoutMs: number = timeoutMs,
+  input?: string,
 ): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
     let settled = false;
@@ -140,6 +208,7 @@ function execOn(
         return;
       }
       channel = stream;
+      if (input !== undefined) stream.end(input);
       const out: Buffer[] = [];
       const errOut: Buffer[] = [];
       stream.on("data", (d: Buffer) => out.push(d));
@@ -167,25 +236,39 @@ async function readKey(target: SshTarget): Promise<Buffer> {
 
 export class Ssh2Client implements SshDriver {
   /**
-   * Connect (retrying every 1–2 s) until `true` runs, or `timeoutMs` passes.
-   * Returns the host key (base64 of the key blob). A pinned key that does not
-   * match fails at once; the timeout error names the last connection error.
+   * Wait until SSH answers with the key and `true` runs, or `timeoutMs` passes.
+   * Returns the host key (base64 of the key blob). See {@link Ssh2Client.waitLogin}.
    */
   async waitReady(target: SshTarget, timeoutMs: number, opts: CallOptions = {}): Promise<string> {
+    return (await this.waitLogin({ ...target, passwords: undefined }, timeoutMs, opts)).hostKey;
+  }
+
+  /**
+   * Connect until a login with the key or one of the target's passwords succeeds and
+   * `true` runs, or `timeoutMs` passes. While the port is closed, TCP connects are
+   * retried every 200 ms and the connected socket goes straight to the SSH client.
+   * A pinned host key that does not match fails at once; the timeout error names the
+   * last connection error (never a password). Side-effect free on the server.
+   */
+  async waitLogin(target: SshTarget, timeoutMs: number, opts: CallOptions = {}): Promise<SshLogin> {
     const privateKey = await readKey(target);
     const started = Date.now();
     const deadline = started + timeoutMs;
     let lastError: unknown;
     let attempts = 0;
+    let told = 0;
     for (;;) {
       const remaining = deadline - Date.now();
       if (remaining <= 0) break;
-      attempts++;
       let conn: Connection | undefined;
+      let pause = PORT_RETRY_MS;
       try {
-        conn = await connect(target, privateKey, Math.max(1_000, Math.min(remaining, CONNECT_TIMEOUT_MS)), opts.signal);
+        const sock = await openPort(target, Math.min(remaining, PORT_ATTEMPT_MS), opts.signal);
+        attempts++;
+        pause = LOGIN_RETRY_MS;
+        conn = await connect(target, privateKey, Math.max(1_000, Math.min(deadline - Date.now(), CONNECT_TIMEOUT_MS)), opts.signal, sock);
         const probe = await execOn(conn, target, "true", Math.max(1_000, Math.min(deadline - Date.now(), CONNECT_TIMEOUT_MS)), opts.signal);
-        if (probe.code === 0) return conn.hostKey;
+        if (probe.code === 0) return { hostKey: conn.hostKey, credential: conn.credential };
         lastError = new Error(`the probe command \`true\` exited with ${probe.code}${probe.stderr ? `: ${probe.stderr.trim()}` : ""}`);
       } catch (err) {
         if (err instanceof HostKeyMismatchError) throw err;
@@ -195,23 +278,28 @@ export class Ssh2Client implements SshDriver {
       } finally {
         conn?.client.end();
       }
-      const pause = RETRY_MIN_MS + Math.floor(Math.random() * (RETRY_MAX_MS - RETRY_MIN_MS));
       const left = deadline - Date.now();
       if (left <= 0) break;
-      opts.progress?.(`waiting for SSH on ${where(target)}: ${describeError(lastError)}`);
+      if (Date.now() - told >= PROGRESS_EVERY_MS) {
+        told = Date.now();
+        opts.progress?.(`waiting for SSH on ${where(target)}: ${describeError(lastError)}`);
+      }
       await sleep(Math.min(pause, left), opts.signal, `waiting for SSH on ${where(target)}`);
     }
     throw new LagoError(
       "SSH_TIMEOUT",
-      `timed out after ${Math.round(timeoutMs / 100) / 10}s waiting for SSH on ${where(target)} (${attempts} attempt${attempts === 1 ? "" : "s"}); last error: ${
+      `timed out after ${Math.round(timeoutMs / 100) / 10}s waiting for SSH on ${where(target)} (${attempts} login attempt${attempts === 1 ? "" : "s"}); last error: ${
         lastError === undefined ? "none" : describeError(lastError)
       }`,
       { cause: lastError },
     );
   }
 
-  /** Run `command` once (no retries) and collect its exit code and output; `timeoutMs` (default 5 min) covers connecting and running. */
-  async exec(target: SshTarget, command: string, opts: CallOptions & { timeoutMs?: number } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  /**
+   * Run `command` once (no retries) and collect its exit code and output; `timeoutMs` (default 5 min)
+   * covers connecting and running. `input` goes to the command's stdin (a way to pass secrets).
+   */
+  async exec(target: SshTarget, command: string, opts: CallOptions & { timeoutMs?: number; input?: string } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
     const privateKey = await readKey(target);
     const timeoutMs = opts.timeoutMs ?? 5 * 60_000;
     const deadline = Date.now() + timeoutMs;
@@ -223,7 +311,7 @@ export class Ssh2Client implements SshDriver {
       throw new LagoError("SSH_CONNECT", `cannot connect to ${where(target)}: ${describeError(err)}`, { cause: err });
     }
     try {
-      return await execOn(conn, target, command, Math.max(1, deadline - Date.now()), opts.signal, timeoutMs);
+      return await execOn(conn, target, command, Math.max(1, deadline - Date.now()), opts.signal, timeoutMs, opts.input);
     } finally {
       conn.client.end();
     }

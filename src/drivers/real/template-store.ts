@@ -520,6 +520,12 @@ export class FsTemplateStore implements TemplateStoreDriver {
     return { ...last, res: undefined };
   }
 
+  /** `<image>.metadata` as a JSON object (the store's copy of a template's metadata, or a sidecar of a local image). */
+  async metadataOf(imagePath: string): Promise<Record<string, unknown> | undefined> {
+    const text = await readText(`${imagePath}.metadata`);
+    return text === undefined ? undefined : (parseMetadata(text, `${imagePath}.metadata`) as Record<string, unknown>);
+  }
+
   /** Add or remove `user` in Lago's `.users` file (`{"users": {…}, "last_access": …}`; a plain list is read too). */
   private async updateUsers(p: Paths, user: string, add: boolean): Promise<void> {
     const text = await readText(p.users);
