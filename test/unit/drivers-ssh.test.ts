@@ -20,15 +20,23 @@ function parsed(key: string): ParsedKey {
   return k;
 }
 
-/** An SSH server on 127.0.0.1 accepting only `clientKey`, running exec requests with `sh -c`. */
-async function startServer(t: Ctx, clientPublicKey: string, port = 0): Promise<{ port: number; hostKey: string }> {
+/**
+ * An SSH server on 127.0.0.1 accepting only `clientKey` (or, when given, `password`), running exec
+ * requests with `sh -c` (stdin included).
+ */
+async function startServer(t: Ctx, clientPublicKey: string, port = 0, password?: string): Promise<{ port: number; hostKey: string }> {
   const host = ssh2.utils.generateKeyPairSync("ed25519");
   const allowed = parsed(clientPublicKey);
   const server = new ssh2.Server({ hostKeys: [host.private] }, (client) => {
     client.on("error", () => undefined);
     client.on("authentication", (ctx) => {
+      if (ctx.method === "password" && password !== undefined) {
+        if (ctx.password === password) ctx.accept();
+        else ctx.reject(["publickey", "password"]);
+        return;
+      }
       if (ctx.method !== "publickey" || ctx.key.algo !== allowed.type || !ctx.key.data.equals(allowed.getPublicSSH())) {
-        ctx.reject(["publickey"]);
+        ctx.reject(password === undefined ? ["publickey"] : ["publickey", "password"]);
         return;
       }
       if (ctx.signature && ctx.blob) {
@@ -43,7 +51,9 @@ async function startServer(t: Ctx, clientPublicKey: string, port = 0): Promise<{
         const session = accept();
         session.on("exec", (acceptExec, _reject, info) => {
           const stream = acceptExec();
-          const child = spawn("sh", ["-c", info.command], { stdio: ["ignore", "pipe", "pipe"] });
+          const child = spawn("sh", ["-c", info.command], { stdio: ["pipe", "pipe", "pipe"] });
+          stream.pipe(child.stdin);
+          child.stdin.on("error", () => undefined);
           child.stdout.pipe(stream, { end: false });
           child.stderr.pipe(stream.stderr, { end: false });
           stream.on("close", () => child.kill());
@@ -155,4 +165,23 @@ test("authentication with an unknown key is reported; exec times out and can be 
   setTimeout(() => ac.abort(), 300);
   await assert.rejects(ssh.exec(target, "sleep 5", { signal: ac.signal }), { code: "CANCELLED" });
   await assert.rejects(ssh.waitReady({ ...target, privateKeyPath: "/nonexistent/key" }, 1_000), { code: "SSH_KEY" });
+});
+
+test("waitLogin tries the key, then each password, and says which one logged in; exec feeds stdin", async (t) => {
+  const key = await clientKey(t);
+  const stranger = await clientKey(t);
+  const server = await startServer(t, key.publicKey, 0, "s3cret: pw");
+  const ssh = new Ssh2Client();
+  const target: SshTarget = { host: "127.0.0.1", port: server.port, user: "root", privateKeyPath: key.privateKeyPath, pinnedHostKey: undefined };
+  assert.deepEqual(await ssh.waitLogin({ ...target, passwords: ["s3cret: pw"] }, 10_000), { hostKey: server.hostKey, credential: -1 });
+  const byPassword = { ...target, privateKeyPath: stranger.privateKeyPath, passwords: ["wrong", "s3cret: pw"] };
+  assert.deepEqual(await ssh.waitLogin(byPassword, 10_000), { hostKey: server.hostKey, credential: 1 });
+  assert.deepEqual(await ssh.exec(byPassword, "read -r line; printf '<%s>' \"$line\"", { input: "from stdin\n" }), { code: 0, stdout: "<from stdin>", stderr: "" });
+  // No password in any message: a failed login names the method, not the secret.
+  await assert.rejects(ssh.waitLogin({ ...byPassword, passwords: ["nope-secret"] }, 2_000), (err: unknown) => {
+    assert.ok(err instanceof LagoError);
+    assert.match(err.message, /last error: authentication failed/);
+    assert.doesNotMatch(err.message, /nope-secret/);
+    return true;
+  });
 });

@@ -262,9 +262,9 @@ export class Ssh2Client implements SshDriver {
       if (remaining <= 0) break;
       let conn: Connection | undefined;
       let pause = PORT_RETRY_MS;
+      attempts++;
       try {
         const sock = await openPort(target, Math.min(remaining, PORT_ATTEMPT_MS), opts.signal);
-        attempts++;
         pause = LOGIN_RETRY_MS;
         conn = await connect(target, privateKey, Math.max(1_000, Math.min(deadline - Date.now(), CONNECT_TIMEOUT_MS)), opts.signal, sock);
         const probe = await execOn(conn, target, "true", Math.max(1_000, Math.min(deadline - Date.now(), CONNECT_TIMEOUT_MS)), opts.signal);
@@ -288,7 +288,7 @@ export class Ssh2Client implements SshDriver {
     }
     throw new LagoError(
       "SSH_TIMEOUT",
-      `timed out after ${Math.round(timeoutMs / 100) / 10}s waiting for SSH on ${where(target)} (${attempts} login attempt${attempts === 1 ? "" : "s"}); last error: ${
+      `timed out after ${Math.round(timeoutMs / 100) / 10}s waiting for SSH on ${where(target)} (${attempts} attempt${attempts === 1 ? "" : "s"}); last error: ${
         lastError === undefined ? "none" : describeError(lastError)
       }`,
       { cause: lastError },
