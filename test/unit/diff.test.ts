@@ -88,7 +88,7 @@ test("a rule on the whole resource (path \"\") forces replacement for any change
       before: undefined,
       after: { builder: "virt-customize", options: [] },
       forcesReplacement: true,
-      reason: "build steps run once on a fresh disk",
+      reason: "build steps run once, into a fresh layer",
     },
   ]);
   const template = kindOf("template");
