@@ -130,7 +130,7 @@ const VM03 = `  vm03:
         format: qcow2
 
 nets:`;
-const VM03_VC = VM03.replace("template_name: lago-tiny\n", "template_name: lago-tiny-vc\n");
+const VM03_VC = VM03.replace("template_name: lago-tiny\n", "template_name: lago-tiny-vc\n").replace("    vcpu: 1\n", "    vcpu: 1\n    root-password: pw-vc\n");
 const WITH_VM03 = EXAMPLE.replace("\nnets:", `\n${VM03_VC}`);
 const STEP3 = WITH_VM03.replace("  vm01:\n    memory: 256\n    vcpu: 1\n    nics:\n      - net: lago\n", "  vm01:\n    memory: 384\n    vcpu: 1\n    nics:\n      - net: lago\n      - net: backend\n").replace("        size: 64M\n", "        size: 128M\n");
 
@@ -194,6 +194,8 @@ test("2. adding a VM: only its resources and the DHCP/DNS entries; the others ke
   // lago-tiny-vc declares no cloud-init and publishes no password: its bootstrap falls back to virt-customize.
   await applyLaunching(env, { "disk.vm03.root": 1 });
   assert.deepEqual(await cdroms(env, "vm03"), [], "no seed");
+  // virt-customize read the root password from a file, never from its command line.
+  assert.equal(await passwordWorks(ipOf(env, "vm03"), "pw-vc"), true);
   assert.deepEqual([await domId(env, "vm01"), await domId(env, "vm02")], ids, "same libvirt domain ids");
   assert.ok((await uptime(env, "vm01")) > up, "uptime not reset");
   assert.equal((await ssh(env, "vm03", "hostname")).trim(), "vm03");
