@@ -23,6 +23,8 @@ const { repo, repoHttp } = requireTestbed();
 const TEMPLATE = "template.lago-test:lago-tiny:v1";
 const launches = launchCounter();
 let env: Env;
+/** The build layer of the example's vm02 (test 1), which test 8 reuses after test 7 destroyed the environment. */
+let vm02Layer = "";
 
 async function expectPlan(e: Env, expected: Record<string, string>, file = "LagoInitFile"): Promise<void> {
   const r = await e.lago(["plan", "--json", "-f", file]);
@@ -173,6 +175,7 @@ test("1. the example: two VMs answer SSH, hostnames, build step, extra disk, nam
   // The disks are qcow2 overlays on the shared store: vm01's on the template, vm02's on its build layer.
   const template = path.join(SHARED.store, "lago-test:lago-tiny:v1");
   const layer = String(env.state().resources["build.vm02.root"]?.outputs.path);
+  vm02Layer = layer;
   assert.match(layer, new RegExp(`^${SHARED.store}/layers/[0-9a-f]{64}\\.qcow2$`));
   assert.deepEqual(backingChain(String(env.state().resources["disk.vm01.root"]?.outputs.path)), [String(env.state().resources["disk.vm01.root"]?.outputs.path), template]);
   assert.deepEqual(backingChain(String(env.state().resources["disk.vm02.root"]?.outputs.path)), [String(env.state().resources["disk.vm02.root"]?.outputs.path), layer, template]);
@@ -351,7 +354,7 @@ test("8. two environments at once: different subnets; a first SSH login sets a r
     assert.equal((await b.lago(["ssh", "solo", "hostname"])).stdout.trim(), "solo");
     assert.equal((await b.lago(["ssh", "solo", "cat /etc/motd"])).stdout.trim(), "built by lago");
     assert.equal(await passwordWorks(ipOf(b, "solo"), "pw-b: it's"), true);
-    const layer = String(env.state().resources["build.vm02.root"]?.outputs.path);
+    const layer = vm02Layer;
     assert.equal(b.state().resources["build.solo.root"]?.outputs.path, layer);
     assert.equal(b.state().resources["build.solo.root"]?.outputs.cached, true);
     const diskB = String(b.state().resources["disk.solo.root"]?.outputs.path);
