@@ -14,6 +14,7 @@ import { KEYPAIR, sha256 } from "../graph/compile.ts";
 import { LIBGUESTFS_LAUNCH, shownArgs } from "../drivers/customize-args.ts";
 import type { CustomizeArg, TemplateRef } from "../drivers/types.ts";
 import { dependency, obj, str } from "./common.ts";
+import { templateRefOf } from "./template.ts";
 import type { Attrs, DesiredResource, Json, ReconcileContext, ResourceKind } from "./types.ts";
 
 /** The version of the key's recipe: bump it when what the key hashes changes meaning. */
@@ -72,25 +73,13 @@ interface TemplateFacts {
   ref: TemplateRef | undefined;
 }
 
-function refOf(attrs: Attrs): TemplateRef | undefined {
-  if (typeof attrs.path === "string" || typeof attrs.repo !== "string") return undefined;
-  const source = obj(attrs.source);
-  return {
-    repo: str(attrs.repo, "repo"),
-    name: str(attrs.name, "name"),
-    version: str(attrs.version, "version"),
-    handle: str(attrs.handle, "handle"),
-    source: { type: source.type === "http" ? "http" : "file", location: str(source.location, "source.location") },
-  };
-}
-
 /** The template as applied (its outputs), or as the store has it already (at plan time). */
 async function templateFacts(ctx: ReconcileContext, attrs: Attrs, planned?: Attrs): Promise<TemplateFacts | undefined> {
   const address = str(attrs.template, "template");
   const dep = ctx.deps.get(address);
   const tattrs = dep?.attrs ?? planned;
   if (!tattrs) return undefined;
-  const ref = refOf(tattrs);
+  const ref = templateRefOf(tattrs);
   if (ref) {
     const stored = dep?.outputs.sha1 !== undefined ? { path: str(dep.outputs.path, "path"), format: str(dep.outputs.format, "format"), sha1: str(dep.outputs.sha1, "sha1") } : await ctx.drivers.templates.lookup(ref);
     return stored ? { path: stored.path, format: stored.format, digest: `sha1:${stored.sha1}`, ref } : undefined;

@@ -7,7 +7,8 @@ import type { TemplateRef } from "../drivers/types.ts";
 import { obj, str } from "./common.ts";
 import type { Attrs, ReconcileContext, ResourceKind } from "./types.ts";
 
-function refOf(attrs: Attrs): TemplateRef | undefined {
+/** The repository template a template resource's attributes name; undefined for a local image. */
+export function templateRefOf(attrs: Attrs): TemplateRef | undefined {
   if (typeof attrs.path === "string") return undefined;
   const source = obj(attrs.source);
   return {
@@ -33,7 +34,7 @@ export const templateKind: ResourceKind = {
   kind: "template",
   replaceOn: [{ path: "", reason: "a template version is immutable" }],
   async read(ctx, current) {
-    const ref = refOf(current.attrs);
+    const ref = templateRefOf(current.attrs);
     if (!ref) {
       const outputs = await localImage(ctx, current.attrs);
       return outputs ? { attrs: current.attrs, outputs, healthy: true } : undefined;
@@ -42,7 +43,7 @@ export const templateKind: ResourceKind = {
     return stored ? { attrs: current.attrs, outputs: { ...stored }, healthy: true } : undefined;
   },
   async create(ctx, desired) {
-    const ref = refOf(desired);
+    const ref = templateRefOf(desired);
     if (!ref) {
       const outputs = await localImage(ctx, desired);
       if (!outputs) throw new ProviderError(ctx.address, `image ${String(desired.path)} does not exist`);
@@ -54,7 +55,7 @@ export const templateKind: ResourceKind = {
     return templateKind.create(ctx, desired);
   },
   async delete(ctx, prior) {
-    const ref = refOf(prior.attrs);
+    const ref = templateRefOf(prior.attrs);
     if (ref) await ctx.drivers.templates.release(ref, ctx.env.dir);
   },
 };

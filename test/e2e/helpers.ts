@@ -99,16 +99,7 @@ exec '${real}' "$@"
   };
 }
 
-/** The libguestfs launches `lago apply --json` reported, by resource address. */
-export function reportedLaunches(jsonLines: string): Record<string, number> {
-  const out: Record<string, number> = {};
-  for (const line of jsonLines.split("\n")) {
-    if (!line.startsWith("{")) continue;
-    const e = JSON.parse(line) as { type: string; address?: string; message?: string };
-    if (e.type === "progress" && e.address && e.message?.startsWith("libguestfs launch:")) out[e.address] = (out[e.address] ?? 0) + 1;
-  }
-  return out;
-}
+export { reportedLaunches } from "../helpers/launches.ts";
 
 export function planActions(json: string): Record<string, string> {
   const plan = JSON.parse(json) as { resource_changes: { address: string; action: string }[] };

@@ -8,17 +8,7 @@ import { readdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { makeSandbox, actions } from "../helpers/sandbox.ts";
 import { BASE, VM03, edit } from "./fixtures.ts";
-
-/** `libguestfs launch:` progress events of an `apply --json`, by address. */
-function launches(stdout: string): Record<string, number> {
-  const out: Record<string, number> = {};
-  for (const line of stdout.split("\n")) {
-    if (!line.startsWith("{")) continue;
-    const e = JSON.parse(line) as { type: string; address?: string; message?: string };
-    if (e.type === "progress" && e.address && e.message?.startsWith("libguestfs launch:")) out[e.address] = (out[e.address] ?? 0) + 1;
-  }
-  return out;
-}
+import { reportedLaunches as launches } from "../helpers/launches.ts";
 
 test("cloud-init: a seed per VM on a CD-ROM, no libguestfs but the build layer; the seed goes with its VM", async () => {
   const sb = makeSandbox();

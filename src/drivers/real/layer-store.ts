@@ -18,10 +18,9 @@ import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { chmod, lstat, mkdir, readFile, readdir, readlink, rm, stat } from "node:fs/promises";
 import path from "node:path";
-import lockfile from "proper-lockfile";
 import { LagoError, LockError, errorMessage } from "../../errors.ts";
 import { fsyncDir, writeFileAtomic } from "../../util/fs-atomic.ts";
-import { sleep } from "../../util/sleep.ts";
+import { withDirLock } from "./dir-lock.ts";
 import type { CallOptions, ImageDriver, LayerInfo, LayerRequest, LayerStoreDriver, StoredLayer, TemplateRef, TemplateStoreDriver } from "../types.ts";
 
 const KEY = /^[0-9a-f]{64}$/;
@@ -214,14 +213,18 @@ export class FsLayerStore implements LayerStoreDriver {
     });
   }
 
-  async list(): Promise<LayerInfo[]> {
-    let names: string[];
+  /** The store's layer directory entries (none before the first layer). */
+  private async entries(): Promise<string[]> {
     try {
-      names = await readdir(this.dir);
+      return await readdir(this.dir);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === "ENOENT") return [];
       throw err;
     }
+  }
+
+  async list(): Promise<LayerInfo[]> {
+    const names = await this.entries();
     const out: LayerInfo[] = [];
     for (const name of names.sort()) {
       const key = name.endsWith(".json") ? name.slice(0, -".json".length) : "";
@@ -245,13 +248,7 @@ export class FsLayerStore implements LayerStoreDriver {
   }
 
   async prune(opts: CallOptions = {}): Promise<string[]> {
-    let names: string[];
-    try {
-      names = await readdir(this.dir);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === "ENOENT") return [];
-      throw err;
-    }
+    const names = await this.entries();
     const keys = new Set(names.map((n) => /^([0-9a-f]{64})\./.exec(n)?.[1]).filter((k): k is string => k !== undefined));
     const removed: string[] = [];
     for (const key of [...keys].sort()) {
@@ -308,42 +305,8 @@ export class FsLayerStore implements LayerStoreDriver {
     } catch (err) {
       throw new LagoError("TEMPLATE_STORE", `cannot create the layer store ${this.dir}: ${errorMessage(err)}`, { cause: err });
     }
-    let compromised: Error | undefined;
-    const deadline = Date.now() + this.lockWaitMs;
-    let told = false;
-    let unlock: (() => Promise<void>) | undefined;
-    for (;;) {
-      try {
-        unlock = await lockfile.lock(this.dir, {
-          lockfilePath: p.lock,
-          stale: 30_000,
-          update: 10_000,
-          retries: 0,
-          onCompromised: (err) => {
-            compromised = err;
-          },
-        });
-        break;
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== "ELOCKED") {
-          throw new LockError(`cannot lock build layer ${key.slice(0, 12)} in ${this.dir}: ${errorMessage(err)}`, { cause: err });
-        }
-        if (Date.now() >= deadline) {
-          throw new LockError(`build layer ${key.slice(0, 12)} is locked by another process (${p.lock}); gave up after ${Math.round(this.lockWaitMs / 1000)}s`, {
-            hint: "if no lago process is running, remove the lock directory",
-          });
-        }
-        if (!told) {
-          told = true;
-          opts.progress?.(`waiting for another process building layer ${key.slice(0, 12)}`);
-        }
-        await sleep(200 + Math.floor(Math.random() * 300), opts.signal, `waiting for build layer ${key.slice(0, 12)}`);
-      }
-    }
-    try {
-      return await fn(() => compromised);
-    } finally {
-      await unlock().catch(() => undefined);
-    }
+    const what = `build layer ${key.slice(0, 12)}`;
+    const onWait = (): void => opts.progress?.(`waiting for another process building layer ${key.slice(0, 12)}`);
+    return withDirLock({ dir: this.dir, lockPath: p.lock, what, waitMs: this.lockWaitMs, signal: opts.signal, onWait }, fn);
   }
 }
