@@ -3,12 +3,14 @@
 // each verb loads only the modules it needs (`lago --version` loads commander and kleur).
 // Dependencies are bundled except those with native parts or dynamic requires.
 import { build } from "esbuild";
-import { rmSync } from "node:fs";
+import { renameSync, rmSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
-const outdir = path.join(root, "dist");
+const dist = path.join(root, "dist");
+// Built beside dist/ and swapped in, so that a CLI started meanwhile never finds half a dist/.
+const outdir = path.join(root, `.dist-${process.pid}`);
 rmSync(outdir, { recursive: true, force: true });
 await build({
   absWorkingDir: root,
@@ -26,3 +28,11 @@ await build({
   banner: { js: 'import { createRequire as __lagoCreateRequire } from "node:module"; const require = __lagoCreateRequire(import.meta.url);' },
   logLevel: "warning",
 });
+const old = path.join(root, `.dist-old-${process.pid}`);
+try {
+  renameSync(dist, old);
+} catch (err) {
+  if (err.code !== "ENOENT") throw err;
+}
+renameSync(outdir, dist);
+rmSync(old, { recursive: true, force: true });

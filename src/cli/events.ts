@@ -7,6 +7,7 @@ const VERB = {
   create: ["Creating", "Creation"],
   update: ["Updating", "Update"],
   delete: ["Destroying", "Destruction"],
+  release: ["Detaching from what is recreated", "Detaching"],
 } as const;
 
 /** `downloading x: 42% (12/30 MB)` → the same with a bar in front of the percentage. */
@@ -43,7 +44,7 @@ export function eventRenderer(out: NodeJS.WritableStream, st: Style, json: boole
         out.write(`${st.bold(e.address)}: ${st.red(`${VERB[e.action][1]} failed after ${formatDuration(e.elapsedMs)}`)}\n`);
         break;
       case "skipped":
-        out.write(`${st.bold(e.address)}: ${st.yellow(`not ${e.action === "delete" ? "destroyed" : e.action === "update" ? "updated" : "created"}: ${e.reason}`)}\n`);
+        out.write(`${st.bold(e.address)}: ${st.yellow(`not ${e.action === "delete" ? "destroyed" : e.action === "update" ? "updated" : e.action === "release" ? "released" : "created"}: ${e.reason}`)}\n`);
         break;
       case "recovered":
         out.write(`${st.yellow(`recovered ${e.address}: ${e.message}`)}\n`);

@@ -188,9 +188,9 @@ function reportError(cli: Cli, err: unknown): number {
     return EXIT.error;
   }
   if (err instanceof LagoError) {
-    cli.err.write(`${st.red("Error:")} ${err.message}\n`);
+    cli.err.write(`${st.red(err.code === "INTERNAL" ? "Internal error:" : "Error:")} ${err.message}\n`);
     if (err.hint) cli.err.write(`${st.dim(`hint: ${err.hint}`)}\n`);
-    return EXIT.error;
+    return err.code === "INTERNAL" ? EXIT.internal : EXIT.error;
   }
   const e = err instanceof Error ? err : new Error(String(err));
   cli.err.write(`${st.red("Internal error:")} ${e.message}\n${st.dim("This is a bug in lago. Run with LAGO_DEBUG=1 for the stack trace.")}\n`);

@@ -53,7 +53,7 @@ export async function recoverIntents(engine: EngineContext, state: State, intent
         notes.push(`${intent.address}: interrupted delete had completed`);
       } else notes.push(`${intent.address}: interrupted delete; still exists`);
     } else {
-      notes.push(`${intent.address}: interrupted update; it will be planned again`);
+      notes.push(`${intent.address}: interrupted ${intent.action}; reality was read back and it will be planned again`);
     }
   }
   return notes;

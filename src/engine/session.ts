@@ -11,8 +11,8 @@ import { compile, type TemplateResolution } from "../graph/compile.ts";
 import { computePlan, hasChanges, type Plan } from "../plan/plan.ts";
 import type { Drivers } from "../drivers/types.ts";
 import { envPaths, type EnvContext } from "../env/context.ts";
-import { readState, writeState, type State } from "../state/state.ts";
-import { Journal, pendingIntents } from "../state/journal.ts";
+import { toStored, writeState, type State } from "../state/state.ts";
+import { loadState, StateWriter, type StateFiles } from "../state/store.ts";
 import { lockEnv, type EnvLock } from "../state/lock.ts";
 import { loadTemplateRepo, resolveTemplate, type TemplateRepo } from "../templates/repo.ts";
 import type { DesiredResource } from "../resources/types.ts";
@@ -20,7 +20,7 @@ import type { EngineContext } from "./context.ts";
 import type { Emit } from "./events.ts";
 import { recoverIntents } from "./recover.ts";
 import { refresh } from "./refresh.ts";
-import { applyPlan, type ApplyOutcome } from "./apply.ts";
+import { applyPlan, executionGraph, type ApplyOutcome } from "./apply.ts";
 
 export interface Session {
   env: EnvContext;
@@ -29,6 +29,8 @@ export interface Session {
   signal: AbortSignal;
   lockTimeoutMs: number;
   parallelism: number;
+  /** In-process crash simulation: once false, nothing more is written. */
+  alive?: (() => boolean) | undefined;
 }
 
 function engineOf(s: Session): EngineContext {
@@ -103,13 +105,17 @@ export interface PlanResult {
   plan: Plan;
   state: State;
   recovered: string[];
+  /** A journal of an earlier run was found (the checkpoint did not hold everything). */
+  interrupted: boolean;
 }
+
+const filesOf = (env: EnvContext): StateFiles => ({ state: envPaths.state(env), journal: envPaths.journal(env) });
 
 /** Read the state, resolve an interrupted apply in memory, refresh, plan. Caller holds the lock. */
 async function planLocked(s: Session, req: PlanRequest): Promise<PlanResult> {
-  const state = readState(envPaths.state(s.env));
+  const { state, pending, interrupted } = loadState(filesOf(s.env));
   const engine = engineOf(s);
-  const recovered = await recoverIntents(engine, state, pendingIntents(envPaths.journal(s.env)));
+  const recovered = await recoverIntents(engine, state, pending);
   const desired = req.spec && !req.destroy ? await compileSpec(req.spec, state, s.env) : [];
   for (const t of [...(req.targets ?? []), ...(req.replace ?? [])]) {
     if (!desired.some((d) => d.address === t) && !state.resources.has(t)) {
@@ -127,7 +133,8 @@ async function planLocked(s: Session, req: PlanRequest): Promise<PlanResult> {
     destroy: req.destroy,
     restart: req.restart,
   });
-  return { plan, state, recovered };
+  if (req.spec) refuseShrinks(plan, req.spec);
+  return { plan, state, recovered, interrupted };
 }
 
 async function withLock<T>(s: Session, command: string, fn: () => Promise<T>): Promise<T> {
@@ -175,10 +182,12 @@ export async function applyEnv(s: Session, req: ApplyRequest): Promise<ApplyResu
     let plan: Plan;
     let state: State;
     let recovered: string[] = [];
+    let interrupted = false;
     if (req.saved) {
-      state = readState(envPaths.state(s.env));
       const saved = req.saved;
-      if (pendingIntents(envPaths.journal(s.env)).length) {
+      const loaded = loadState(filesOf(s.env));
+      state = loaded.state;
+      if (loaded.interrupted) {
         throw new UsageError("the saved plan is stale: an apply was interrupted since it was made; run `lago plan` again");
       }
       if ((state.lineage || null) !== saved.plan.lineage || state.serial !== saved.plan.serial) {
@@ -189,27 +198,79 @@ export async function applyEnv(s: Session, req: ApplyRequest): Promise<ApplyResu
       }
       plan = saved.plan;
     } else {
-      ({ plan, state, recovered } = await planLocked(s, req));
+      ({ plan, state, recovered, interrupted } = await planLocked(s, req));
     }
-    const stateFile = envPaths.state(s.env);
-    const journalFile = envPaths.journal(s.env);
-    const pendingDrift = plan.drift.some((d) => d.type === "deleted");
-    if (!hasChanges(plan) && !recovered.length && !pendingDrift) return { plan, outcome: undefined, confirmed: true };
+    const pendingDrift = plan.drift.length > 0;
+    if (!hasChanges(plan) && !interrupted && !pendingDrift && !dependsOnChanged(plan)) return { plan, outcome: undefined, confirmed: true };
+    // Checked before anything is written or asked: a plan the engine cannot order is a bug.
+    const graph = executionGraph(plan, state);
     if (hasChanges(plan) && !(await req.confirm(plan, recovered))) return { plan, outcome: undefined, confirmed: false };
-    // The recovered picture becomes the recorded one before anything else happens.
-    if (recovered.length) {
-      writeState(stateFile, state);
-      new Journal(journalFile).clear();
-      plan = { ...plan, serial: state.serial };
+    const writer = new StateWriter(filesOf(s.env), state, { alive: s.alive });
+    // The recovered picture (or a half-replayed journal) becomes a checkpoint before anything else happens.
+    writer.begin({ checkpoint: interrupted });
+    recordRefresh(writer, plan);
+    if (!plan.destroy) writer.meta(plan.initFileSha256);
+    let outcome: ApplyOutcome;
+    try {
+      outcome = await applyPlan({ engine: engineOf(s), plan, writer, parallelism: s.parallelism, restart: req.restart ?? req.saved?.restart ?? false, graph });
+    } catch (err) {
+      writer.close();
+      throw err;
     }
-    const journal = new Journal(journalFile);
-    const outcome = await applyPlan({ engine: engineOf(s), plan, state, stateFile, journal, parallelism: s.parallelism, restart: req.restart ?? req.saved?.restart ?? false });
-    if (req.destroy && !req.targets?.length && outcome.ok && state.resources.size === 0) {
+    writer.finish();
+    if (req.destroy && !req.targets?.length && outcome.ok && state.resources.size === 0 && s.alive?.() !== false) {
       // Everything is gone: so are the environment's files (state, journal, console logs).
       rmSync(s.env.dir, { recursive: true, force: true });
     }
     return { plan, outcome, confirmed: true };
   });
+}
+
+/** Whether a no-op resource now depends on other things (recorded without a reconciler call). */
+function dependsOnChanged(plan: Plan): boolean {
+  return plan.resourceChanges.some((c) => c.action === "no-op" && c.refreshed && c.refreshed.dependsOn.join("\0") !== c.dependsOn.join("\0"));
+}
+
+/**
+ * Before any step: what refresh found becomes the record (resources deleted
+ * outside lago are dropped unless they are created again, the others take
+ * their observed attributes), and resources left as they are record their new
+ * dependencies.
+ */
+function recordRefresh(writer: StateWriter, plan: Plan): void {
+  const state = writer.state;
+  // A resource deleted outside lago that is created again keeps its record until then: what is
+  // still attached to it (a VM's NICs on a vanished network) needs it to let go of it.
+  const recreated = new Set(plan.resourceChanges.filter((c) => c.action === "create").map((c) => c.address));
+  for (const d of plan.drift) if (d.type === "deleted" && state.resources.has(d.address) && !recreated.has(d.address)) writer.set(d.address, null);
+  for (const c of plan.resourceChanges) {
+    const rec = c.refreshed;
+    if (!rec) continue;
+    const now = state.resources.get(c.address);
+    const next = c.action === "no-op" ? { ...rec, dependsOn: c.dependsOn } : rec;
+    if (!now || JSON.stringify(toStored(now)) !== JSON.stringify(toStored(next))) writer.set(c.address, next);
+  }
+}
+
+/**
+ * Shrinking a disk is refused at plan time, with the position of its `size`:
+ * it would destroy the data at its end.
+ */
+function refuseShrinks(plan: Plan, spec: EnvSpec): void {
+  const diagnostics: Diagnostic[] = [];
+  for (const c of plan.resourceChanges) {
+    if (c.kind !== "disk" || c.action !== "update") continue;
+    const before = c.before?.size;
+    const after = c.after?.size;
+    if (typeof before !== "number" || typeof after !== "number" || after >= before) continue;
+    const pointer = plan.desired.find((d) => d.address === c.address)?.pointer ?? "";
+    diagnostics.push({
+      pos: spec.locate(`${pointer}/size`),
+      pointer: `${pointer}/size`,
+      message: `${c.address} has ${before} bytes: shrinking it to ${after} would destroy the data at its end; give a size of at least ${before} bytes, or replace the disk with \`lago apply --replace ${c.address}\``,
+    });
+  }
+  if (diagnostics.length) throw new ConfigError(diagnostics);
 }
 
 /**
@@ -221,17 +282,15 @@ export async function applyEnv(s: Session, req: ApplyRequest): Promise<ApplyResu
  */
 export async function updateState<T>(s: Session, command: string, fn: (state: State) => Promise<{ changed: boolean; result: T }>): Promise<T> {
   return withLock(s, command, async () => {
-    if (pendingIntents(envPaths.journal(s.env)).length) {
-      throw new UsageError(`an interrupted apply of environment ${s.env.name} is not resolved yet`, { hint: "run `lago apply` first" });
-    }
-    const state = readState(envPaths.state(s.env));
+    const { state, interrupted } = loadState(filesOf(s.env));
+    if (interrupted) throw new UsageError(`an interrupted apply of environment ${s.env.name} is not resolved yet`, { hint: "run `lago apply` first" });
     const { changed, result } = await fn(state);
-    if (changed) writeState(envPaths.state(s.env), state);
+    if (changed) writeState(envPaths.state(s.env), state, s.alive);
     return result;
   });
 }
 
-/** The recorded state, read without the lock (it is always whole on disk). */
+/** The recorded state (the checkpoint and the journal of a run in progress), read without the lock. */
 export function showState(env: EnvContext): State {
-  return readState(envPaths.state(env));
+  return loadState(filesOf(env)).state;
 }

@@ -5,7 +5,7 @@
 import type { AttrChange, Attrs, DesiredResource, Kind, Observed, RecordedResource } from "../resources/types.ts";
 import { kindOf } from "../resources/registry.ts";
 import type { State } from "../state/state.ts";
-import { diffAttrs } from "./diff.ts";
+import { diffAttrs, underPrefix } from "./diff.ts";
 import { dependencyOrder } from "../graph/graph.ts";
 
 export type Action = "create" | "update" | "replace" | "delete" | "no-op";
@@ -22,6 +22,15 @@ export interface ResourceChange {
   requiresRestart: boolean;
   /** With `apply --restart`, the VM is restarted. */
   restart: boolean;
+  /** An in-place update that interrupts the resources depending on this one, and why. */
+  disrupts: string | undefined;
+  /**
+   * Dependencies this resource lets go of before they are disrupted and takes
+   * again after (a VM's NICs on a network that is replaced or restarted).
+   */
+  releases: string[];
+  /** The resource as refresh found it (absent for a create); apply records it first. */
+  refreshed: RecordedResource | undefined;
   /** The recorded attributes (after refresh), absent for a create. */
   before: Attrs | undefined;
   /** The desired attributes, absent for a delete. */
@@ -122,6 +131,9 @@ export function computePlan(input: PlanInput): Plan {
       replaceReasons: [],
       requiresRestart: false,
       restart: false,
+      disrupts: undefined,
+      releases: [],
+      refreshed: cur,
       before: cur?.attrs,
       after: d.attrs,
     };
@@ -132,18 +144,37 @@ export function computePlan(input: PlanInput): Plan {
       for (const c of change.changes) if (c.forcesReplacement && c.reason && !change.replaceReasons.includes(c.reason)) change.replaceReasons.push(c.reason);
       if (cur.status === "tainted") change.replaceReasons.push(`it is tainted${cur.reason ? `: ${cur.reason}` : ""}`);
       if (forceReplace.has(d.address)) change.replaceReasons.push("replacement requested with --replace");
-      // A dependency that is replaced, or recreated after it vanished, may force this resource too.
+      const disruptive = change.changes.filter((c) => !c.forcesReplacement && kind.disruptiveOn?.some((r) => underPrefix(c.path, r.path)));
+      const reasons = new Set<string>();
+      for (const c of disruptive) for (const r of kind.disruptiveOn ?? []) if (underPrefix(c.path, r.path)) reasons.add(r.reason);
+      if (reasons.size) change.disrupts = [...reasons].join("; ");
+      // A dependency that is replaced, restarted, or recreated after it vanished, may disrupt this resource.
+      const reattach: { dep: string; reason: string }[] = [];
       for (const depAddress of d.dependsOn) {
         const dep = changes.get(depAddress);
-        const recreated = dep && (dep.action === "replace" || (dep.action === "create" && input.state.resources.has(depAddress)));
-        if (!dep || !recreated) continue;
-        const reaction = kind.onDependencyReplaced?.({ address: depAddress, kind: dep.kind }, d.attrs);
+        if (!dep) continue;
+        const how =
+          dep.action === "replace" || (dep.action === "create" && input.state.resources.has(depAddress)) ? "replace" : dep.action === "update" && dep.disrupts ? "restart" : undefined;
+        if (!how) continue;
+        const reaction = kind.onDependencyDisrupted?.({ address: depAddress, kind: dep.kind, how }, d.attrs);
         if (!reaction) continue;
         if (reaction.action === "replace") change.replaceReasons.push(reaction.reason);
-        else change.changes.push({ path: `(dependency) ${depAddress}`, before: null, after: null, forcesReplacement: false, reason: reaction.reason });
+        else {
+          if (reaction.action === "restart") change.disrupts = change.disrupts ? `${change.disrupts}; ${reaction.reason}` : reaction.reason;
+          if (cur.dependsOn.includes(depAddress)) reattach.push({ dep: depAddress, reason: reaction.reason });
+          else change.changes.push({ path: `(dependency) ${depAddress}`, before: null, after: null, forcesReplacement: false, reason: reaction.reason });
+        }
       }
-      if (change.replaceReasons.length) change.action = "replace";
-      else if (change.changes.length) change.action = "update";
+      if (change.replaceReasons.length) {
+        change.action = "replace";
+        change.disrupts = undefined;
+      } else {
+        for (const r of reattach) {
+          change.releases.push(r.dep);
+          change.changes.push({ path: `(dependency) ${r.dep}`, before: null, after: null, forcesReplacement: false, reason: r.reason });
+        }
+        if (change.changes.length) change.action = "update";
+      }
       change.requiresRestart = change.action === "update" && change.changes.some((c) => c.requiresRestart) && cur.attrs.running === true;
       const pending = pendingRestartOf(cur);
       if (input.restart && change.action !== "replace" && (change.requiresRestart || pending.length)) {
@@ -168,6 +199,9 @@ export function computePlan(input: PlanInput): Plan {
       replaceReasons: [],
       requiresRestart: false,
       restart: false,
+      disrupts: undefined,
+      releases: [],
+      refreshed: rec,
       before: rec.attrs,
       after: undefined,
     });

@@ -23,6 +23,21 @@ export function obj(v: Json | undefined): { [k: string]: Json } {
   return v && typeof v === "object" && !Array.isArray(v) ? v : {};
 }
 
+/**
+ * The address of a VM's disk: `disk.<vm>.<disk>`. VM names may contain dots
+ * (`foreman.example.com`), disk names may not, so the last dot separates them.
+ */
+export function diskAddress(vm: string, disk: string, kind: "disk" | "build" = "disk"): string {
+  return `${kind}.${vm}.${disk}`;
+}
+
+/** Back from {@link diskAddress}. */
+export function parseDiskAddress(address: string): { vm: string; disk: string } {
+  const first = address.indexOf(".");
+  const last = address.lastIndexOf(".");
+  return { vm: address.slice(first + 1, last), disk: address.slice(last + 1) };
+}
+
 /** `192.168.201.0` + 5 → `192.168.201.5`. */
 export function ipIn(subnet: string, host: number): string {
   return `${subnet.split(".").slice(0, 3).join(".")}.${host}`;

@@ -10,6 +10,8 @@ import path from "node:path";
 import { execFile } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import type { WorldData } from "../../src/drivers/fake/world.ts";
+import { loadState } from "../../src/state/store.ts";
+import { serializeState } from "../../src/state/state.ts";
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
 const BIN = path.join(REPO_ROOT, "bin", "lago.js");
@@ -100,8 +102,10 @@ export function makeSandbox(): Sandbox {
       }
     },
     state() {
-      const file = path.join(work, ".lago", "default", "state.json");
-      return existsSync(file) ? JSON.parse(readFileSync(file, "utf8")) : { serial: 0, lineage: "", resources: {} };
+      // The state is the checkpoint plus the journal of a run in progress (or killed).
+      const dir = path.join(work, ".lago", "default");
+      const { state } = loadState({ state: path.join(dir, "state.json"), journal: path.join(dir, "journal.jsonl") });
+      return JSON.parse(serializeState(state));
     },
     cleanup() {
       rmSync(root, { recursive: true, force: true });

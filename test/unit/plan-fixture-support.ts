@@ -91,12 +91,12 @@ function outputsOf(r: DesiredResource, subnets: Map<string, string>): Attrs {
     case "network":
       return {
         libvirt_name: `lago-0a1b2c3d-${String(a.net)}`,
-        bridge: "lgo0a1b2c3d4e",
+        bridge: `lgo0a1b2c3d${Number(a.bridge_index ?? 0).toString(36).padStart(4, "0")}`,
         subnet: a.type === "nat" ? (subnets.get(String(a.net)) ?? null) : null,
       };
     case "disk":
       return {
-        path: typeof a.path === "string" ? a.path : `/work/.lago/default/disks/${String(a.vm)}_${String(a.name)}.${String(a.format)}`,
+        path: typeof a.path === "string" ? a.path : `/work/.lago/default/vms/${String(a.vm)}/disks/${String(a.name)}.${String(a.format)}`,
         virtual_size: typeof a.size === "number" ? a.size : 10737418240,
       };
     case "build":
