@@ -87,6 +87,7 @@ export interface PlanOpts {
   restart?: boolean;
   destroy?: boolean;
   refresh: boolean;
+  upgradeTemplates?: boolean;
 }
 
 export async function plan(cli: Cli, opts: PlanOpts): Promise<void> {
@@ -99,6 +100,7 @@ export async function plan(cli: Cli, opts: PlanOpts): Promise<void> {
     replace: opts.replace,
     destroy: opts.destroy,
     restart: opts.restart,
+    upgradeTemplates: opts.upgradeTemplates,
   });
   if (opts.json) cli.out.write(`${stringify(planToJson(plan), null, 2)}\n`);
   else {
@@ -122,6 +124,7 @@ export interface ApplyOpts {
   replace?: string[];
   refresh: boolean;
   json?: boolean;
+  upgradeTemplates?: boolean;
 }
 
 export async function apply(cli: Cli, planfile: string | undefined, opts: ApplyOpts): Promise<void> {
@@ -145,6 +148,7 @@ export async function apply(cli: Cli, planfile: string | undefined, opts: ApplyO
     targets: opts.target,
     replace: opts.replace,
     restart: opts.restart ?? saved?.restart,
+    upgradeTemplates: opts.upgradeTemplates,
     confirm: async (plan, recovered) => {
       if (!opts.json) {
         for (const r of recovered) cli.out.write(`${st.yellow(`An interrupted apply was found: ${r}`)}\n`);
@@ -212,6 +216,6 @@ export async function ssh(cli: Cli, vm: string, command: string[], opts: { timeo
 export async function graph(cli: Cli, opts: { file: string }): Promise<void> {
   const spec = await loadInitFile(opts.file);
   const env = cli.env();
-  const desired = await compileSpec(spec, readState(envPaths.state(env)), env);
+  const { desired } = await compileSpec(spec, showState(env), env);
   cli.out.write(toDot(desired));
 }

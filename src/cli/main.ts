@@ -118,6 +118,7 @@ export function buildProgram(): { program: Command; cli: Cli } {
     .option("--restart", "plan restarting VMs whose changes wait for a restart")
     .option("--destroy", "plan destroying everything")
     .option("--no-refresh", "do not read reality, trust the state")
+    .option("--upgrade-templates", "move template disks without a template_version to the repository's newest version")
     .action(async (opts: PlanOpts) => (await commands()).plan(cli, opts));
 
   program
@@ -132,6 +133,7 @@ export function buildProgram(): { program: Command; cli: Cli } {
     .option("--replace <address>", "force replacing this resource (repeatable)", collect)
     .option("--no-refresh", "do not read reality, trust the state")
     .option("--json", "stream events as JSON lines")
+    .option("--upgrade-templates", "move template disks without a template_version to the repository's newest version")
     .action(async (planfile: string | undefined, opts: ApplyOpts) => (await commands()).apply(cli, planfile, opts));
 
   program

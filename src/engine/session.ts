@@ -16,6 +16,8 @@ import { loadState, StateWriter, type StateFiles } from "../state/store.ts";
 import { lockEnv, type EnvLock } from "../state/lock.ts";
 import { loadTemplateRepo, resolveTemplate, type TemplateRepo } from "../templates/repo.ts";
 import type { DesiredResource } from "../resources/types.ts";
+import type { TemplateRef } from "../drivers/types.ts";
+import { diskAddress } from "../resources/common.ts";
 import type { EngineContext } from "./context.ts";
 import type { Emit } from "./events.ts";
 import { recoverIntents } from "./recover.ts";
@@ -40,9 +42,40 @@ function engineOf(s: Session): EngineContext {
 /** The repository a spec resolves against: read, or why it could not be. */
 export type RepoSource = { repo: TemplateRepo } | { error: string } | undefined;
 
-/** Resolve every template disk, given the repository already read. Pure; diagnostics carry positions. */
-export function resolveTemplatesIn(spec: EnvSpec, source: RepoSource): Map<string, TemplateResolution> {
+/** The template a disk recorded in `prior` was created from, when it came from a repository. */
+function recordedTemplate(prior: State | undefined, vm: string, disk: string): TemplateRef | undefined {
+  const address = prior?.resources.get(diskAddress(vm, disk))?.attrs.template;
+  if (typeof address !== "string") return undefined;
+  const t = prior?.resources.get(address)?.attrs;
+  const source = t?.source;
+  if (!t || typeof t.repo !== "string" || typeof t.name !== "string" || typeof t.version !== "string" || typeof t.handle !== "string" || !source || typeof source !== "object" || Array.isArray(source)) return undefined;
+  return { repo: t.repo, name: t.name, version: t.version, handle: t.handle, source: { type: source.type === "http" ? "http" : "file", location: String(source.location) } };
+}
+
+export interface TemplateResolutions {
+  /** Resolved template of every template disk, by the disk's pointer. */
+  templates: Map<string, TemplateResolution>;
+  /** What the plan should say about them (versions kept although newer ones exist). */
+  notices: string[];
+}
+
+export interface ResolveOptions {
+  /** The recorded state: a disk keeps the template version it was created from (like a lock file). */
+  prior?: State | undefined;
+  /** Move every disk without a `template_version` to the repository's newest version. */
+  upgrade?: boolean | undefined;
+}
+
+/**
+ * Resolve every template disk, given the repository already read. Pure;
+ * diagnostics carry positions. A disk without `template_version` gets the
+ * newest version, unless the state records the version it was created from:
+ * that version is kept (and the plan says that a newer one exists) until
+ * `upgrade` is asked for.
+ */
+export function resolveTemplatesIn(spec: EnvSpec, source: RepoSource, options: ResolveOptions = {}): TemplateResolutions {
   const out = new Map<string, TemplateResolution>();
+  const notices = new Set<string>();
   const diagnostics: Diagnostic[] = [];
   for (const domain of spec.domains) {
     for (const disk of domain.disks) {
@@ -62,7 +95,20 @@ export function resolveTemplatesIn(spec: EnvSpec, source: RepoSource): Map<strin
         diagnostics.push({ pos: spec.locate(pointer), pointer, message: `cannot read the template repository: ${source.error}` });
       } else {
         try {
-          out.set(disk.pointer, { type: "repo", ref: resolveTemplate(source.repo, disk.templateName ?? "", disk.templateVersion) });
+          const name = disk.templateName ?? "";
+          const recorded = disk.templateVersion === undefined && !options.upgrade ? recordedTemplate(options.prior, domain.name, disk.name) : undefined;
+          if (recorded && recorded.repo === source.repo.name && recorded.name === name) {
+            const newest = resolveTemplate(source.repo, name);
+            const published = source.repo.templates.get(name)?.versions.has(recorded.version) === true;
+            out.set(disk.pointer, { type: "repo", ref: published ? resolveTemplate(source.repo, name, recorded.version) : recorded });
+            if (newest.version !== recorded.version) {
+              notices.add(
+                `template ${recorded.repo}:${name} stays at version ${recorded.version}, which the state records${published ? "" : " (the repository no longer publishes it; the store keeps it)"}; ${newest.version} is newer: \`lago apply --upgrade-templates\` moves to it (replacing the disks and VMs made from it)`,
+              );
+            }
+          } else {
+            out.set(disk.pointer, { type: "repo", ref: resolveTemplate(source.repo, name, disk.templateVersion) });
+          }
         } catch (err) {
           diagnostics.push({ pos: spec.locate(pointer), pointer, message: errorMessage(err) });
         }
@@ -70,11 +116,11 @@ export function resolveTemplatesIn(spec: EnvSpec, source: RepoSource): Map<strin
     }
   }
   if (diagnostics.length) throw new ConfigError(diagnostics);
-  return out;
+  return { templates: out, notices: [...notices].sort() };
 }
 
 /** Read the repository (only when a disk needs it) and resolve every template disk. */
-export async function resolveTemplates(spec: EnvSpec, repoPath: string | undefined): Promise<Map<string, TemplateResolution>> {
+export async function resolveTemplates(spec: EnvSpec, repoPath: string | undefined, options: ResolveOptions = {}): Promise<TemplateResolutions> {
   const needed = spec.domains.some((d) => d.disks.some((k) => k.type === "template" && !k.path));
   let source: RepoSource;
   if (needed && repoPath) {
@@ -84,12 +130,13 @@ export async function resolveTemplates(spec: EnvSpec, repoPath: string | undefin
       source = { error: errorMessage(err) };
     }
   }
-  return resolveTemplatesIn(spec, source);
+  return resolveTemplatesIn(spec, source, options);
 }
 
-export async function compileSpec(spec: EnvSpec, state: State, env: EnvContext): Promise<DesiredResource[]> {
-  const templates = await resolveTemplates(spec, env.config.templateRepoPath);
-  return compile({ spec, templates, prior: state, domainType: env.config.domainType });
+/** Compile `spec` against the recorded state; returns the desired graph and the plan's notices. */
+export async function compileSpec(spec: EnvSpec, state: State, env: EnvContext, options: { upgradeTemplates?: boolean | undefined } = {}): Promise<{ desired: DesiredResource[]; notices: string[] }> {
+  const { templates, notices } = await resolveTemplates(spec, env.config.templateRepoPath, { prior: state, upgrade: options.upgradeTemplates });
+  return { desired: compile({ spec, templates, prior: state, domainType: env.config.domainType }), notices };
 }
 
 export interface PlanRequest {
@@ -99,6 +146,8 @@ export interface PlanRequest {
   replace?: string[] | undefined;
   destroy?: boolean | undefined;
   restart?: boolean | undefined;
+  /** Move template disks without a `template_version` to the newest version (`--upgrade-templates`). */
+  upgradeTemplates?: boolean | undefined;
 }
 
 export interface PlanResult {
@@ -116,7 +165,7 @@ async function planLocked(s: Session, req: PlanRequest): Promise<PlanResult> {
   const { state, pending, interrupted } = loadState(filesOf(s.env));
   const engine = engineOf(s);
   const recovered = await recoverIntents(engine, state, pending);
-  const desired = req.spec && !req.destroy ? await compileSpec(req.spec, state, s.env) : [];
+  const { desired, notices } = req.spec && !req.destroy ? await compileSpec(req.spec, state, s.env, { upgradeTemplates: req.upgradeTemplates }) : { desired: [], notices: [] };
   for (const t of [...(req.targets ?? []), ...(req.replace ?? [])]) {
     if (!desired.some((d) => d.address === t) && !state.resources.has(t)) {
       throw new UsageError(`no resource ${t} in the configuration or the state`, { hint: "addresses look like domain.vm01, disk.vm01.root, network.lago; see `lago show`" });
@@ -133,6 +182,7 @@ async function planLocked(s: Session, req: PlanRequest): Promise<PlanResult> {
     destroy: req.destroy,
     restart: req.restart,
   });
+  plan.notices = notices;
   if (req.spec) refuseShrinks(plan, req.spec);
   return { plan, state, recovered, interrupted };
 }

@@ -36,5 +36,6 @@ export function planToJson(plan: Plan): Record<string, unknown> {
       ...(d.reason ? { reason: d.reason } : {}),
     })),
     pending_restarts: plan.pendingRestarts,
+    notices: plan.notices,
   };
 }

@@ -60,6 +60,8 @@ export interface Plan {
   desired: DesiredResource[];
   /** A plan of destroying everything. */
   destroy: boolean;
+  /** Things the user should know that change nothing (a template kept although a newer version exists). */
+  notices: string[];
 }
 
 export interface PlanInput {
@@ -237,6 +239,7 @@ export function computePlan(input: PlanInput): Plan {
     summary,
     desired,
     destroy: input.destroy ?? false,
+    notices: [],
   };
 }
 

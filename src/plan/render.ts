@@ -102,6 +102,7 @@ export function renderPlan(plan: Plan, st: Style = plainStyle): string {
     for (const c of changes) out.push(header(c, st), ...changeLines(c, st), "");
     out.push(st.bold(summaryLine(plan)));
   }
+  for (const n of plan.notices) out.push("", st.dim(`Note: ${n}.`));
   if (plan.pendingRestarts.length) {
     out.push("", st.yellow(`Waiting for a restart to take effect: ${plan.pendingRestarts.join(", ")} (lago apply --restart)`));
   }
