@@ -69,6 +69,7 @@ export function executionGraph(plan: Plan, state: State): Graph {
   for (const rec of state.resources.values()) {
     for (const dep of rec.dependsOn) dependents.set(dep, [...(dependents.get(dep) ?? []), rec.address]);
   }
+  const byAddress = new Map(plan.resourceChanges.map((c) => [c.address, c]));
   for (const c of plan.resourceChanges) {
     const self = c.address;
     const forward = has("create", self) ?? has("update", self);
@@ -81,7 +82,7 @@ export function executionGraph(plan: Plan, state: State): Graph {
       has("delete", self) ?? (c.disrupts ? (has("release", self) ?? has("update", self)) : undefined) ?? (c.action === "create" ? has("create", self) : undefined);
     if (!disruption) continue;
     for (const y of dependents.get(self) ?? []) {
-      const release = plan.resourceChanges.find((r) => r.address === y)?.releases.includes(self) ? has("release", y) : undefined;
+      const release = byAddress.get(y)?.releases.includes(self) ? has("release", y) : undefined;
       edge(has("delete", y) ?? release ?? (has("delete", self) ? has("update", y) : undefined), disruption);
     }
   }

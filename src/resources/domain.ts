@@ -9,7 +9,7 @@ import { envPaths, libvirtName, libvirtPrefix } from "../env/context.ts";
 import { ProviderError } from "../errors.ts";
 import type { DomainCpuDef, DomainDef, DomainDiskDef, DomainNicDef, SshTarget } from "../drivers/types.ts";
 import { KEYPAIR } from "../graph/compile.ts";
-import { dependency, diskAddress, ipIn, macForIp, macForKey, memo, obj, parseDiskAddress, str } from "./common.ts";
+import { dependency, diskAddress, inventoryOf, ipIn, macForIp, macForKey, obj, parseDiskAddress, str } from "./common.ts";
 import type { AttrChange, Attrs, Json, ReconcileContext, RecordedResource, ResourceKind } from "./types.ts";
 import type { DomainInfo, DomainView } from "../drivers/types.ts";
 
@@ -288,8 +288,7 @@ export const domainKind: ResourceKind = {
   },
   async read(ctx, current) {
     const name = libvirtName(ctx.env, str(current.attrs.name, "name"));
-    const inventory = await memo(ctx, `inventory:${libvirtPrefix(ctx.env)}`, () => ctx.drivers.libvirt.inventory(libvirtPrefix(ctx.env), { signal: ctx.signal }));
-    const info = inventory.domains.find((d) => d.name === name);
+    const info = (await inventoryOf(ctx)).domains.get(name);
     if (!info) return undefined;
     const attrs = observedAttrs(ctx, current.attrs, info);
     let ip: string | undefined;
