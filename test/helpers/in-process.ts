@@ -33,8 +33,8 @@ export function scratchRoot(): string {
   return mkdtempSync(path.join(base, "lago-inproc-"));
 }
 
-/** The test template repository: two templates, v1/v2 of one of them. */
-function makeRepo(dir: string): string {
+/** The test template repository: two templates, v1/v2 of one of them, and `extra` ones (v1 only). */
+function makeRepo(dir: string, extra: readonly string[] = []): string {
   mkdirSync(dir, { recursive: true });
   const image = (handle: string, content: string): void => {
     writeFileSync(path.join(dir, handle), content);
@@ -53,9 +53,11 @@ function makeRepo(dir: string): string {
       templates: {
         tiny: { versions: { v1: { source: "local", handle: "tiny-v1.img", timestamp: 1000 }, v2: { source: "local", handle: "tiny-v2.img", timestamp: 2000 } } },
         other: { versions: { v1: { source: "local", handle: "other-v1.img", timestamp: 1000 } } },
+        ...Object.fromEntries(extra.map((name) => [name, { versions: { v1: { source: "local", handle: `${name}-v1.img`, timestamp: 1000 } } }])),
       },
     }),
   );
+  for (const name of extra) image(`${name}-v1.img`, `template ${name}`);
   return metadata;
 }
 
@@ -87,15 +89,16 @@ export class InProcessEnv {
   readonly initFile: string;
   world: WorldData = emptyWorld();
 
-  constructor(root = scratchRoot()) {
+  constructor(root = scratchRoot(), options: { templates?: readonly string[]; leaseRange?: string } = {}) {
     this.root = root;
     this.work = path.join(root, "work");
     mkdirSync(this.work, { recursive: true });
-    const repo = makeRepo(path.join(root, "repo"));
+    const repo = makeRepo(path.join(root, "repo"), options.templates);
     const config = loadConfig({}, {
       "init.template_repo_path": repo,
       "init.template_store": path.join(root, "store"),
       "lago.lease_dir": path.join(root, "leases"),
+      "lago.lease_range": options.leaseRange,
       "lago.domain_type": "qemu",
     }, []);
     this.env = makeEnvContext(path.join(this.work, ".lago"), "default", config);
