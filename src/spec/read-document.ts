@@ -13,8 +13,8 @@
  *   written in the mapping override both);
  * - a duplicate key, which PyYAML silently lets win, is reported instead.
  */
-import { isAlias, isMap, isPair, isScalar, isSeq, LineCounter, parseDocument } from "yaml";
-import type { Document, Node as YamlNode, Pair, Scalar, YAMLMap } from "yaml";
+import { isAlias, isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, visit } from "yaml";
+import type { Alias, Document, Node as YamlNode, Pair, Scalar, YAMLMap } from "yaml";
 import type { Diagnostic, SourcePos } from "../errors.ts";
 import { joinPointer } from "./pointer.ts";
 import { SourceMap } from "./source-map.ts";
@@ -37,8 +37,19 @@ const FLOAT =
   /^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+][0-9]+)?|\.[0-9][0-9_]*(?:[eE][-+][0-9]+)?|[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\.[0-9_]*|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$/;
 const JSON_NUMBER = /^-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?$/;
 
-/** Upper bound on resolved nodes, against alias bombs ("billion laughs"). */
-const MAX_NODES = 200_000;
+/**
+ * Work budget against alias and merge-key bombs ("billion laughs"): every
+ * value produced, every entry a `<<` merge copies and every 64 characters of a
+ * string value cost one unit. A file may spend `EXPANSION_BASE` units plus
+ * `EXPANSION_PER_BYTE` per byte of its text. A value written out takes at
+ * least two bytes (`[0,0,0]`), so a file whose values are mostly written out
+ * never comes near the limit, whatever its size, while a bomb is cut short
+ * after work linear in its size.
+ */
+export const EXPANSION_BASE = 100_000;
+export const EXPANSION_PER_BYTE = 1;
+/** Deepest nesting of values accepted (an init file needs fewer than ten levels). */
+export const MAX_DEPTH = 100;
 
 const TAG = "tag:yaml.org,2002:";
 
@@ -83,19 +94,35 @@ interface Entry {
 class Reader {
   readonly map: SourceMap;
   readonly diagnostics: Diagnostic[] = [];
-  private readonly doc: Document;
   private readonly lines: LineCounter;
   private readonly json: boolean;
   private readonly active = new Set<YamlNode>();
-  private budget = MAX_NODES;
-  /** Set when the alias budget ran out: the value is then incomplete. */
+  private readonly size: number;
+  private readonly limit: number;
+  private budget: number;
+  /** Each alias → the node its anchor names (the last `&name` before it in the document), or undefined. */
+  private readonly anchors = new Map<Alias, YamlNode | undefined>();
+  /** The flattened entries (merge keys applied) of each mapping, computed once however often it is merged. */
+  private readonly flattened = new Map<YAMLMap, Map<string, Entry>>();
+  private readonly flattening = new Set<YAMLMap>();
+  /** Set when the work budget ran out or values nest too deep: the value is then incomplete. */
   exhausted = false;
 
-  constructor(doc: Document, lines: LineCounter, file: string, json: boolean) {
-    this.doc = doc;
+  constructor(doc: Document, lines: LineCounter, file: string, json: boolean, size: number) {
     this.lines = lines;
     this.json = json;
     this.map = new SourceMap(file);
+    this.size = size;
+    this.limit = EXPANSION_BASE + EXPANSION_PER_BYTE * size;
+    this.budget = this.limit;
+    // One pass in document order, instead of yaml's `Alias.resolve`, which walks the whole document for every alias.
+    const named = new Map<string, YamlNode>();
+    visit(doc, {
+      Node: (_key, node) => {
+        if (isAlias(node)) this.anchors.set(node, named.get(node.source));
+        else if (node.anchor) named.set(node.anchor, node);
+      },
+    });
   }
 
   pos(offset: number): SourcePos {
@@ -112,14 +139,28 @@ class Reader {
     this.diagnostics.push({ pos, pointer, message });
   }
 
-  /** Follows aliases to the node they name; reports unknown anchors and alias cycles. */
+  /** Spends `units` of the work budget; false (reported once) when it is exhausted. */
+  private spend(units: number, node: YamlNode | null, pointer: string, fallback: SourcePos): boolean {
+    this.budget -= units;
+    if (this.budget >= 0) return true;
+    if (!this.exhausted) {
+      this.exhausted = true;
+      this.report(
+        this.nodePos(node, fallback),
+        pointer,
+        `aliases and merge keys expand this file to more than ${this.limit} values, the most a file of ${this.size} bytes may hold (${EXPANSION_BASE} + ${EXPANSION_PER_BYTE} per byte)`,
+      );
+    }
+    return false;
+  }
+
+  /** Follows aliases to the node they name; reports unknown anchors. */
   private deref(node: YamlNode | null, pointer: string, at: SourcePos): YamlNode | null | undefined {
     let current = node;
-    const seen = new Set<YamlNode>();
-    while (current && isAlias(current)) {
-      if (seen.has(current)) break;
-      seen.add(current);
-      const target = current.resolve(this.doc);
+    for (let hops = 0; current && isAlias(current); hops++) {
+      // An alias always names an anchored node, never another alias; the bound only guards the loop.
+      if (hops > 1) return undefined;
+      const target = this.anchors.get(current);
       if (!target) {
         this.report(this.nodePos(current, at), pointer, `unknown anchor \`${current.source}\`: no \`&${current.source}\` is defined before this alias`);
         return undefined;
@@ -129,13 +170,12 @@ class Reader {
     return current;
   }
 
-  /** Converts a node to a plain value, recording positions under `pointer`. */
-  value(node: YamlNode | null, pointer: string, key: SourcePos | undefined, fallback: SourcePos): unknown {
-    if (this.budget-- <= 0) {
-      if (!this.exhausted) {
-        this.exhausted = true;
-        this.report(this.nodePos(node, fallback), pointer, `aliases expand to more than ${MAX_NODES} values; the file is too large to be an init file`);
-      }
+  /** Converts a node to a plain value, recording positions under `pointer`, `depth` levels below the root. */
+  value(node: YamlNode | null, pointer: string, key: SourcePos | undefined, fallback: SourcePos, depth: number): unknown {
+    if (this.exhausted || !this.spend(1, node, pointer, fallback)) return null;
+    if (depth > MAX_DEPTH) {
+      this.exhausted = true;
+      this.report(this.nodePos(node, fallback), pointer, `values nest more than ${MAX_DEPTH} levels deep; an init file needs far fewer`);
       return null;
     }
     const target = this.deref(node, pointer, fallback);
@@ -150,7 +190,11 @@ class Reader {
       this.report(this.nodePos(node, fallback), pointer, "this alias refers to a node that contains it (a recursive structure), which an init file cannot hold");
       return null;
     }
-    if (isScalar(target)) return this.scalar(target, pointer, at);
+    if (isScalar(target)) {
+      const v = this.scalar(target, pointer, at);
+      if (typeof v === "string" && v.length >= 64 && !this.spend(v.length >> 6, node, pointer, fallback)) return null;
+      return v;
+    }
     const tag = target.tag;
     if (typeof tag === "string" && tag !== "!" && tag !== `${TAG}map` && tag !== `${TAG}seq`) {
       const short = tag.startsWith(TAG) ? `!!${tag.slice(TAG.length)}` : tag;
@@ -158,9 +202,14 @@ class Reader {
     }
     this.active.add(target);
     try {
-      if (isMap(target)) return this.mapping(target, pointer, at);
+      if (isMap(target)) return this.mapping(target, pointer, at, depth);
       if (isSeq(target)) {
-        return target.items.map((item, i) => this.value(item as YamlNode | null, joinPointer(pointer, i), undefined, at));
+        const out: unknown[] = [];
+        const items = target.items as Array<YamlNode | null>;
+        for (let i = 0; i < items.length && !this.exhausted; i++) {
+          out.push(this.value(items[i] ?? null, joinPointer(pointer, i), undefined, at, depth + 1));
+        }
+        return out;
       }
     } finally {
       this.active.delete(target);
@@ -238,80 +287,91 @@ class Reader {
     return !this.json && keyNode !== null && isScalar(keyNode) && keyNode.type === "PLAIN" && keyNode.source === "<<" && !keyNode.tag;
   }
 
-  /** PyYAML's `flatten_mapping`: merged entries (in merge order) followed by the mapping's own. */
-  private entries(node: YAMLMap, pointer: string, at: SourcePos, stack: Set<YAMLMap>): Entry[] {
-    const merged: Entry[] = [];
-    const own: Entry[] = [];
-    const firstSeen = new Map<string, YamlNode>();
-    for (const pair of node.items as Array<Pair<YamlNode | null, YamlNode | null>>) {
-      if (!isPair(pair)) continue;
-      const keyNode = pair.key;
-      const valueNode = pair.value;
-      if (this.isMergeKey(keyNode)) {
-        merged.push(...this.mergeEntries(valueNode, pointer, this.nodePos(keyNode, at), stack));
-        continue;
-      }
-      const key = this.keyText(keyNode, pointer, at);
-      if (key === undefined || keyNode === null) continue;
-      const previous = firstSeen.get(key);
-      if (previous) {
-        const p = this.nodePos(previous, at);
-        this.report(
-          this.nodePos(keyNode, at),
-          joinPointer(pointer, key),
-          `duplicate key \`${key}\` (already set at line ${p.line}, column ${p.col}); PyYAML would silently keep only the last one`,
-        );
-        continue;
-      }
-      firstSeen.set(key, keyNode);
-      own.push({ key, keyNode, valueNode });
+  /**
+   * PyYAML's `flatten_mapping` then `construct_mapping`: each key's winning
+   * entry, in the order keys first appear among the merged entries (in merge
+   * order) followed by the mapping's own. Computed once per mapping node, so a
+   * mapping merged many times (a merge-key bomb) costs its size once, plus one
+   * budget unit per entry each merge copies.
+   */
+  private entries(node: YAMLMap, pointer: string, at: SourcePos): Map<string, Entry> {
+    const known = this.flattened.get(node);
+    if (known) return known;
+    const out = new Map<string, Entry>();
+    if (this.flattening.has(node)) {
+      this.report(at, pointer, "this `<<` merge key refers to a mapping that contains it");
+      return out;
     }
-    return [...merged, ...own];
+    this.flattening.add(node);
+    try {
+      const own: Entry[] = [];
+      const firstSeen = new Map<string, YamlNode>();
+      for (const pair of node.items as Array<Pair<YamlNode | null, YamlNode | null>>) {
+        if (this.exhausted) break;
+        if (!isPair(pair)) continue;
+        const keyNode = pair.key;
+        const valueNode = pair.value;
+        if (this.isMergeKey(keyNode)) {
+          this.merge(out, valueNode, pointer, this.nodePos(keyNode, at));
+          continue;
+        }
+        const key = this.keyText(keyNode, pointer, at);
+        if (key === undefined || keyNode === null) continue;
+        const previous = firstSeen.get(key);
+        if (previous) {
+          const p = this.nodePos(previous, at);
+          this.report(
+            this.nodePos(keyNode, at),
+            joinPointer(pointer, key),
+            `duplicate key \`${key}\` (already set at line ${p.line}, column ${p.col}); PyYAML would silently keep only the last one`,
+          );
+          continue;
+        }
+        firstSeen.set(key, keyNode);
+        own.push({ key, keyNode, valueNode });
+      }
+      for (const entry of own) out.set(entry.key, entry);
+    } finally {
+      this.flattening.delete(node);
+    }
+    this.flattened.set(node, out);
+    return out;
   }
 
-  private mergeEntries(valueNode: YamlNode | null, pointer: string, at: SourcePos, stack: Set<YAMLMap>): Entry[] {
+  /** Applies one `<<` key's value (an alias to a mapping, or a list of them) to `into`. */
+  private merge(into: Map<string, Entry>, valueNode: YamlNode | null, pointer: string, at: SourcePos): void {
     const target = this.deref(valueNode, pointer, at);
-    if (target === undefined) return [];
-    const bad = (): Entry[] => {
+    if (target === undefined) return;
+    const bad = (): void => {
       this.report(this.nodePos(valueNode, at), pointer, "a `<<` merge key takes an alias to a mapping (`<<: *settings`) or a list of them (`<<: [*a, *b]`)");
-      return [];
     };
-    if (target && isMap(target)) return this.mergeOne(target, pointer, at, stack);
-    if (target && isSeq(target)) {
-      const groups: Entry[][] = [];
+    const groups: Array<Map<string, Entry>> = [];
+    if (target && isMap(target)) {
+      groups.push(this.entries(target, pointer, this.nodePos(target, at)));
+    } else if (target && isSeq(target)) {
       for (const item of target.items as Array<YamlNode | null>) {
         const sub = this.deref(item, pointer, at);
         if (sub === undefined) continue;
         if (!sub || !isMap(sub)) return bad();
-        groups.push(this.mergeOne(sub, pointer, at, stack));
+        groups.push(this.entries(sub, pointer, this.nodePos(sub, at)));
       }
       // PyYAML: in `<<: [*a, *b]`, keys from `a` win over keys from `b`.
-      return groups.reverse().flat();
+      groups.reverse();
+    } else {
+      return bad();
     }
-    return bad();
-  }
-
-  private mergeOne(node: YAMLMap, pointer: string, at: SourcePos, stack: Set<YAMLMap>): Entry[] {
-    if (stack.has(node)) {
-      this.report(at, pointer, "this `<<` merge key refers to a mapping that contains it");
-      return [];
-    }
-    stack.add(node);
-    try {
-      return this.entries(node, pointer, this.nodePos(node, at), stack);
-    } finally {
-      stack.delete(node);
+    for (const group of groups) {
+      if (!this.spend(group.size, valueNode, pointer, at)) return;
+      for (const [key, entry] of group) into.set(key, entry);
     }
   }
 
-  private mapping(node: YAMLMap, pointer: string, at: SourcePos): Record<string, unknown> {
-    const winners = new Map<string, Entry>();
-    for (const entry of this.entries(node, pointer, at, new Set([node]))) winners.set(entry.key, entry);
+  private mapping(node: YAMLMap, pointer: string, at: SourcePos, depth: number): Record<string, unknown> {
     const out: Record<string, unknown> = {};
-    for (const [key, entry] of winners) {
-      const child = joinPointer(pointer, key);
+    for (const [key, entry] of this.entries(node, pointer, at)) {
+      if (this.exhausted) break;
       const keyPos = this.nodePos(entry.keyNode, at);
-      const v = this.value(entry.valueNode, child, keyPos, keyPos);
+      const v = this.value(entry.valueNode, joinPointer(pointer, key), keyPos, keyPos, depth + 1);
       Object.defineProperty(out, key, { value: v, enumerable: true, writable: true, configurable: true });
     }
     return out;
@@ -344,20 +404,25 @@ export function readDocument(text: string, file: string): ReadResult {
     lineCounter: lines,
     keepSourceTokens: false,
   });
-  const reader = new Reader(doc, lines, file, json);
+  const reader = new Reader(doc, lines, file, json, source.length);
   const format = json ? "json" : "yaml";
   if (doc.errors.length > 0) {
-    const diagnostics = doc.errors.map((e) => ({
+    // yaml reports a stack overflow once per unwound level: the first is enough.
+    const exhausted = doc.errors.findIndex((e) => e.code === "RESOURCE_EXHAUSTION");
+    const errors = doc.errors.filter((e, i) => e.code !== "RESOURCE_EXHAUSTION" || i === exhausted);
+    const diagnostics = errors.map((e) => ({
       pos: reader.pos(e.pos[0]),
       pointer: "",
       message:
         e.code === "MULTIPLE_DOCS"
           ? "syntax error: the file holds several YAML documents (separated by `---`); an init file is a single document"
-          : `syntax error: ${e.message.replace(/\s+$/, "")}`,
+          : e.code === "RESOURCE_EXHAUSTION"
+            ? "the file nests too deeply to be read; an init file needs fewer than ten levels"
+            : `syntax error: ${e.message.replace(/\s+$/, "")}`,
     }));
     return { value: undefined, map: reader.map, diagnostics, format };
   }
   const start = { file, line: 1, col: 1 };
-  const value = reader.value((doc.contents ?? null) as YamlNode | null, "", undefined, start);
+  const value = reader.value((doc.contents ?? null) as YamlNode | null, "", undefined, start, 0);
   return { value: reader.exhausted ? undefined : value, map: reader.map, diagnostics: reader.diagnostics, format };
 }
