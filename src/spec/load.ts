@@ -9,6 +9,7 @@ import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { ConfigError, UsageError, errorMessage } from "../errors.ts";
 import { DiagnosticSink } from "./diagnostics.ts";
+import { checkHostAccess, STRICT_HOST_ACCESS, type HostAccessPolicy } from "./host-access.ts";
 import { normalize } from "./normalize.ts";
 import { applyPrototypes } from "./prototypes.ts";
 import { readDocument } from "./read-document.ts";
@@ -22,6 +23,11 @@ export interface LoadOptions {
    * `LAGO_INITFILE_PATH` is always the init file's directory.
    */
   env?: Record<string, string | undefined>;
+  /**
+   * What the file may make lago read on the host (default: build steps read
+   * only inside the init file's directory, no images in system directories).
+   */
+  hostAccess?: HostAccessPolicy;
 }
 
 function sha256(data: string | Uint8Array): string {
@@ -37,6 +43,8 @@ function build(text: string, file: string, digest: string, options: LoadOptions)
   validateSchema(read.value, sink);
   const doc = applyPrototypes(read.value, read.map, sink);
   validateSemantics(doc, sink);
+  const env = options.env ?? process.env;
+  const access = checkHostAccess(doc, file, env, options.hostAccess ?? STRICT_HOST_ACCESS, sink);
   if (sink.size > 0) throw new ConfigError(sink.sorted());
 
   return normalize({
@@ -44,13 +52,15 @@ function build(text: string, file: string, digest: string, options: LoadOptions)
     file,
     sha256: digest,
     locate: (pointer) => read.map.locate(pointer),
-    env: options.env ?? process.env,
+    env,
+    hostPaths: access.hostPaths,
   });
 }
 
 /**
  * Parses and validates an init file's text. Pure apart from reading
- * `process.env` when `options.env` is not given.
+ * `process.env` when `options.env` is not given and from looking at the host
+ * files the init file names (build inputs, image paths: realpath and stat).
  *
  * @param file absolute path of the file, used in diagnostics, to resolve
  *   relative disk paths and as `$LAGO_INITFILE_PATH` (its directory).

@@ -47,7 +47,17 @@ export interface NicSpec {
 /** One virt-customize invocation option: `--name arg` (arg undefined for a flag). */
 export interface CustomizeOption {
   option: string;
+  /** The argument as written in the init file. */
   arg: string | undefined;
+  /**
+   * The host files this option reads (`upload`, `copy-in`, `run`, `firstboot`,
+   * `commands-from-file`, `file:` selectors…), resolved against the init
+   * file's directory, symlinks followed, absolute, in the order they appear in
+   * `arg`; `[]` when it reads none. Checked at load time to stay inside that
+   * directory unless allowed. Pass these (not `arg`'s relative spelling) to
+   * virt-customize, and hash their contents in anything that caches a build.
+   */
+  hostPaths: string[];
 }
 
 /** A build step. Lago's only builder is virt-customize. */
