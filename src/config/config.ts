@@ -32,6 +32,10 @@ export interface LagoConfig {
   bootTimeout: number;
   /** Seconds to wait for a graceful (ACPI) shutdown before powering off. */
   shutdownTimeout: number;
+  /** Build steps may read host files outside the init file's directory (`allow_outside_paths`). */
+  allowOutsidePaths: boolean;
+  /** Disk and template images may lie in system directories (`allow_system_paths`). */
+  allowSystemPaths: boolean;
   /** Where the values came from, for `lago config`. */
   sources: string[];
 }
@@ -47,6 +51,8 @@ const DEFAULTS: Record<string, Record<string, string>> = {
     libvirt_uri: "qemu:///system",
     boot_timeout: "600",
     shutdown_timeout: "60",
+    allow_outside_paths: "no",
+    allow_system_paths: "no",
   },
   init: {
     template_store: "/var/lib/lago/store",
@@ -163,6 +169,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
     if (!/^\d+$/.test(raw)) bad(`${section}.${key}`, `expected a whole number, got ${JSON.stringify(raw)}`);
     return Number(raw);
   };
+  // Python configparser's getboolean() spellings.
+  const bool = (section: string, key: string): boolean => {
+    const raw = (get(section, key) ?? "").toLowerCase();
+    if (["1", "yes", "true", "on"].includes(raw)) return true;
+    if (["0", "no", "false", "off"].includes(raw)) return false;
+    return bad(`${section}.${key}`, `expected yes or no, got ${JSON.stringify(get(section, key))}`);
+  };
   const range = /^(\d{1,3})-(\d{1,3})$/.exec(get("lago", "lease_range") ?? "");
   const first = Number(range?.[1]);
   const last = Number(range?.[2]);
@@ -182,6 +195,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
     libvirtUri: get("lago", "libvirt_uri") ?? "qemu:///system",
     bootTimeout: int("lago", "boot_timeout"),
     shutdownTimeout: int("lago", "shutdown_timeout"),
+    allowOutsidePaths: bool("lago", "allow_outside_paths"),
+    allowSystemPaths: bool("lago", "allow_system_paths"),
     sources,
   };
 }

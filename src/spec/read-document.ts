@@ -19,6 +19,9 @@ import type { Diagnostic, SourcePos } from "../errors.ts";
 import { joinPointer } from "./pointer.ts";
 import { SourceMap } from "./source-map.ts";
 
+/** Maps a 1-based (line, col) of the text read to the position to report (e.g. in the template it was rendered from). */
+export type PositionMapper = (line: number, col: number) => { line: number; col: number };
+
 export interface ReadResult {
   /** The resolved document; `undefined` when it could not be read (syntax errors, alias bomb). */
   value: unknown;
@@ -108,8 +111,11 @@ class Reader {
   /** Set when the work budget ran out or values nest too deep: the value is then incomplete. */
   exhausted = false;
 
-  constructor(doc: Document, lines: LineCounter, file: string, json: boolean, size: number) {
+  private readonly mapPos: PositionMapper | undefined;
+
+  constructor(doc: Document, lines: LineCounter, file: string, json: boolean, size: number, mapPos: PositionMapper | undefined) {
     this.lines = lines;
+    this.mapPos = mapPos;
     this.json = json;
     this.map = new SourceMap(file);
     this.size = size;
@@ -127,7 +133,9 @@ class Reader {
 
   pos(offset: number): SourcePos {
     const { line, col } = this.lines.linePos(offset);
-    return { file: this.map.file, line, col };
+    if (!this.mapPos) return { file: this.map.file, line, col };
+    const mapped = this.mapPos(line, col);
+    return { file: this.map.file, line: mapped.line, col: mapped.col };
   }
 
   private nodePos(node: YamlNode | null, fallback: SourcePos): SourcePos {
@@ -390,9 +398,11 @@ function looksLikeJson(text: string): boolean {
 /**
  * Parses `text` (from `file`, used in positions). Never throws: problems are
  * returned as diagnostics; `value` is undefined when the document could not be
- * read (syntax errors, aliases expanding beyond reason).
+ * read (syntax errors, aliases expanding beyond reason). `mapPos` translates
+ * every position reported (diagnostics and the source map), e.g. back to the
+ * template `text` was rendered from.
  */
-export function readDocument(text: string, file: string): ReadResult {
+export function readDocument(text: string, file: string, mapPos?: PositionMapper): ReadResult {
   const source = text.startsWith("\uFEFF") ? text.slice(1) : text;
   const json = looksLikeJson(source);
   const lines = new LineCounter();
@@ -404,7 +414,7 @@ export function readDocument(text: string, file: string): ReadResult {
     lineCounter: lines,
     keepSourceTokens: false,
   });
-  const reader = new Reader(doc, lines, file, json, source.length);
+  const reader = new Reader(doc, lines, file, json, source.length, mapPos);
   const format = json ? "json" : "yaml";
   if (doc.errors.length > 0) {
     // yaml reports a stack overflow once per unwound level: the first is enough.
@@ -422,7 +432,7 @@ export function readDocument(text: string, file: string): ReadResult {
     }));
     return { value: undefined, map: reader.map, diagnostics, format };
   }
-  const start = { file, line: 1, col: 1 };
+  const start = reader.pos(0);
   const value = reader.value((doc.contents ?? null) as YamlNode | null, "", undefined, start, 0);
   return { value: reader.exhausted ? undefined : value, map: reader.map, diagnostics: reader.diagnostics, format };
 }

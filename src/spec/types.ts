@@ -17,6 +17,18 @@ export interface EnvSpec {
   domains: DomainSpec[];
   nets: NetSpec[];
   locate: Locator;
+  /** Present when the init file is a Jinja2 template: what its render read. */
+  template?: TemplateInfo;
+}
+
+/** What rendering a templated init file depended on (recorded in saved plans). */
+export interface TemplateInfo {
+  /** The `--var`/`--var-file` variables the template read, with their values. */
+  vars: Record<string, unknown>;
+  /** The environment variables the template read (`env.NAME`), with their values. */
+  env: Record<string, string>;
+  /** sha256 of the rendered text. */
+  renderedSha256: string;
 }
 
 export interface NetSpec {
