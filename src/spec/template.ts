@@ -136,18 +136,30 @@ function markerChars(text: string): [string, string] {
  * template may compare). Markers sit after leading whitespace and never end a
  * line, so `{%-`/`-%}` trim exactly what they trim without them.
  */
-function insertMarkers(source: string): Marked {
+function insertMarkers(source: string): Marked | Diagnostic["pos"] & { message: string } {
   const [open, close] = markerChars(source);
   const lineStarts = [0];
   for (let i = source.indexOf("\n"); i >= 0; i = source.indexOf("\n", i + 1)) lineStarts.push(i + 1);
   const offsetOf = (t: LexToken): number => (lineStarts[t.lineno] ?? 0) + t.colno;
-  const lexer = (nunjucks as unknown as { lexer: { lex(src: string, opts: object): { nextToken(): LexToken | null } } }).lexer;
+  const lexer = (nunjucks as unknown as { lexer: { lex(src: string, opts: object): { nextToken(): LexToken | null; lineno: number; colno: number } } }).lexer;
   const tokens = lexer.lex(source, {});
+  const next = (): LexToken | null | Error => {
+    try {
+      return tokens.nextToken();
+    } catch (err) {
+      return err instanceof Error ? err : new Error(String(err));
+    }
+  };
   const inserts: Array<{ at: number; text: string }> = [];
   let captureDepth = 0;
   let inBlock = false;
   let blockWords: LexToken[] = [];
-  for (let t = tokens.nextToken(); t; t = tokens.nextToken()) {
+  for (let t = next(); t; t = next()) {
+    if (t instanceof Error) {
+      const line = Math.min(tokens.lineno + 1, lineStarts.length);
+      const length = (source.slice(lineStarts[line - 1] ?? 0).split("\n")[0] ?? "").length;
+      return { file: "", line, col: Math.min(tokens.colno + 1, length + 1), message: `template syntax error: ${t.message}` };
+    }
     if (t.type === "block-start") {
       inBlock = true;
       blockWords = [];
@@ -202,6 +214,7 @@ function escapeRegExp(s: string): string {
  */
 export function renderTemplate(text: string, file: string, input: TemplateInput, dir: string): RenderResult {
   const marked = insertMarkers(text);
+  if (!("source" in marked)) return { ok: false, diagnostics: [{ pos: { file, line: marked.line, col: marked.col }, pointer: "", message: marked.message }] };
   const tracker: Tracker = { misses: [], usedVars: new Set(), usedEnv: new Set(), rangeItems: 0 };
   const fail = (line: number, col: number, message: string): RenderResult => ({
     ok: false,
@@ -246,12 +259,24 @@ export function renderTemplate(text: string, file: string, input: TemplateInput,
   for (const [k, v] of Object.entries(input.vars)) context[k] = tracked(v, k, tracker, false);
   context.env = tracked({ ...input.env }, "env", tracker, true);
 
+  let template: nunjucks.Template;
+  try {
+    // The fourth argument (eager compilation) makes parse errors surface here, apart from render errors.
+    const compile = nunjucks.compile as unknown as (src: string, env: nunjucks.Environment, path: string | undefined, eager: boolean) => nunjucks.Template;
+    // A first line of our own: nunjucks drops the position of errors on its line 0.
+    template = compile(`${marked.open}${marked.close}\n${marked.source}`, env, undefined, true);
+  } catch (err) {
+    return { ok: false, diagnostics: [renderDiagnostic(err, "parse", text, file, marked, tracker)] };
+  }
   let output: string;
   try {
-    output = env.renderString(marked.source, context);
+    output = template.render(context);
   } catch (err) {
-    return { ok: false, diagnostics: [renderDiagnostic(err, text, file, marked, tracker)] };
+    return { ok: false, diagnostics: [renderDiagnostic(err, "render", text, file, marked, tracker)] };
   }
+  // Drop that first line (its newline is gone if the template starts with `{%-`).
+  output = output.slice(2);
+  if (output.startsWith("\n")) output = output.slice(1);
   if (output.length > MAX_OUTPUT) return fail(1, 1, `the template renders to more than ${MAX_OUTPUT} characters`);
   const lines = LineMap.fromMarked(output, marked.open, marked.close);
   return {
@@ -260,12 +285,19 @@ export function renderTemplate(text: string, file: string, input: TemplateInput,
   };
 }
 
-/** Turns a nunjucks error into a diagnostic at the template position it names. */
-function renderDiagnostic(err: unknown, text: string, file: string, marked: Marked, tracker: Tracker): Diagnostic {
+/**
+ * Turns a nunjucks error into a diagnostic at the template position it names.
+ * nunjucks reports 1-based positions for parse errors and for printing an
+ * undefined value, 0-based ones for other errors raised while rendering.
+ */
+function renderDiagnostic(err: unknown, phase: "parse" | "render", text: string, file: string, marked: Marked, tracker: Tracker): Diagnostic {
   const raw = err instanceof Error ? err.message : String(err);
-  const where = /\[Line (\d+), Column (\d+)\]/.exec(raw);
-  const lineNo = where ? Number(where[1]) : undefined;
-  let col = where ? Number(where[2]) : 1;
+  const where = /\[Line (\d+)(?:, Column (\d+))?\]/.exec(raw);
+  const base = phase === "parse" || /attempted to output null or undefined value/.test(raw) ? 0 : 1;
+  const lines = text.split("\n").length;
+  // Less one for the line renderTemplate puts first.
+  let lineNo = where ? Math.max(1, Math.min(Number(where[1]) + base - 1, lines)) : undefined;
+  let col = where?.[2] !== undefined ? Number(where[2]) + base : 1;
   const lineStarts = [0];
   for (let i = text.indexOf("\n"); i >= 0; i = text.indexOf("\n", i + 1)) lineStarts.push(i + 1);
   // Columns nunjucks reports count the markers inserted earlier on the line.
@@ -278,7 +310,7 @@ function renderDiagnostic(err: unknown, text: string, file: string, marked: Mark
     col = Math.max(1, col - shift);
   }
   const detail = raw
-    .replace(/^\(unknown path\)(?: \[Line \d+, Column \d+\])?\s*/, "")
+    .replace(/^\(unknown path\)(?: \[Line \d+(?:, Column \d+)?\])?\s*/, "")
     .replace(/^Template render error:\s*/, "")
     .replace(/^(?:Error|TypeError|RangeError): /, "")
     .replace(new RegExp(`${escapeRegExp(marked.open)}[0-9:]*${escapeRegExp(marked.close)}`, "g"), "")
@@ -288,6 +320,11 @@ function renderDiagnostic(err: unknown, text: string, file: string, marked: Mark
   const culprit = (): string | undefined =>
     [...tracker.misses].reverse().find((m) => new RegExp(`(^|[^\\w.])${escapeRegExp(m.split(".")[0] ?? m)}\\b`).test(lineText));
   let message: string;
+  if (/Cannot read properties of (?:null|undefined)/.test(detail) && phase === "parse") {
+    lineNo = lines;
+    col = (text.split("\n")[lines - 1] ?? "").length + 1;
+    return { pos: { file, line: lineNo, col }, pointer: "", message: "template syntax error: the template ends inside an unfinished tag or expression" };
+  }
   if (/attempted to output null or undefined value/.test(detail) || /range\(\) got an undefined value/.test(detail)) {
     const name = culprit();
     const use = /range/.test(detail) ? "passed to range()" : "printed";

@@ -157,6 +157,19 @@ test("random YAML-ish text is accepted or rejected with positions", () => {
   );
 });
 
+test("random template syntax is rendered or rejected with positions (nothing escapes the sandbox)", () => {
+  const piece = fc.constantFrom(
+    "{{", "}}", "{%", "%}", "{#", "#}", "{%-", "-%}", " for ", " in ", " if ", " endif ", " endfor ", " else ", "range(", ")", "(", "x", "env.HOME",
+    "|default(", "|int", " is defined", "loop.first", "'s'", "3", "\n", "domains:\n", "  vm: ", ".constructor", "[", "]", ",", " set ", " = ", " raw ", " endraw ", " include ", " macro ",
+  );
+  fc.assert(
+    fc.property(fc.array(piece, { maxLength: 40 }), (pieces) => {
+      validateAndPlan(pieces.join("").replaceAll("\\n", "\n"));
+    }),
+    params(500),
+  );
+});
+
 test("truncated and mutated corpus files are accepted or rejected with positions", () => {
   const texts = corpusTexts();
   assert.ok(texts.length > 20);
