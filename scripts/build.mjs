@@ -3,13 +3,16 @@
 // each verb loads only the modules it needs (`lago --version` loads commander and kleur).
 // Dependencies are bundled except those with native parts or dynamic requires.
 import { build } from "esbuild";
-import { rmSync } from "node:fs";
+import { rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { OUTPUT as VALIDATOR, generate as generateValidator } from "./gen-schema-validator.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const outdir = path.join(root, "dist");
 rmSync(outdir, { recursive: true, force: true });
+// The init-file schema, precompiled: no command pays for Ajv's compiler at run time.
+writeFileSync(VALIDATOR, generateValidator());
 await build({
   absWorkingDir: root,
   entryPoints: { lago: "src/cli/run.ts" },

@@ -10,8 +10,6 @@ import { stringify } from "safe-stable-stringify";
 import { UsageError } from "../errors.ts";
 import { envPaths, type EnvContext } from "../env/context.ts";
 import { createDrivers } from "../drivers/factory.ts";
-import { loadSpec } from "../spec/load.ts";
-import { templateVars } from "../spec/template-vars.ts";
 import type { EnvSpec } from "../spec/types.ts";
 import { applyEnv, compileSpec, planEnv, resolveTemplates, showState, type SavedPlan, type Session } from "../engine/session.ts";
 import { hasChanges, type Plan } from "../plan/plan.ts";
@@ -40,6 +38,8 @@ export interface InitFileOpts {
 
 async function loadInitFile(cli: Cli, opts: InitFileOpts): Promise<EnvSpec> {
   const { config } = cli.env();
+  // Loaded here, not at the top: only the verbs that read an init file pay for YAML, the schema and templates.
+  const [{ loadSpec }, { templateVars }] = await Promise.all([import("../spec/load.ts"), import("../spec/template-vars.ts")]);
   return loadSpec(path.resolve(opts.file), {
     vars: templateVars(opts.varFile, opts.var),
     hostAccess: { allowOutsidePaths: config.allowOutsidePaths, allowSystemPaths: config.allowSystemPaths },
