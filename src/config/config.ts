@@ -59,7 +59,20 @@ const DEFAULTS: Record<string, Record<string, string>> = {
   },
 };
 
-/** Parse an INI document (Lago's lago.conf). Pure. */
+/**
+ * Parse an INI document (Lago's lago.conf, Python configparser style: `[section]`,
+ * `key = value` or `key: value`, `#` and `;` comment lines; a repeated section
+ * adds to the earlier one). Pure.
+ *
+ * Hand-written on purpose: no maintained INI library for Node 20 reads this
+ * format with file:line errors. `ini` (npm's own; 5+ needs Node 22) knows only
+ * `=` and turns a malformed line into `line = true` silently; `js-ini` takes a
+ * single delimiter; `configparser` (npm) uses the same two regular expressions
+ * as this function but reports 0-based line numbers inside a message string,
+ * replaces a repeated section's earlier keys, and depends on mkdirp 0.5.
+ *
+ * @throws ConfigError with the file and line of the first malformed line.
+ */
 export function parseIni(text: string, file: string): Sections {
   const sections: Sections = new Map();
   let current: Map<string, string> | undefined;
