@@ -113,17 +113,17 @@ class Reader {
 
   private readonly mapPos: PositionMapper | undefined;
 
-  constructor(doc: Document, lines: LineCounter, file: string, json: boolean, size: number, mapPos: PositionMapper | undefined) {
+  constructor(doc: Document, lines: LineCounter, file: string, json: boolean, size: number, mapPos: PositionMapper | undefined, hasAliases: boolean) {
     this.lines = lines;
     this.mapPos = mapPos;
     this.json = json;
-    this.map = new SourceMap(file);
+    this.map = new SourceMap(file, (offset) => this.pos(offset));
     this.size = size;
     this.limit = EXPANSION_BASE + EXPANSION_PER_BYTE * size;
     this.budget = this.limit;
     // One pass in document order, instead of yaml's `Alias.resolve`, which walks the whole document for every alias.
     const named = new Map<string, YamlNode>();
-    visit(doc, {
+    if (hasAliases) visit(doc, {
       Node: (_key, node) => {
         if (isAlias(node)) this.anchors.set(node, named.get(node.source));
         else if (node.anchor) named.set(node.anchor, node);
@@ -138,23 +138,24 @@ class Reader {
     return { file: this.map.file, line: mapped.line, col: mapped.col };
   }
 
-  private nodePos(node: YamlNode | null, fallback: SourcePos): SourcePos {
+  /** Where `node` starts in the text, or `fallback` (an offset too) for a node written nowhere (an empty value). */
+  private nodeOff(node: YamlNode | null, fallback: number): number {
     const range = node?.range;
-    return range ? this.pos(range[0]) : fallback;
+    return range ? range[0] : fallback;
   }
 
-  private report(pos: SourcePos, pointer: string, message: string): void {
-    this.diagnostics.push({ pos, pointer, message });
+  private report(offset: number, pointer: string, message: string): void {
+    this.diagnostics.push({ pos: this.pos(offset), pointer, message });
   }
 
   /** Spends `units` of the work budget; false (reported once) when it is exhausted. */
-  private spend(units: number, node: YamlNode | null, pointer: string, fallback: SourcePos): boolean {
+  private spend(units: number, node: YamlNode | null, pointer: string, fallback: number): boolean {
     this.budget -= units;
     if (this.budget >= 0) return true;
     if (!this.exhausted) {
       this.exhausted = true;
       this.report(
-        this.nodePos(node, fallback),
+        this.nodeOff(node, fallback),
         pointer,
         `aliases and merge keys expand this file to more than ${this.limit} values, the most a file of ${this.size} bytes may hold (${EXPANSION_BASE} + ${EXPANSION_PER_BYTE} per byte)`,
       );
@@ -163,14 +164,14 @@ class Reader {
   }
 
   /** Follows aliases to the node they name; reports unknown anchors. */
-  private deref(node: YamlNode | null, pointer: string, at: SourcePos): YamlNode | null | undefined {
+  private deref(node: YamlNode | null, pointer: string, at: number): YamlNode | null | undefined {
     let current = node;
     for (let hops = 0; current && isAlias(current); hops++) {
       // An alias always names an anchored node, never another alias; the bound only guards the loop.
       if (hops > 1) return undefined;
       const target = this.anchors.get(current);
       if (!target) {
-        this.report(this.nodePos(current, at), pointer, `unknown anchor \`${current.source}\`: no \`&${current.source}\` is defined before this alias`);
+        this.report(this.nodeOff(current, at), pointer, `unknown anchor \`${current.source}\`: no \`&${current.source}\` is defined before this alias`);
         return undefined;
       }
       current = target;
@@ -179,23 +180,23 @@ class Reader {
   }
 
   /** Converts a node to a plain value, recording positions under `pointer`, `depth` levels below the root. */
-  value(node: YamlNode | null, pointer: string, key: SourcePos | undefined, fallback: SourcePos, depth: number): unknown {
+  value(node: YamlNode | null, pointer: string, key: number, fallback: number, depth: number): unknown {
     if (this.exhausted || !this.spend(1, node, pointer, fallback)) return null;
     if (depth > MAX_DEPTH) {
       this.exhausted = true;
-      this.report(this.nodePos(node, fallback), pointer, `values nest more than ${MAX_DEPTH} levels deep; an init file needs far fewer`);
+      this.report(this.nodeOff(node, fallback), pointer, `values nest more than ${MAX_DEPTH} levels deep; an init file needs far fewer`);
       return null;
     }
     const target = this.deref(node, pointer, fallback);
     if (target === undefined) {
-      this.map.set(pointer, { key, value: this.nodePos(node, fallback) });
+      this.map.setOffsets(pointer, key, this.nodeOff(node, fallback));
       return null;
     }
-    const at = this.nodePos(target, fallback);
-    this.map.set(pointer, { key, value: at });
+    const at = this.nodeOff(target, fallback);
+    this.map.setOffsets(pointer, key, at);
     if (target === null) return null;
     if (this.active.has(target)) {
-      this.report(this.nodePos(node, fallback), pointer, "this alias refers to a node that contains it (a recursive structure), which an init file cannot hold");
+      this.report(this.nodeOff(node, fallback), pointer, "this alias refers to a node that contains it (a recursive structure), which an init file cannot hold");
       return null;
     }
     if (isScalar(target)) {
@@ -215,7 +216,7 @@ class Reader {
         const out: unknown[] = [];
         const items = target.items as Array<YamlNode | null>;
         for (let i = 0; i < items.length && !this.exhausted; i++) {
-          out.push(this.value(items[i] ?? null, joinPointer(pointer, i), undefined, at, depth + 1));
+          out.push(this.value(items[i] ?? null, joinPointer(pointer, i), -1, at, depth + 1));
         }
         return out;
       }
@@ -226,7 +227,7 @@ class Reader {
     return null;
   }
 
-  private scalar(node: Scalar, pointer: string, at: SourcePos): unknown {
+  private scalar(node: Scalar, pointer: string, at: number): unknown {
     const text = typeof node.source === "string" ? node.source : String(node.value);
     const tag = node.tag;
     if (tag !== undefined && tag !== null && tag !== "!") {
@@ -244,7 +245,19 @@ class Reader {
     return text;
   }
 
+  /** Plain scalars resolved so far: keys and values repeat a lot in an init file. */
+  private readonly plainCache = new Map<string, unknown>();
+
   private yaml11Plain(text: string): unknown {
+    if (text.length > 32) return this.resolveYaml11(text);
+    const known = this.plainCache.get(text);
+    if (known !== undefined || this.plainCache.has(text)) return known;
+    const v = this.resolveYaml11(text);
+    this.plainCache.set(text, v);
+    return v;
+  }
+
+  private resolveYaml11(text: string): unknown {
     if (BOOL_TRUE.test(text)) return true;
     if (BOOL_FALSE.test(text)) return false;
     if (FLOAT.test(text)) return yaml11Float(text);
@@ -253,7 +266,7 @@ class Reader {
     return text;
   }
 
-  private tagged(tag: string, text: string, pointer: string, at: SourcePos): unknown {
+  private tagged(tag: string, text: string, pointer: string, at: number): unknown {
     const short = tag.startsWith(TAG) ? `!!${tag.slice(TAG.length)}` : tag;
     switch (tag) {
       case `${TAG}str`:
@@ -281,13 +294,13 @@ class Reader {
     return text;
   }
 
-  private keyText(keyNode: YamlNode | null, pointer: string, fallback: SourcePos): string | undefined {
+  private keyText(keyNode: YamlNode | null, pointer: string, fallback: number): string | undefined {
     const target = this.deref(keyNode, pointer, fallback);
     if (target && isScalar(target)) {
-      const v = this.scalar(target, pointer, this.nodePos(target, fallback));
+      const v = this.scalar(target, pointer, this.nodeOff(target, fallback));
       return v === null ? "null" : String(v);
     }
-    this.report(this.nodePos(keyNode, fallback), pointer, "mapping keys must be plain scalars (strings or numbers)");
+    this.report(this.nodeOff(keyNode, fallback), pointer, "mapping keys must be plain scalars (strings or numbers)");
     return undefined;
   }
 
@@ -302,7 +315,7 @@ class Reader {
    * mapping merged many times (a merge-key bomb) costs its size once, plus one
    * budget unit per entry each merge copies.
    */
-  private entries(node: YAMLMap, pointer: string, at: SourcePos): Map<string, Entry> {
+  private entries(node: YAMLMap, pointer: string, at: number): Map<string, Entry> {
     const known = this.flattened.get(node);
     if (known) return known;
     const out = new Map<string, Entry>();
@@ -320,16 +333,16 @@ class Reader {
         const keyNode = pair.key;
         const valueNode = pair.value;
         if (this.isMergeKey(keyNode)) {
-          this.merge(out, valueNode, pointer, this.nodePos(keyNode, at));
+          this.merge(out, valueNode, pointer, this.nodeOff(keyNode, at));
           continue;
         }
         const key = this.keyText(keyNode, pointer, at);
         if (key === undefined || keyNode === null) continue;
         const previous = firstSeen.get(key);
         if (previous) {
-          const p = this.nodePos(previous, at);
+          const p = this.pos(this.nodeOff(previous, at));
           this.report(
-            this.nodePos(keyNode, at),
+            this.nodeOff(keyNode, at),
             joinPointer(pointer, key),
             `duplicate key \`${key}\` (already set at line ${p.line}, column ${p.col}); PyYAML would silently keep only the last one`,
           );
@@ -347,21 +360,21 @@ class Reader {
   }
 
   /** Applies one `<<` key's value (an alias to a mapping, or a list of them) to `into`. */
-  private merge(into: Map<string, Entry>, valueNode: YamlNode | null, pointer: string, at: SourcePos): void {
+  private merge(into: Map<string, Entry>, valueNode: YamlNode | null, pointer: string, at: number): void {
     const target = this.deref(valueNode, pointer, at);
     if (target === undefined) return;
     const bad = (): void => {
-      this.report(this.nodePos(valueNode, at), pointer, "a `<<` merge key takes an alias to a mapping (`<<: *settings`) or a list of them (`<<: [*a, *b]`)");
+      this.report(this.nodeOff(valueNode, at), pointer, "a `<<` merge key takes an alias to a mapping (`<<: *settings`) or a list of them (`<<: [*a, *b]`)");
     };
     const groups: Array<Map<string, Entry>> = [];
     if (target && isMap(target)) {
-      groups.push(this.entries(target, pointer, this.nodePos(target, at)));
+      groups.push(this.entries(target, pointer, this.nodeOff(target, at)));
     } else if (target && isSeq(target)) {
       for (const item of target.items as Array<YamlNode | null>) {
         const sub = this.deref(item, pointer, at);
         if (sub === undefined) continue;
         if (!sub || !isMap(sub)) return bad();
-        groups.push(this.entries(sub, pointer, this.nodePos(sub, at)));
+        groups.push(this.entries(sub, pointer, this.nodeOff(sub, at)));
       }
       // PyYAML: in `<<: [*a, *b]`, keys from `a` win over keys from `b`.
       groups.reverse();
@@ -374,11 +387,11 @@ class Reader {
     }
   }
 
-  private mapping(node: YAMLMap, pointer: string, at: SourcePos, depth: number): Record<string, unknown> {
+  private mapping(node: YAMLMap, pointer: string, at: number, depth: number): Record<string, unknown> {
     const out: Record<string, unknown> = {};
     for (const [key, entry] of this.entries(node, pointer, at)) {
       if (this.exhausted) break;
-      const keyPos = this.nodePos(entry.keyNode, at);
+      const keyPos = this.nodeOff(entry.keyNode, at);
       const v = this.value(entry.valueNode, joinPointer(pointer, key), keyPos, keyPos, depth + 1);
       Object.defineProperty(out, key, { value: v, enumerable: true, writable: true, configurable: true });
     }
@@ -414,7 +427,7 @@ export function readDocument(text: string, file: string, mapPos?: PositionMapper
     lineCounter: lines,
     keepSourceTokens: false,
   });
-  const reader = new Reader(doc, lines, file, json, source.length, mapPos);
+  const reader = new Reader(doc, lines, file, json, source.length, mapPos, source.includes("*"));
   const format = json ? "json" : "yaml";
   if (doc.errors.length > 0) {
     // yaml reports a stack overflow once per unwound level: the first is enough.
@@ -432,7 +445,6 @@ export function readDocument(text: string, file: string, mapPos?: PositionMapper
     }));
     return { value: undefined, map: reader.map, diagnostics, format };
   }
-  const start = reader.pos(0);
-  const value = reader.value((doc.contents ?? null) as YamlNode | null, "", undefined, start, 0);
+  const value = reader.value((doc.contents ?? null) as YamlNode | null, "", -1, 0, 0);
   return { value: reader.exhausted ? undefined : value, map: reader.map, diagnostics: reader.diagnostics, format };
 }

@@ -37,11 +37,9 @@ export const MAX_RANGE_ITEMS = 100_000;
 /** Longest rendered text, in characters. */
 export const MAX_OUTPUT = 16 * 1024 * 1024;
 
-const TEMPLATE_SYNTAX = /\{[{%#]/;
-
 /** Whether `text` is rendered as a template before it is read (see the module comment). Pure. */
 export function isTemplate(text: string): boolean {
-  return TEMPLATE_SYNTAX.test(text);
+  return text.includes("{{") || text.includes("{%") || text.includes("{#");
 }
 
 export interface TemplateInput {
