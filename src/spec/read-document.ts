@@ -13,8 +13,7 @@
  *   written in the mapping override both);
  * - a duplicate key, which PyYAML silently lets win, is reported instead.
  */
-import { isAlias, isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, visit } from "yaml";
-import type { Alias, Document, Node as YamlNode, Pair, Scalar, YAMLMap } from "yaml";
+import { parseTree, type YMap, type YNode, type YScalar } from "./yaml-tree.ts";
 import type { Diagnostic, SourcePos } from "../errors.ts";
 import { joinPointer } from "./pointer.ts";
 import { SourceMap } from "./source-map.ts";
@@ -90,30 +89,51 @@ function yaml11Float(text: string): number {
 
 interface Entry {
   key: string;
-  keyNode: YamlNode;
-  valueNode: YamlNode | null;
+  keyNode: YNode;
+  valueNode: YNode;
+}
+
+/** Line starts of a text, for offset → line:col. */
+class Lines {
+  private readonly starts: number[] = [0];
+
+  constructor(text: string) {
+    for (let i = text.indexOf("\n"); i >= 0; i = text.indexOf("\n", i + 1)) this.starts.push(i + 1);
+  }
+
+  /** 1-based line and column of `offset`. */
+  linePos(offset: number): { line: number; col: number } {
+    let lo = 0;
+    let hi = this.starts.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if ((this.starts[mid] ?? 0) <= offset) lo = mid;
+      else hi = mid - 1;
+    }
+    return { line: lo + 1, col: offset - (this.starts[lo] ?? 0) + 1 };
+  }
 }
 
 class Reader {
   readonly map: SourceMap;
-  readonly diagnostics: Diagnostic[] = [];
-  private readonly lines: LineCounter;
+  diagnostics: Diagnostic[] = [];
+  /** Whether {@link value} records positions in {@link map} (see {@link readDocument}). */
+  recording = false;
+  private readonly lines: Lines;
   private readonly json: boolean;
-  private readonly active = new Set<YamlNode>();
+  private readonly active = new Set<YNode>();
   private readonly size: number;
   private readonly limit: number;
   private budget: number;
-  /** Each alias → the node its anchor names (the last `&name` before it in the document), or undefined. */
-  private readonly anchors = new Map<Alias, YamlNode | undefined>();
   /** The flattened entries (merge keys applied) of each mapping, computed once however often it is merged. */
-  private readonly flattened = new Map<YAMLMap, Map<string, Entry>>();
-  private readonly flattening = new Set<YAMLMap>();
+  private readonly flattened = new Map<YMap, Map<string, Entry>>();
+  private readonly flattening = new Set<YMap>();
   /** Set when the work budget ran out or values nest too deep: the value is then incomplete. */
   exhausted = false;
 
   private readonly mapPos: PositionMapper | undefined;
 
-  constructor(doc: Document, lines: LineCounter, file: string, json: boolean, size: number, mapPos: PositionMapper | undefined, hasAliases: boolean) {
+  constructor(lines: Lines, file: string, json: boolean, size: number, mapPos: PositionMapper | undefined) {
     this.lines = lines;
     this.mapPos = mapPos;
     this.json = json;
@@ -121,14 +141,6 @@ class Reader {
     this.size = size;
     this.limit = EXPANSION_BASE + EXPANSION_PER_BYTE * size;
     this.budget = this.limit;
-    // One pass in document order, instead of yaml's `Alias.resolve`, which walks the whole document for every alias.
-    const named = new Map<string, YamlNode>();
-    if (hasAliases) visit(doc, {
-      Node: (_key, node) => {
-        if (isAlias(node)) this.anchors.set(node, named.get(node.source));
-        else if (node.anchor) named.set(node.anchor, node);
-      },
-    });
   }
 
   pos(offset: number): SourcePos {
@@ -139,17 +151,22 @@ class Reader {
   }
 
   /** Where `node` starts in the text, or `fallback` (an offset too) for a node written nowhere (an empty value). */
-  private nodeOff(node: YamlNode | null, fallback: number): number {
-    const range = node?.range;
-    return range ? range[0] : fallback;
+  private nodeOff(node: YNode | null, fallback: number): number {
+    return node && node.start >= 0 ? node.start : fallback;
   }
 
   private report(offset: number, pointer: string, message: string): void {
     this.diagnostics.push({ pos: this.pos(offset), pointer, message });
   }
 
+  /** Starts a new pass with the whole budget. */
+  resetBudget(): void {
+    this.budget = this.limit;
+    this.exhausted = false;
+  }
+
   /** Spends `units` of the work budget; false (reported once) when it is exhausted. */
-  private spend(units: number, node: YamlNode | null, pointer: string, fallback: number): boolean {
+  private spend(units: number, node: YNode | null, pointer: string, fallback: number): boolean {
     this.budget -= units;
     if (this.budget >= 0) return true;
     if (!this.exhausted) {
@@ -164,23 +181,19 @@ class Reader {
   }
 
   /** Follows aliases to the node they name; reports unknown anchors. */
-  private deref(node: YamlNode | null, pointer: string, at: number): YamlNode | null | undefined {
-    let current = node;
-    for (let hops = 0; current && isAlias(current); hops++) {
-      // An alias always names an anchored node, never another alias; the bound only guards the loop.
-      if (hops > 1) return undefined;
-      const target = this.anchors.get(current);
-      if (!target) {
-        this.report(this.nodeOff(current, at), pointer, `unknown anchor \`${current.source}\`: no \`&${current.source}\` is defined before this alias`);
-        return undefined;
-      }
-      current = target;
+  private deref(node: YNode, pointer: string, at: number): Exclude<YNode, { kind: "alias" }> | undefined {
+    if (node.kind !== "alias") return node;
+    // An alias always names an anchored node, never another alias.
+    const target = node.target;
+    if (!target || target.kind === "alias") {
+      this.report(this.nodeOff(node, at), pointer, `unknown anchor \`${node.name}\`: no \`&${node.name}\` is defined before this alias`);
+      return undefined;
     }
-    return current;
+    return target;
   }
 
   /** Converts a node to a plain value, recording positions under `pointer`, `depth` levels below the root. */
-  value(node: YamlNode | null, pointer: string, key: number, fallback: number, depth: number): unknown {
+  value(node: YNode, pointer: string, key: number, fallback: number, depth: number): unknown {
     if (this.exhausted || !this.spend(1, node, pointer, fallback)) return null;
     if (depth > MAX_DEPTH) {
       this.exhausted = true;
@@ -189,51 +202,47 @@ class Reader {
     }
     const target = this.deref(node, pointer, fallback);
     if (target === undefined) {
-      this.map.setOffsets(pointer, key, this.nodeOff(node, fallback));
+      if (this.recording) this.map.setOffsets(pointer, key, this.nodeOff(node, fallback));
       return null;
     }
     const at = this.nodeOff(target, fallback);
-    this.map.setOffsets(pointer, key, at);
-    if (target === null) return null;
+    if (this.recording) this.map.setOffsets(pointer, key, at);
     if (this.active.has(target)) {
       this.report(this.nodeOff(node, fallback), pointer, "this alias refers to a node that contains it (a recursive structure), which an init file cannot hold");
       return null;
     }
-    if (isScalar(target)) {
+    if (target.kind === "scalar") {
       const v = this.scalar(target, pointer, at);
       if (typeof v === "string" && v.length >= 64 && !this.spend(v.length >> 6, node, pointer, fallback)) return null;
       return v;
     }
     const tag = target.tag;
-    if (typeof tag === "string" && tag !== "!" && tag !== `${TAG}map` && tag !== `${TAG}seq`) {
+    if (tag !== undefined && tag !== "!" && tag !== `${TAG}map` && tag !== `${TAG}seq`) {
       const short = tag.startsWith(TAG) ? `!!${tag.slice(TAG.length)}` : tag;
       this.report(at, pointer, `unsupported tag \`${short}\`: an init file may only use the standard tags (!!str, !!int, !!float, !!bool, !!null, !!map, !!seq)`);
     }
     this.active.add(target);
     try {
-      if (isMap(target)) return this.mapping(target, pointer, at, depth);
-      if (isSeq(target)) {
-        const out: unknown[] = [];
-        const items = target.items as Array<YamlNode | null>;
-        for (let i = 0; i < items.length && !this.exhausted; i++) {
-          out.push(this.value(items[i] ?? null, joinPointer(pointer, i), -1, at, depth + 1));
-        }
-        return out;
+      if (target.kind === "map") return this.mapping(target, pointer, at, depth);
+      const out: unknown[] = [];
+      const items = target.items;
+      for (let i = 0; i < items.length && !this.exhausted; i++) {
+        const item = items[i];
+        if (item) out.push(this.value(item, joinPointer(pointer, i), -1, at, depth + 1));
       }
+      return out;
     } finally {
       this.active.delete(target);
     }
-    this.report(at, pointer, "unsupported YAML node");
-    return null;
   }
 
-  private scalar(node: Scalar, pointer: string, at: number): unknown {
-    const text = typeof node.source === "string" ? node.source : String(node.value);
+  private scalar(node: YScalar, pointer: string, at: number): unknown {
+    const text = node.value;
     const tag = node.tag;
-    if (tag !== undefined && tag !== null && tag !== "!") {
+    if (tag !== undefined && tag !== "!") {
       return this.tagged(tag, text, pointer, at);
     }
-    if (node.type !== "PLAIN" || tag === "!") return text;
+    if (!node.plain || tag === "!") return text;
     return this.json ? this.jsonPlain(text) : this.yaml11Plain(text);
   }
 
@@ -294,9 +303,9 @@ class Reader {
     return text;
   }
 
-  private keyText(keyNode: YamlNode | null, pointer: string, fallback: number): string | undefined {
+  private keyText(keyNode: YNode, pointer: string, fallback: number): string | undefined {
     const target = this.deref(keyNode, pointer, fallback);
-    if (target && isScalar(target)) {
+    if (target && target.kind === "scalar") {
       const v = this.scalar(target, pointer, this.nodeOff(target, fallback));
       return v === null ? "null" : String(v);
     }
@@ -304,8 +313,8 @@ class Reader {
     return undefined;
   }
 
-  private isMergeKey(keyNode: YamlNode | null): boolean {
-    return !this.json && keyNode !== null && isScalar(keyNode) && keyNode.type === "PLAIN" && keyNode.source === "<<" && !keyNode.tag;
+  private isMergeKey(keyNode: YNode): boolean {
+    return !this.json && keyNode.kind === "scalar" && keyNode.plain && keyNode.value === "<<" && keyNode.tag === undefined;
   }
 
   /**
@@ -315,7 +324,7 @@ class Reader {
    * mapping merged many times (a merge-key bomb) costs its size once, plus one
    * budget unit per entry each merge copies.
    */
-  private entries(node: YAMLMap, pointer: string, at: number): Map<string, Entry> {
+  private entries(node: YMap, pointer: string, at: number): Map<string, Entry> {
     const known = this.flattened.get(node);
     if (known) return known;
     const out = new Map<string, Entry>();
@@ -326,18 +335,15 @@ class Reader {
     this.flattening.add(node);
     try {
       const own: Entry[] = [];
-      const firstSeen = new Map<string, YamlNode>();
-      for (const pair of node.items as Array<Pair<YamlNode | null, YamlNode | null>>) {
+      const firstSeen = new Map<string, YNode>();
+      for (const [keyNode, valueNode] of node.items) {
         if (this.exhausted) break;
-        if (!isPair(pair)) continue;
-        const keyNode = pair.key;
-        const valueNode = pair.value;
         if (this.isMergeKey(keyNode)) {
           this.merge(out, valueNode, pointer, this.nodeOff(keyNode, at));
           continue;
         }
         const key = this.keyText(keyNode, pointer, at);
-        if (key === undefined || keyNode === null) continue;
+        if (key === undefined) continue;
         const previous = firstSeen.get(key);
         if (previous) {
           const p = this.pos(this.nodeOff(previous, at));
@@ -360,20 +366,20 @@ class Reader {
   }
 
   /** Applies one `<<` key's value (an alias to a mapping, or a list of them) to `into`. */
-  private merge(into: Map<string, Entry>, valueNode: YamlNode | null, pointer: string, at: number): void {
+  private merge(into: Map<string, Entry>, valueNode: YNode, pointer: string, at: number): void {
     const target = this.deref(valueNode, pointer, at);
     if (target === undefined) return;
     const bad = (): void => {
       this.report(this.nodeOff(valueNode, at), pointer, "a `<<` merge key takes an alias to a mapping (`<<: *settings`) or a list of them (`<<: [*a, *b]`)");
     };
     const groups: Array<Map<string, Entry>> = [];
-    if (target && isMap(target)) {
+    if (target.kind === "map") {
       groups.push(this.entries(target, pointer, this.nodeOff(target, at)));
-    } else if (target && isSeq(target)) {
-      for (const item of target.items as Array<YamlNode | null>) {
+    } else if (target.kind === "seq") {
+      for (const item of target.items) {
         const sub = this.deref(item, pointer, at);
         if (sub === undefined) continue;
-        if (!sub || !isMap(sub)) return bad();
+        if (sub.kind !== "map") return bad();
         groups.push(this.entries(sub, pointer, this.nodeOff(sub, at)));
       }
       // PyYAML: in `<<: [*a, *b]`, keys from `a` win over keys from `b`.
@@ -387,7 +393,7 @@ class Reader {
     }
   }
 
-  private mapping(node: YAMLMap, pointer: string, at: number, depth: number): Record<string, unknown> {
+  private mapping(node: YMap, pointer: string, at: number, depth: number): Record<string, unknown> {
     const out: Record<string, unknown> = {};
     for (const [key, entry] of this.entries(node, pointer, at)) {
       if (this.exhausted) break;
@@ -418,33 +424,31 @@ function looksLikeJson(text: string): boolean {
 export function readDocument(text: string, file: string, mapPos?: PositionMapper): ReadResult {
   const source = text.startsWith("\uFEFF") ? text.slice(1) : text;
   const json = looksLikeJson(source);
-  const lines = new LineCounter();
-  const doc = parseDocument(source, {
-    version: json ? "1.2" : "1.1",
-    merge: !json,
-    uniqueKeys: false,
-    prettyErrors: false,
-    lineCounter: lines,
-    keepSourceTokens: false,
-  });
-  const reader = new Reader(doc, lines, file, json, source.length, mapPos, source.includes("*"));
+  const lines = new Lines(source);
+  const reader = new Reader(lines, file, json, source.length, mapPos);
   const format = json ? "json" : "yaml";
-  if (doc.errors.length > 0) {
-    // yaml reports a stack overflow once per unwound level: the first is enough.
-    const exhausted = doc.errors.findIndex((e) => e.code === "RESOURCE_EXHAUSTION");
-    const errors = doc.errors.filter((e, i) => e.code !== "RESOURCE_EXHAUSTION" || i === exhausted);
-    const diagnostics = errors.map((e) => ({
-      pos: reader.pos(e.pos[0]),
-      pointer: "",
-      message:
-        e.code === "MULTIPLE_DOCS"
-          ? "syntax error: the file holds several YAML documents (separated by `---`); an init file is a single document"
-          : e.code === "RESOURCE_EXHAUSTION"
-            ? "the file nests too deeply to be read; an init file needs fewer than ten levels"
-            : `syntax error: ${e.message.replace(/\s+$/, "")}`,
-    }));
-    return { value: undefined, map: reader.map, diagnostics, format };
+  const tree = parseTree(source, MAX_DEPTH);
+  if (!tree.ok) {
+    const message = tree.multipleDocuments
+      ? "syntax error: the file holds several YAML documents (separated by `---`); an init file is a single document"
+      : /nesting depth/i.test(tree.message)
+        ? `values nest more than ${MAX_DEPTH} levels deep; an init file needs far fewer`
+        : `syntax error: ${tree.message}`;
+    return { value: undefined, map: reader.map, diagnostics: [{ pos: reader.pos(tree.offset), pointer: "", message }], format };
   }
-  const value = reader.value((doc.contents ?? null) as YamlNode | null, "", -1, 0, 0);
-  return { value: reader.exhausted ? undefined : value, map: reader.map, diagnostics: reader.diagnostics, format };
+  if (!tree.root) {
+    reader.map.setOffsets("", -1, 0);
+    return { value: null, map: reader.map, diagnostics: [], format };
+  }
+  const root = tree.root;
+  const value = reader.value(root, "", -1, 0, 0);
+  const diagnostics = reader.diagnostics;
+  // Positions are recorded by a second, identical pass, only if something asks for one.
+  reader.map.deferTo(() => {
+    reader.diagnostics = [];
+    reader.recording = true;
+    reader.resetBudget();
+    reader.value(root, "", -1, 0, 0);
+  });
+  return { value: reader.exhausted ? undefined : value, map: reader.map, diagnostics, format };
 }

@@ -20,6 +20,7 @@ export class SourceMap {
   readonly file: string;
   private readonly entries = new Map<string, Location | Offsets>();
   private readonly position: ((offset: number) => SourcePos) | undefined;
+  private filler: (() => void) | undefined;
 
   /** @param position turns text offsets recorded with {@link setOffsets} into positions. */
   constructor(file: string, position?: (offset: number) => SourcePos) {
@@ -27,7 +28,23 @@ export class SourceMap {
     this.position = position;
   }
 
+  /**
+   * Defers recording: `fill` records every location (with {@link setOffsets})
+   * the first time one is needed. Reading a large valid file never needs them.
+   */
+  deferTo(fill: () => void): void {
+    this.filler = fill;
+  }
+
+  private fill(): void {
+    const fill = this.filler;
+    if (!fill) return;
+    this.filler = undefined;
+    fill();
+  }
+
   set(pointer: string, location: Location): void {
+    this.fill();
     this.entries.set(pointer, location);
   }
 
@@ -41,6 +58,7 @@ export class SourceMap {
   }
 
   get(pointer: string): Location | undefined {
+    this.fill();
     const found = this.entries.get(pointer);
     if (!Array.isArray(found)) return found;
     const at = this.position ?? ((): SourcePos => ({ file: this.file, line: 1, col: 1 }));
@@ -74,6 +92,7 @@ export class SourceMap {
    * Existing locations under `to` are kept.
    */
   alias(from: string, to: string): void {
+    this.fill();
     const additions: Array<[string, Location | Offsets]> = [];
     for (const [pointer, location] of this.entries) {
       if (pointer === from || pointer.startsWith(`${from}/`)) {

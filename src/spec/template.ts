@@ -27,7 +27,8 @@
  * per render; the output may be at most {@link MAX_OUTPUT} characters.
  */
 import { readFileSync } from "node:fs";
-import nunjucks from "nunjucks";
+import { createRequire } from "node:module";
+import type nunjucksModule from "nunjucks";
 import type { Diagnostic, SourcePos } from "../errors.ts";
 import { checkBuildHostPath } from "./host-paths.ts";
 import { LineMap } from "./line-map.ts";
@@ -61,13 +62,22 @@ export type RenderResult = { ok: true; rendered: Rendered } | { ok: false; diagn
 
 const BLOCKED_MEMBERS = new Set(["constructor", "__proto__", "prototype", "__defineGetter__", "__defineSetter__", "__lookupGetter__", "__lookupSetter__"]);
 
-// nunjucks' compiled templates read members through runtime.memberLookup; no
-// template of an init file needs these members, and they lead to Function.
-const runtime = nunjucks.runtime as unknown as { memberLookup: (obj: unknown, key: unknown) => unknown; __lagoGuarded?: boolean };
-if (!runtime.__lagoGuarded) {
-  const memberLookup = runtime.memberLookup;
-  runtime.memberLookup = (obj, key) => (BLOCKED_MEMBERS.has(String(key)) ? undefined : memberLookup(obj, key));
-  runtime.__lagoGuarded = true;
+let loaded: typeof nunjucksModule | undefined;
+
+/** nunjucks, loaded on first use: only templated init files pay for it. */
+function engine(): typeof nunjucksModule {
+  if (loaded) return loaded;
+  const nunjucks = createRequire(import.meta.url)("nunjucks") as typeof nunjucksModule;
+  // nunjucks' compiled templates read members through runtime.memberLookup; no
+  // template of an init file needs these members, and they lead to Function.
+  const runtime = nunjucks.runtime as unknown as { memberLookup: (obj: unknown, key: unknown) => unknown; __lagoGuarded?: boolean };
+  if (!runtime.__lagoGuarded) {
+    const memberLookup = runtime.memberLookup;
+    runtime.memberLookup = (obj, key) => (BLOCKED_MEMBERS.has(String(key)) ? undefined : memberLookup(obj, key));
+    runtime.__lagoGuarded = true;
+  }
+  loaded = nunjucks;
+  return nunjucks;
 }
 
 /** Raised inside a render to stop it with a message of ours. */
@@ -139,7 +149,7 @@ function insertMarkers(source: string): Marked | Diagnostic["pos"] & { message: 
   const lineStarts = [0];
   for (let i = source.indexOf("\n"); i >= 0; i = source.indexOf("\n", i + 1)) lineStarts.push(i + 1);
   const offsetOf = (t: LexToken): number => (lineStarts[t.lineno] ?? 0) + t.colno;
-  const lexer = (nunjucks as unknown as { lexer: { lex(src: string, opts: object): { nextToken(): LexToken | null; lineno: number; colno: number } } }).lexer;
+  const lexer = (engine() as unknown as { lexer: { lex(src: string, opts: object): { nextToken(): LexToken | null; lineno: number; colno: number } } }).lexer;
   const tokens = lexer.lex(source, {});
   const next = (): LexToken | null | Error => {
     try {
@@ -211,6 +221,7 @@ function escapeRegExp(s: string): string {
  * only files `include`d from the init file's directory.
  */
 export function renderTemplate(text: string, file: string, input: TemplateInput, dir: string): RenderResult {
+  const nunjucks = engine();
   const marked = insertMarkers(text);
   if (!("source" in marked)) return { ok: false, diagnostics: [{ pos: { file, line: marked.line, col: marked.col }, pointer: "", message: marked.message }] };
   const tracker: Tracker = { misses: [], usedVars: new Set(), usedEnv: new Set(), rangeItems: 0 };
@@ -227,7 +238,7 @@ export function renderTemplate(text: string, file: string, input: TemplateInput,
       return { src: readFileSync(check.path, "utf8"), path: check.path, noCache: true };
     },
   };
-  const env = new nunjucks.Environment(loader as unknown as nunjucks.ILoader, { autoescape: false, throwOnUndefined: true, trimBlocks: false, lstripBlocks: false });
+  const env = new nunjucks.Environment(loader as unknown as nunjucksModule.ILoader, { autoescape: false, throwOnUndefined: true, trimBlocks: false, lstripBlocks: false });
   // Every top-level name that is neither a variable nor a global is recorded when looked up.
   const names = new Set([...Object.keys(input.vars), "env"]);
   const globals = (env as unknown as { globals: Record<string, unknown> }).globals;
@@ -257,10 +268,10 @@ export function renderTemplate(text: string, file: string, input: TemplateInput,
   for (const [k, v] of Object.entries(input.vars)) context[k] = tracked(v, k, tracker, false);
   context.env = tracked({ ...input.env }, "env", tracker, true);
 
-  let template: nunjucks.Template;
+  let template: nunjucksModule.Template;
   try {
     // The fourth argument (eager compilation) makes parse errors surface here, apart from render errors.
-    const compile = nunjucks.compile as unknown as (src: string, env: nunjucks.Environment, path: string | undefined, eager: boolean) => nunjucks.Template;
+    const compile = nunjucks.compile as unknown as (src: string, env: nunjucksModule.Environment, path: string | undefined, eager: boolean) => nunjucksModule.Template;
     // A first line of our own: nunjucks drops the position of errors on its line 0.
     template = compile(`${marked.open}${marked.close}\n${marked.source}`, env, undefined, true);
   } catch (err) {
