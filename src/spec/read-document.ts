@@ -119,6 +119,8 @@ class Reader {
   diagnostics: Diagnostic[] = [];
   /** Whether {@link value} records positions in {@link map} (see {@link readDocument}). */
   recording = false;
+  /** Whether the document has aliases (else no node is reached twice). */
+  aliases = true;
   private readonly lines: Lines;
   private readonly json: boolean;
   private readonly active = new Set<YNode>();
@@ -207,7 +209,7 @@ class Reader {
     }
     const at = this.nodeOff(target, fallback);
     if (this.recording) this.map.setOffsets(pointer, key, at);
-    if (this.active.has(target)) {
+    if (this.aliases && this.active.has(target)) {
       this.report(this.nodeOff(node, fallback), pointer, "this alias refers to a node that contains it (a recursive structure), which an init file cannot hold");
       return null;
     }
@@ -221,7 +223,8 @@ class Reader {
       const short = tag.startsWith(TAG) ? `!!${tag.slice(TAG.length)}` : tag;
       this.report(at, pointer, `unsupported tag \`${short}\`: an init file may only use the standard tags (!!str, !!int, !!float, !!bool, !!null, !!map, !!seq)`);
     }
-    this.active.add(target);
+    // Only an alias can lead back into a node being read (a recursive structure).
+    if (this.aliases) this.active.add(target);
     try {
       if (target.kind === "map") return this.mapping(target, pointer, at, depth);
       const out: unknown[] = [];
@@ -232,7 +235,7 @@ class Reader {
       }
       return out;
     } finally {
-      this.active.delete(target);
+      if (this.aliases) this.active.delete(target);
     }
   }
 
@@ -361,7 +364,8 @@ class Reader {
     } finally {
       this.flattening.delete(node);
     }
-    this.flattened.set(node, out);
+    // Without aliases no mapping is read twice: nothing to remember.
+    if (this.aliases) this.flattened.set(node, out);
     return out;
   }
 
@@ -399,7 +403,8 @@ class Reader {
       if (this.exhausted) break;
       const keyPos = this.nodeOff(entry.keyNode, at);
       const v = this.value(entry.valueNode, joinPointer(pointer, key), keyPos, keyPos, depth + 1);
-      Object.defineProperty(out, key, { value: v, enumerable: true, writable: true, configurable: true });
+      if (key === "__proto__") Object.defineProperty(out, key, { value: v, enumerable: true, writable: true, configurable: true });
+      else out[key] = v;
     }
     return out;
   }
@@ -441,6 +446,7 @@ export function readDocument(text: string, file: string, mapPos?: PositionMapper
     return { value: null, map: reader.map, diagnostics: [], format };
   }
   const root = tree.root;
+  reader.aliases = tree.hasAliases;
   const value = reader.value(root, "", -1, 0, 0);
   const diagnostics = reader.diagnostics;
   // Positions are recorded by a second, identical pass, only if something asks for one.

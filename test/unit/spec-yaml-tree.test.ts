@@ -30,7 +30,9 @@ function plain(node: YNode | undefined): unknown {
       // A flow pair with an empty key (`[: x]`) starts at the `:` for one parser and at the value for the other.
       const first = node.items[0]?.[0];
       const start = first?.kind === "scalar" && first.empty ? "either" : node.start;
-      return { map: node.items.map(([k, v]) => [plain(k), plain(v)]), tag: node.tag ?? null, anchor: node.anchor ?? null, start };
+      // A collection as a key (`? a: 1`) is refused by the reader; the parsers place its start differently.
+      const key = (k: YNode): unknown => (k.kind === "map" || k.kind === "seq" ? { complexKey: k.kind } : plain(k));
+      return { map: node.items.map(([k, v]) => [key(k), plain(v)]), tag: node.tag ?? null, anchor: node.anchor ?? null, start };
     }
   }
 }
