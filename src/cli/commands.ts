@@ -10,7 +10,6 @@ import { stringify } from "safe-stable-stringify";
 import { UsageError } from "../errors.ts";
 import { envPaths, type EnvContext } from "../env/context.ts";
 import { createDrivers } from "../drivers/factory.ts";
-import { loadSpec } from "../spec/load.ts";
 import type { EnvSpec } from "../spec/types.ts";
 import { applyEnv, compileSpec, planEnv, resolveTemplates, showState, type SavedPlan, type Session } from "../engine/session.ts";
 import { hasChanges, type Plan } from "../plan/plan.ts";
@@ -30,8 +29,21 @@ function session(cli: Cli, env: EnvContext, emit: Emit, parallelism = 4, signal 
   return { env, drivers: createDrivers(env), emit, signal, lockTimeoutMs: timeout * 1000, parallelism };
 }
 
-async function loadInitFile(file: string | undefined): Promise<EnvSpec> {
-  return loadSpec(path.resolve(file ?? "LagoInitFile"));
+/** `-f`, and the variables of a templated init file (`--var`, `--var-file`). */
+export interface InitFileOpts {
+  file: string;
+  var?: string[];
+  varFile?: string[];
+}
+
+async function loadInitFile(cli: Cli, opts: InitFileOpts): Promise<EnvSpec> {
+  const { config } = cli.env();
+  // Loaded here, not at the top: only the verbs that read an init file pay for YAML, the schema and templates.
+  const [{ loadSpec }, { templateVars }] = await Promise.all([import("../spec/load.ts"), import("../spec/template-vars.ts")]);
+  return loadSpec(path.resolve(opts.file), {
+    vars: templateVars(opts.varFile, opts.var),
+    hostAccess: { allowOutsidePaths: config.allowOutsidePaths, allowSystemPaths: config.allowSystemPaths },
+  });
 }
 
 async function confirm(autoApprove: boolean, question: string): Promise<boolean> {
@@ -70,15 +82,14 @@ function printOutcome(cli: Cli, plan: Plan, result: Awaited<ReturnType<typeof ap
   }
 }
 
-export async function validate(cli: Cli, opts: { file: string }): Promise<void> {
-  const spec = await loadInitFile(opts.file);
+export async function validate(cli: Cli, opts: InitFileOpts): Promise<void> {
+  const spec = await loadInitFile(cli, opts);
   const env = cli.env();
   if (env.config.templateRepoPath) await resolveTemplates(spec, env.config.templateRepoPath);
   cli.out.write(`${path.relative(process.cwd(), spec.file) || spec.file} is valid: ${spec.domains.length} domain(s), ${spec.nets.length} net(s).\n`);
 }
 
-export interface PlanOpts {
-  file: string;
+export interface PlanOpts extends InitFileOpts {
   json?: boolean;
   out?: string;
   detailedExitcode?: boolean;
@@ -91,7 +102,7 @@ export interface PlanOpts {
 }
 
 export async function plan(cli: Cli, opts: PlanOpts): Promise<void> {
-  const spec = opts.destroy ? undefined : await loadInitFile(opts.file);
+  const spec = opts.destroy ? undefined : await loadInitFile(cli, opts);
   const env = cli.env();
   const { plan, recovered } = await planEnv(session(cli, env, () => undefined), {
     spec,
@@ -108,15 +119,14 @@ export async function plan(cli: Cli, opts: PlanOpts): Promise<void> {
     cli.out.write(renderPlan(plan, cli.style()));
   }
   if (opts.out) {
-    const saved: SavedPlan = { kind: "lago-plan", formatVersion: 1, env: env.name, workdir: env.workdir, initFile: spec?.file ?? null, restart: opts.restart ?? false, plan };
+    const saved: SavedPlan = { kind: "lago-plan", formatVersion: 1, env: env.name, workdir: env.workdir, initFile: spec?.file ?? null, restart: opts.restart ?? false, plan, template: spec?.template ?? null };
     writeFileSync(opts.out, `${JSON.stringify(saved)}\n`, { mode: 0o600 });
     if (!opts.json) cli.out.write(`\nSaved the plan to ${opts.out}. Apply exactly this plan with: lago apply ${opts.out}\n`);
   }
   if (opts.detailedExitcode && hasChanges(plan)) cli.exitCode = EXIT.changes;
 }
 
-export interface ApplyOpts {
-  file: string;
+export interface ApplyOpts extends InitFileOpts {
   autoApprove?: boolean;
   parallelism: number;
   restart?: boolean;
@@ -140,7 +150,7 @@ export async function apply(cli: Cli, planfile: string | undefined, opts: ApplyO
     if (saved.kind !== "lago-plan" || saved.formatVersion !== 1) throw new UsageError(`${planfile} is not a lago plan`);
     if (saved.env !== env.name || saved.workdir !== env.workdir) throw new UsageError(`${planfile} was made for environment ${saved.env} in ${saved.workdir}, not ${env.name} in ${env.workdir}`);
   }
-  const spec = saved ? undefined : await loadInitFile(opts.file);
+  const spec = saved ? undefined : await loadInitFile(cli, opts);
   const result = await applyEnv(session(cli, env, eventRenderer(cli.out, st, opts.json === true), opts.parallelism), {
     spec,
     saved,
@@ -213,8 +223,8 @@ export async function ssh(cli: Cli, vm: string, command: string[], opts: { timeo
   cli.exitCode = result.code;
 }
 
-export async function graph(cli: Cli, opts: { file: string }): Promise<void> {
-  const spec = await loadInitFile(opts.file);
+export async function graph(cli: Cli, opts: InitFileOpts): Promise<void> {
+  const spec = await loadInitFile(cli, opts);
   const env = cli.env();
   const { desired } = await compileSpec(spec, showState(env), env);
   cli.out.write(toDot(desired));

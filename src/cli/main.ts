@@ -11,7 +11,7 @@ import { findWorkdir, makeEnvContext, type EnvContext } from "../env/context.ts"
 import type { Style } from "../plan/render.ts";
 import { makeStyle } from "./output.ts";
 import { EXIT } from "./exit-codes.ts";
-import type { ApplyOpts, PlanOpts } from "./commands.ts";
+import type { ApplyOpts, InitFileOpts, PlanOpts } from "./commands.ts";
 
 export { EXIT };
 
@@ -24,6 +24,8 @@ interface GlobalOpts {
   leaseDir?: string;
   domainType?: string;
   lockTimeout: string;
+  allowOutsidePaths?: boolean;
+  allowSystemPaths?: boolean;
 }
 
 
@@ -51,6 +53,8 @@ export class Cli {
       "init.template_store": g.templateStore,
       "lago.lease_dir": g.leaseDir,
       "lago.domain_type": g.domainType,
+      "lago.allow_outside_paths": g.allowOutsidePaths ? "yes" : undefined,
+      "lago.allow_system_paths": g.allowSystemPaths ? "yes" : undefined,
     };
     const config = loadConfig(process.env, overrides);
     return makeEnvContext(findWorkdir(process.cwd(), g.workdir), g.env, config);
@@ -70,6 +74,9 @@ export class Cli {
     return controller.signal;
   }
 }
+
+const VAR_HELP = "a variable for an init file written as a Jinja2 template (repeatable)";
+const VAR_FILE_HELP = "a YAML or JSON file of template variables (repeatable; --var wins)";
 
 function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
@@ -96,6 +103,8 @@ export function buildProgram(): { program: Command; cli: Cli } {
     .addOption(new Option("--domain-type <type>", "libvirt domain type").choices(["kvm", "qemu"]))
     .option("--lock-timeout <seconds>", "wait this long for the environment lock", "0")
     .option("--no-color", "disable colors")
+    .option("--allow-outside-paths", "let build steps read host files outside the init file's directory")
+    .option("--allow-system-paths", "let disk and template images lie in system directories (/dev, /etc, /usr, …)")
     .enablePositionalOptions()
     .showHelpAfterError()
     .exitOverride();
@@ -104,12 +113,16 @@ export function buildProgram(): { program: Command; cli: Cli } {
     .command("validate")
     .description("check a LagoInitFile and report every problem as FILE:LINE:COL")
     .option("-f, --file <file>", "init file", "LagoInitFile")
-    .action(async (opts: { file: string }) => (await commands()).validate(cli, opts));
+    .option("--var <name=value>", VAR_HELP, collect)
+    .option("--var-file <file>", VAR_FILE_HELP, collect)
+    .action(async (opts: InitFileOpts) => (await commands()).validate(cli, opts));
 
   program
     .command("plan")
     .description("show what apply would change")
     .option("-f, --file <file>", "init file", "LagoInitFile")
+    .option("--var <name=value>", VAR_HELP, collect)
+    .option("--var-file <file>", VAR_FILE_HELP, collect)
     .option("--json", "print the plan as JSON (schemas/plan.schema.json)")
     .option("--out <planfile>", "save the plan for `lago apply PLANFILE`")
     .option("--detailed-exitcode", "exit 0 when there are no changes, 2 when there are, 1 on error")
@@ -126,6 +139,8 @@ export function buildProgram(): { program: Command; cli: Cli } {
     .description("converge the environment to the init file (or apply a saved plan)")
     .argument("[planfile]", "a plan saved with `lago plan --out`")
     .option("-f, --file <file>", "init file", "LagoInitFile")
+    .option("--var <name=value>", VAR_HELP, collect)
+    .option("--var-file <file>", VAR_FILE_HELP, collect)
     .option("--auto-approve", "do not ask for confirmation")
     .option("--parallelism <n>", "resources changed at the same time", positiveInt, 4)
     .option("--restart", "restart VMs whose changes wait for a restart (gracefully first)")
@@ -164,7 +179,9 @@ export function buildProgram(): { program: Command; cli: Cli } {
     .command("graph")
     .description("print the resource graph in Graphviz DOT")
     .option("-f, --file <file>", "init file", "LagoInitFile")
-    .action(async (opts: { file: string }) => (await commands()).graph(cli, opts));
+    .option("--var <name=value>", VAR_HELP, collect)
+    .option("--var-file <file>", VAR_FILE_HELP, collect)
+    .action(async (opts: InitFileOpts) => (await commands()).graph(cli, opts));
   return { program, cli };
 }
 

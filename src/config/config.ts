@@ -32,6 +32,10 @@ export interface LagoConfig {
   bootTimeout: number;
   /** Seconds to wait for a graceful (ACPI) shutdown before powering off. */
   shutdownTimeout: number;
+  /** Build steps may read host files outside the init file's directory (`allow_outside_paths`). */
+  allowOutsidePaths: boolean;
+  /** Disk and template images may lie in system directories (`allow_system_paths`). */
+  allowSystemPaths: boolean;
   /** Where the values came from, for `lago config`. */
   sources: string[];
 }
@@ -47,13 +51,28 @@ const DEFAULTS: Record<string, Record<string, string>> = {
     libvirt_uri: "qemu:///system",
     boot_timeout: "600",
     shutdown_timeout: "60",
+    allow_outside_paths: "no",
+    allow_system_paths: "no",
   },
   init: {
     template_store: "/var/lib/lago/store",
   },
 };
 
-/** Parse an INI document (Lago's lago.conf). Pure. */
+/**
+ * Parse an INI document (Lago's lago.conf, Python configparser style: `[section]`,
+ * `key = value` or `key: value`, `#` and `;` comment lines; a repeated section
+ * adds to the earlier one). Pure.
+ *
+ * Hand-written on purpose: no maintained INI library for Node 20 reads this
+ * format with file:line errors. `ini` (npm's own; 5+ needs Node 22) knows only
+ * `=` and turns a malformed line into `line = true` silently; `js-ini` takes a
+ * single delimiter; `configparser` (npm) uses the same two regular expressions
+ * as this function but reports 0-based line numbers inside a message string,
+ * replaces a repeated section's earlier keys, and depends on mkdirp 0.5.
+ *
+ * @throws ConfigError with the file and line of the first malformed line.
+ */
 export function parseIni(text: string, file: string): Sections {
   const sections: Sections = new Map();
   let current: Map<string, string> | undefined;
@@ -163,6 +182,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
     if (!/^\d+$/.test(raw)) bad(`${section}.${key}`, `expected a whole number, got ${JSON.stringify(raw)}`);
     return Number(raw);
   };
+  // Python configparser's getboolean() spellings.
+  const bool = (section: string, key: string): boolean => {
+    const raw = (get(section, key) ?? "").toLowerCase();
+    if (["1", "yes", "true", "on"].includes(raw)) return true;
+    if (["0", "no", "false", "off"].includes(raw)) return false;
+    return bad(`${section}.${key}`, `expected yes or no, got ${JSON.stringify(get(section, key))}`);
+  };
   const range = /^(\d{1,3})-(\d{1,3})$/.exec(get("lago", "lease_range") ?? "");
   const first = Number(range?.[1]);
   const last = Number(range?.[2]);
@@ -182,6 +208,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
     libvirtUri: get("lago", "libvirt_uri") ?? "qemu:///system",
     bootTimeout: int("lago", "boot_timeout"),
     shutdownTimeout: int("lago", "shutdown_timeout"),
+    allowOutsidePaths: bool("lago", "allow_outside_paths"),
+    allowSystemPaths: bool("lago", "allow_system_paths"),
     sources,
   };
 }

@@ -6,7 +6,7 @@
 import { readFileSync, rmSync } from "node:fs";
 import { createHash } from "node:crypto";
 import { ConfigError, UsageError, errorMessage, type Diagnostic } from "../errors.ts";
-import type { EnvSpec } from "../spec/types.ts";
+import type { EnvSpec, TemplateInfo } from "../spec/types.ts";
 import { compile, type TemplateResolution } from "../graph/compile.ts";
 import { computePlan, hasChanges, type Plan } from "../plan/plan.ts";
 import type { Drivers } from "../drivers/types.ts";
@@ -209,6 +209,8 @@ export interface SavedPlan {
   initFile: string | null;
   restart: boolean;
   plan: Plan;
+  /** For a templated init file: the variables and environment variables its render read. */
+  template?: TemplateInfo | null;
 }
 
 export function sha256File(file: string): string {

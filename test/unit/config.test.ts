@@ -30,6 +30,8 @@ const DEFAULT_CONFIG: LagoConfig = {
   libvirtUri: "qemu:///system",
   bootTimeout: 600,
   shutdownTimeout: 60,
+  allowOutsidePaths: false,
+  allowSystemPaths: false,
   sources: ["defaults"],
 };
 
