@@ -19,6 +19,7 @@ export function clock(at: Date = new Date()): string {
 export function summaryText(s: RunSummary, st: Style): { out?: string; err?: string } {
   const verb = s.verb === "apply" ? "Apply" : "Destroy";
   if (s.cancelled) return { out: `${verb} cancelled.` };
+  if (s.interrupted && s.done + s.failed + s.skipped === 0) return { err: st.yellow(`${verb} cancelled (${s.interrupted}): nothing was changed.`) };
   if (s.interrupted) {
     return { err: st.yellow(`${verb} interrupted: ${s.done} step(s) done, ${s.failed} cancelled or failed, ${s.skipped} not started; the state records what was done. Run \`lago ${s.verb}\` again to finish.`) };
   }

@@ -45,7 +45,7 @@ export function ttyRenderer(out: NodeJS.WriteStream, err: NodeJS.WritableStream,
   // is drawn they are written above it, after it is gone straight to the terminal.
   const sink = {
     write(chunk: string): boolean {
-      if (live) log.persist(chunk.replace(/\n$/, ""));
+      if (live) log.persist(chunk);
       else out.write(chunk);
       return true;
     },
