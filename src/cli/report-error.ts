@@ -19,6 +19,14 @@ export function hintContext(cli: Cli): HintContext {
   }
 }
 
+/** An error that wraps one lago raised on purpose (e.g. a failed command while recovering) is not a bug. */
+function causedByLagoError(err: unknown): err is Error {
+  for (let e: unknown = err instanceof Error ? err.cause : undefined; e instanceof Error; e = e.cause) {
+    if (e instanceof LagoError || isEnvironmentError(e)) return true;
+  }
+  return false;
+}
+
 /** Print `err` on stderr; returns the exit code. */
 export function reportError(cli: Cli, err: unknown): number {
   const st = cli.style(cli.err);
@@ -35,7 +43,7 @@ export function reportError(cli: Cli, err: unknown): number {
     cli.err.write(`${st.yellow("Interrupted.")} ${err instanceof Error ? err.message.split("\n")[0] : String(err)}\n`);
     return cli.interruptExitCode();
   }
-  if (err instanceof LagoError || isEnvironmentError(err)) {
+  if (err instanceof LagoError || isEnvironmentError(err) || causedByLagoError(err)) {
     cli.err.write(`${st.red("Error:")} ${err.message}\n`);
     const hint = hintFor(err, hintContext(cli));
     if (hint) cli.err.write(`${st.dim(`hint: ${hint}`)}\n`);
