@@ -75,6 +75,13 @@ const RULES: Rule[] = [
     )
       ? KVM
       : undefined,
+  // libvirt refuses a subnet that an interface on the host already has (made outside lago's lease store)
+  (f) => {
+    const m = /Network is already in use by interface (\S+)/.exec(f.text);
+    return m
+      ? `another network on this host already uses the subnet lago leased (interface ${m[1]}), one lago's lease store does not know of (another lease directory, or made by hand): remove that network, or lease from other subnets with lease_range in lago.conf (e.g. LAGO_LEASE_RANGE=230-250)`
+      : undefined;
+  },
   // libguestfs cannot read the host kernel (Debian keeps /boot/vmlinuz-* readable by root only)
   (f) =>
     /supermin: .*(Permission denied|failed to find a suitable kernel)|\/boot\/vmlinuz[^\s:']*'?:? Permission denied/.test(f.text)

@@ -1,8 +1,17 @@
 /**
  * The `lago` command line. The only layer that prints or exits: one top-level
- * handler maps errors to exit codes and friendly output. Verbs are loaded on
- * demand (`commands.ts`): `lago --version` and `--help` load commander and
- * kleur only.
+ * handler (`report-error.ts`) maps errors to exit codes and friendly output.
+ * Verbs are loaded on demand (`commands.ts`): `lago --version` and `--help`
+ * load commander and kleur only.
+ *
+ * How a verb joins: a file exports a {@link RegisterVerbs} function that adds
+ * its commands to the program (their actions import the implementation
+ * lazily) and attaches examples with `examples()`; one line in `VERB_FILES`
+ * registers the file. Everything else is generic: the global options are
+ * copied onto every verb (nested ones too) after all files registered, so they
+ * work before or after it and show in its help; `cli.globals()` reads them,
+ * `cli.given(key)` tells a flag given from a default, `cli.interruptible()`
+ * gives the engine its abort signal (Ctrl-C → exit 130).
  */
 import { Command, InvalidArgumentError } from "commander";
 import { EXIT, EXIT_CODES_HELP } from "./exit-codes.ts";

@@ -207,6 +207,17 @@ test("a saved plan file that is truncated, edited, of another version or not a p
     const ok = await sb.lago(["apply", "good.plan"]);
     assert.equal(ok.code, 0, ok.stderr);
     await converged(sb);
+    // A plan with drift in it (a VM deleted behind lago's back) round-trips too.
+    const world = sb.world();
+    const vm01 = Object.keys(world.domains).find((n) => n.endsWith("-vm01"));
+    assert.ok(vm01);
+    delete world.domains[vm01];
+    writeFileSync(sb.worldFile, JSON.stringify(world));
+    assert.equal((await sb.lago(["plan", "--out", "drift.plan"])).code, 0);
+    assert.ok((JSON.parse(readFileSync(path.join(sb.work, "drift.plan"), "utf8")) as { plan: { drift: unknown[] } }).plan.drift.length > 0);
+    const fixed = await sb.lago(["apply", "drift.plan"]);
+    assert.equal(fixed.code, 0, fixed.stderr);
+    await converged(sb);
   } finally {
     sb.cleanup();
   }

@@ -32,6 +32,9 @@ const CAPTURED = {
   kvmMsr:
     "error: Failed to create domain from kvm2.xml\nerror: internal error: qemu unexpectedly closed the monitor: 2026-11-23T11:23:11.087608Z qemu-system-x86_64: error: failed to set MSR 0x10a to 0x69\nqemu-system-x86_64: ../../target/i386/kvm/kvm.c:3183: kvm_buf_set_msrs: Assertion `ret == cpu->kvm_msr_buf->nmsrs' failed.\n",
   kvmDenied: "Could not access KVM kernel module: Permission denied\nqemu-system-x86_64: -accel kvm: failed to initialize kvm: Permission denied\n",
+  // The quickstart on a test machine where another environment's network (another lease directory) held the subnet.
+  subnetTaken:
+    "error: Failed to start network lago-e030c59b-lago\nerror: internal error: Network is already in use by interface lgof0b26894ef\n",
   noOs:
     "[   0.0] Examining the guest ...\nvirt-customize: error: no operating systems were found in the guest image\n\nIf reporting bugs, run virt-customize with debugging enabled and include the complete output:\n\n  virt-customize -v -x [...]\n",
 };
@@ -55,6 +58,10 @@ test("KVM unusable: set the domain type to qemu", () => {
   for (const stderr of [CAPTURED.noKvm, CAPTURED.kvmMsr, CAPTURED.kvmDenied]) {
     assert.match(hintFor(wrapped(virshFailed(["start", "lago-1a2b3c4d-vm01"], stderr))) ?? "", /^KVM is not usable on this machine: set the domain type to qemu \(LAGO_DOMAIN_TYPE=qemu or --domain-type qemu/, stderr);
   }
+});
+
+test("a subnet already in use on the host: remove the other network or lease elsewhere", () => {
+  assert.match(hintFor(wrapped(virshFailed(["net-start", "lago-e030c59b-lago"], CAPTURED.subnetTaken))) ?? "", /^another network on this host already uses the subnet lago leased \(interface lgof0b26894ef\).*LAGO_LEASE_RANGE=/);
 });
 
 test("virt-customize does not recognize the guest", () => {
