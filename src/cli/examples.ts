@@ -53,7 +53,7 @@ export const CORE_EXAMPLES: Readonly<Record<string, readonly Example[]>> = {
   ],
   ssh: [
     ["lago ssh vm01 uptime", "run a command on vm01"],
-    ["lago ssh vm01 -- ls -la /root", "options after the VM name go to the remote command"],
+    ["lago ssh vm01 ls -la /root", "options after the VM name go to the remote command"],
   ],
   graph: [["lago graph | dot -Tsvg > graph.svg", "draw the resource graph"]],
 };
