@@ -175,6 +175,7 @@ const PLAN_SHAPING: readonly (readonly [key: string, flag: string])[] = [
   ["restart", "--restart"],
   ["templateRepoPath", "--template-repo-path"],
   ["domainType", "--domain-type"],
+  ["upgradeTemplates", "--upgrade-templates"],
 ];
 
 export async function apply(cli: Cli, planfile: string | undefined, opts: ApplyOpts): Promise<void> {

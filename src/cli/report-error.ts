@@ -43,6 +43,12 @@ export function reportError(cli: Cli, err: unknown): number {
     cli.err.write(`${st.yellow("Interrupted.")} ${err instanceof Error ? err.message.split("\n")[0] : String(err)}\n`);
     return cli.interruptExitCode();
   }
+  if (err instanceof LagoError && err.code === "INTERNAL") {
+    // A bug detected on purpose (e.g. a cycle in the execution graph): said as such, exit 3.
+    cli.err.write(`${st.red("Internal error:")} ${err.message}\n`);
+    if (err.hint) cli.err.write(`${st.dim(`hint: ${err.hint}`)}\n`);
+    return EXIT.internal;
+  }
   if (err instanceof LagoError || isEnvironmentError(err) || causedByLagoError(err)) {
     cli.err.write(`${st.red("Error:")} ${err.message}\n`);
     const hint = hintFor(err, hintContext(cli));

@@ -5,7 +5,7 @@ import { renderPlan } from "../../plan/render.ts";
 import { hasChanges } from "../../plan/plan.ts";
 import { formatDuration } from "../output.ts";
 import { withBar } from "./progress-message.ts";
-import { VERB, interruptedMessage, type ProgressRenderer, type RunSummary } from "./renderer.ts";
+import { verb, interruptedMessage, type ProgressRenderer, type RunSummary } from "./renderer.ts";
 import type { LagoError } from "../../errors.ts";
 
 const PROGRESS_EVERY_MS = 5000;
@@ -41,7 +41,7 @@ export function lineRenderer(out: NodeJS.WritableStream, err: NodeJS.WritableStr
     switch (e.type) {
       case "start":
         running.add(e.address);
-        line(`${st.bold(e.address)}: ${VERB[e.action][0]}...`);
+        line(`${st.bold(e.address)}: ${verb(e.action)[0]}...`);
         break;
       case "progress": {
         const now = Date.now();
@@ -52,14 +52,14 @@ export function lineRenderer(out: NodeJS.WritableStream, err: NodeJS.WritableStr
       }
       case "done":
         running.delete(e.address);
-        line(`${st.bold(e.address)}: ${st.green(`${VERB[e.action][1]} complete after ${formatDuration(e.elapsedMs)}`)}`);
+        line(`${st.bold(e.address)}: ${st.green(`${verb(e.action)[1]} complete after ${formatDuration(e.elapsedMs)}`)}`);
         break;
       case "failed":
         running.delete(e.address);
-        line(`${st.bold(e.address)}: ${st.red(`${VERB[e.action][1]} failed after ${formatDuration(e.elapsedMs)}`)}`);
+        line(`${st.bold(e.address)}: ${st.red(`${verb(e.action)[1]} failed after ${formatDuration(e.elapsedMs)}`)}`);
         break;
       case "skipped":
-        line(`${st.bold(e.address)}: ${st.yellow(`not ${VERB[e.action][2]}: ${e.reason}`)}`);
+        line(`${st.bold(e.address)}: ${st.yellow(`not ${verb(e.action)[2]}: ${e.reason}`)}`);
         break;
       case "recovered":
         line(st.yellow(`recovered ${e.address}: ${e.message}`));

@@ -4,7 +4,7 @@
  * resource in flight, spinner, elapsed time, download bars), plain timestamped
  * lines otherwise, and a JSON stream with `--json` (schemas/events.schema.json).
  */
-import type { Emit, NodeAction } from "../../engine/events.ts";
+import type { EngineEvent, Emit } from "../../engine/events.ts";
 import type { Plan } from "../../plan/plan.ts";
 import type { LagoError } from "../../errors.ts";
 
@@ -39,12 +39,20 @@ export interface ProgressRenderer {
   close(): void;
 }
 
-/** `Creating`/`Creation` and friends, per action. */
-export const VERB: Readonly<Record<NodeAction, readonly [ing: string, noun: string, past: string]>> = {
+/** What a step does to its resource, as the engine says it. */
+export type StepAction = Extract<EngineEvent, { type: "start" }>["action"];
+
+const VERBS: Readonly<Record<string, readonly [ing: string, noun: string, past: string]>> = {
   create: ["Creating", "Creation", "created"],
   update: ["Updating", "Update", "updated"],
   delete: ["Destroying", "Destruction", "destroyed"],
+  release: ["Detaching from what is recreated", "Detaching", "released"],
 };
+
+/** `Creating`/`Creation`/`created` and friends for a step's action (any action the engine adds reads sensibly). */
+export function verb(action: StepAction): readonly [ing: string, noun: string, past: string] {
+  return VERBS[action] ?? [`${action[0]?.toUpperCase() ?? ""}${action.slice(1)}`, action, action];
+}
 
 /** What an interruption means, said the same way by every human renderer. */
 export function interruptedMessage(signal: NodeJS.Signals, running: number): string {

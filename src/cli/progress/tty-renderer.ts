@@ -11,7 +11,7 @@ import type { Style } from "../../plan/render.ts";
 import { formatDuration } from "../output.ts";
 import { withBar } from "./progress-message.ts";
 import { lineRenderer } from "./line-renderer.ts";
-import { VERB, interruptedMessage, type ProgressRenderer } from "./renderer.ts";
+import { verb, interruptedMessage, type ProgressRenderer } from "./renderer.ts";
 
 interface InFlight {
   address: string;
@@ -76,7 +76,7 @@ export function ttyRenderer(out: NodeJS.WriteStream, err: NodeJS.WritableStream,
 
   const emit = (e: EngineEvent): void => {
     if (e.type === "start") {
-      inFlight.set(e.address, { address: e.address, verb: VERB[e.action][0], started: Date.now(), message: "" });
+      inFlight.set(e.address, { address: e.address, verb: verb(e.action)[0], started: Date.now(), message: "" });
       if (!timer && live) {
         timer = setInterval(() => {
           frame += 1;
