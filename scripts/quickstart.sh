@@ -50,7 +50,9 @@ cp examples/two-vms/LagoInitFile "$work/LagoInitFile"
 sed -i "s|\$schema=\.\./\.\./schemas/|\$schema=$root/schemas/|" "$work/LagoInitFile"
 cd "$work"
 
-say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+bold=; plain=
+if [[ -t 1 ]]; then bold=$(tput bold 2>/dev/null || true); plain=$(tput sgr0 2>/dev/null || true); fi
+say() { printf '\n%s== %s%s\n' "$bold" "$*" "$plain"; }
 run() {
   printf '$ %s\n' "$*"
   "$@"
