@@ -144,15 +144,20 @@ async function bootAndWait(ctx: ReconcileContext, attrs: Attrs, prior: Attrs | u
   return outputs;
 }
 
-/** What libvirt reports for a CPU configured as `attrs.cpu` (libvirt names a CPU model's mode `custom`). */
-function expectedCpu(attrs: Attrs): { mode: string; model: string | undefined } {
+/**
+ * What libvirt reports for a CPU configured as `attrs.cpu` (libvirt names a
+ * CPU model's mode `custom`); undefined when lago leaves the CPU to the
+ * hypervisor (TCG without a model: libvirt fills in its default, e.g.
+ * `custom`/`qemu64`, which is not drift).
+ */
+function expectedCpu(attrs: Attrs): { mode: string; model: string | undefined } | undefined {
   const cpu = obj(attrs.cpu);
   if (cpu.mode === "model") return { mode: "custom", model: String(cpu.model) };
   if (cpu.mode === "custom") {
     const model = obj(cpu.custom).model;
     return { mode: String(obj(cpu.custom)["@mode"] ?? "custom"), model: typeof model === "string" ? model : typeof obj(model)["#text"] === "string" ? String(obj(model)["#text"]) : undefined };
   }
-  return attrs.domain_type === "kvm" ? { mode: "host-passthrough", model: undefined } : { mode: "none", model: undefined };
+  return attrs.domain_type === "kvm" ? { mode: "host-passthrough", model: undefined } : undefined;
 }
 
 const sameCpu = (a: { mode: string; model: string | undefined }, b: { mode: string; model: string | undefined }): boolean => a.mode === b.mode && (a.model ?? "") === (b.model ?? "");
@@ -178,7 +183,8 @@ function pendingRestart(info: DomainInfo): string[] {
 function observedAttrs(ctx: ReconcileContext, recorded: Attrs, info: DomainInfo): Attrs {
   const config: DomainView = info.config;
   const attrs: Attrs = { ...recorded, running: info.running, memory: config.memoryMiB, vcpu: config.vcpu };
-  if (!sameCpu(config.cpu, expectedCpu(recorded))) attrs.cpu = { mode: "observed", libvirt_mode: config.cpu.mode, model: config.cpu.model ?? null };
+  const cpu = expectedCpu(recorded);
+  if (cpu && !sameCpu(config.cpu, cpu)) attrs.cpu = { mode: "observed", libvirt_mode: config.cpu.mode, model: config.cpu.model ?? null };
   let nicPlans: NicPlan[] | undefined;
   try {
     nicPlans = nicDefs(ctx, recorded);

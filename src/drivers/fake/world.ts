@@ -216,7 +216,8 @@ function view(def: DomainDef): DomainView {
   return {
     memoryMiB: def.memoryMiB,
     vcpu: def.vcpu,
-    cpu: def.cpu.mode === "model" ? { mode: "custom", model: def.cpu.model } : def.cpu.mode === "custom" ? { mode: "custom", model: typeof def.cpu.custom.model === "string" ? def.cpu.custom.model : undefined } : def.type === "kvm" ? { mode: "host-passthrough", model: undefined } : { mode: "none", model: undefined },
+    // libvirt's rewrite of a TCG domain defined without a CPU: its default model, `qemu64`.
+    cpu: def.cpu.mode === "model" ? { mode: "custom", model: def.cpu.model } : def.cpu.mode === "custom" ? { mode: "custom", model: typeof def.cpu.custom.model === "string" ? def.cpu.custom.model : undefined } : def.type === "kvm" ? { mode: "host-passthrough", model: undefined } : { mode: "custom", model: "qemu64" },
     // libvirt lists devices in its own order and spells MACs its own way.
     nics: [...def.nics].reverse().map((n) => ({ mac: rewriteMac(n.mac), network: n.network, mtu: n.mtu })),
     disks: [...def.disks].reverse().map((d) => ({ dev: d.dev, path: d.path, format: d.format, bus: d.bus, device: d.device })),
