@@ -24,7 +24,10 @@ export LAGO__INIT__TEMPLATE_REPO_PATH="$root/build/test-template/repo.metadata"
 # TCG works everywhere; on a machine with working KVM, LAGO_DOMAIN_TYPE=kvm is much faster.
 # (lago sets libguestfs's backend variables for virt-customize from it.)
 export LAGO_DOMAIN_TYPE=${LAGO_DOMAIN_TYPE:-qemu}
-lago() { "${run[@]}" "$root/bin/lago.js" "$@"; }
+# qemu runs as libvirt's qemu user, which must be able to search every directory above the VMs' disks:
+# keep the environment's state and disks under /var/lib/lago rather than beside this checkout (often in a 0700 home).
+workdir=/var/lib/lago/quickstart/.lago
+lago() { "${run[@]}" "$root/bin/lago.js" --workdir "$workdir" "$@"; }
 
 cd examples/two-vms
 lago validate

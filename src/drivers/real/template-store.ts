@@ -373,7 +373,7 @@ export class FsTemplateStore implements TemplateStoreDriver {
       const fetched = ref.source.type === "file" ? await this.openFileSource(ref, p, opts) : await this.openHttpSource(ref, p, opts);
       opts.progress?.(`downloading ${p.key} from ${fetched.from}`);
       const progress = new Progress(p.key, fetched.total, opts.progress);
-      fh = await open(p.tmp, "wx", 0o644);
+      fh = await open(p.tmp, "wx", 0o640);
       let digest: Digest;
       try {
         const raw = counted(fetched.body, progress, opts.signal);
