@@ -40,11 +40,14 @@ export async function lockEnv(dir: string, command: string, timeoutMs = 0): Prom
 }
 
 /**
- * Test-only: simulate the SIGKILL of every environment lock holder in this
- * process (under `dir` when given): the next `lockEnv` takes their locks over
- * as if their process had died, and their `release()` then changes nothing.
- * For engine tests that run many sessions in one process and abandon one
- * mid-way. Returns how many locks were declared dead.
+ * Test-only: simulate the SIGKILL of lock holders in this process. With
+ * `dir`, the lock of that environment only; without, every lock this process
+ * holds (environment, subnet store and template locks), as a real SIGKILL
+ * would release them all. The next acquirer takes them over as if their
+ * process had died; their `release()` then changes nothing. For engine tests
+ * that run many sessions in one process and abandon one mid-way; the real
+ * protocol is unchanged (only this process's own records are affected).
+ * Returns how many locks were declared dead.
  */
 export function abandonEnvLocksForTesting(dir?: string): number {
   return declareHeldLocksDeadForTesting(dir === undefined ? undefined : envLockPath(dir));
