@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # From a fresh Debian 12 machine to a running example environment you can play with:
 # installs the dependencies, builds the tiny test template repository, copies
-# examples/two-vms into build/quickstart (two VMs, two NAT nets, a build step, an
+# examples/two-vms into /var/lib/lago/quickstart (two VMs, two NAT nets, a build step, an
 # extra disk), applies it, checks the VMs over SSH, walks through one edit (more
 # memory for vm01: plan, apply, apply --restart), and leaves the environment
 # running with the commands to use and to destroy it. Run it again to start over.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
-work=$root/build/quickstart
+# qemu runs as libvirt's qemu user, which must be able to search every directory above the VMs'
+# disks: the environment lives under /var/lib/lago rather than beside this checkout (often in a
+# 0700 home).
+work=/var/lib/lago/quickstart
 
 bash scripts/install-deps.sh
 

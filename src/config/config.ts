@@ -21,9 +21,10 @@ export interface LagoConfig {
   /** libvirt domain type: `kvm`, or `qemu` where KVM is not usable. */
   domainType: "kvm" | "qemu";
   /**
-   * Whose identity qemu runs with: `invoking` (the user running lago, files not
-   * relabelled: disks in a private home directory work and the shared template
-   * store is never chowned) or `libvirt` (libvirt's configured qemu user).
+   * Whose identity qemu runs with, resolved from `qemu_user` (see
+   * {@link resolveQemuUser}): `libvirt` (libvirt's configured qemu user, e.g.
+   * Debian's `libvirt-qemu`, with libvirt's DAC relabelling of the VM's images)
+   * or `invoking` (the user running lago, files not relabelled).
    */
   qemuUser: "invoking" | "libvirt";
   /** libvirt connection URI. */
@@ -47,7 +48,7 @@ const DEFAULTS: Record<string, Record<string, string>> = {
     lease_dir: "/var/lib/lago/subnets",
     lease_range: "200-255",
     domain_type: "kvm",
-    qemu_user: "invoking",
+    qemu_user: "auto",
     libvirt_uri: "qemu:///system",
     boot_timeout: "600",
     shutdown_timeout: "60",
@@ -58,6 +59,18 @@ const DEFAULTS: Record<string, Record<string, string>> = {
     template_store: "/var/lib/lago/store",
   },
 };
+
+/**
+ * The `qemu_user` setting resolved for a process with effective uid `euid`.
+ * `auto` (the default) never runs qemu as root: libvirt's own qemu user when
+ * lago runs as root, else the invoking (unprivileged) user. `invoking` and
+ * `libvirt` are taken as they are (`invoking` as root runs qemu as root, on
+ * request only). Undefined for any other value. Pure.
+ */
+export function resolveQemuUser(value: string | undefined, euid: number): "invoking" | "libvirt" | undefined {
+  if (value === "auto") return euid === 0 ? "libvirt" : "invoking";
+  return value === "invoking" || value === "libvirt" ? value : undefined;
+}
 
 /**
  * Parse an INI document (Lago's lago.conf, Python configparser style: `[section]`,
@@ -195,8 +208,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
   if (!range || first > last || last > 255) bad("lago.lease_range", "expected FIRST-LAST third octets within 0-255, e.g. 200-255");
   const domainType = get("lago", "domain_type");
   if (domainType !== "kvm" && domainType !== "qemu") bad("lago.domain_type", `expected kvm or qemu, got ${JSON.stringify(domainType)}`);
-  const qemuUser = get("lago", "qemu_user");
-  if (qemuUser !== "invoking" && qemuUser !== "libvirt") bad("lago.qemu_user", `expected invoking or libvirt, got ${JSON.stringify(qemuUser)}`);
+  const qemuUser = resolveQemuUser(get("lago", "qemu_user"), process.geteuid?.() ?? 0);
+  if (qemuUser === undefined) bad("lago.qemu_user", `expected auto, libvirt or invoking, got ${JSON.stringify(get("lago", "qemu_user"))}`);
   const repo = get("init", "template_repo_path");
   return {
     leaseDir: path.resolve(get("lago", "lease_dir") ?? ""),

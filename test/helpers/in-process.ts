@@ -11,9 +11,10 @@
  * operating system would.
  */
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { loadConfig } from "../../src/config/config.ts";
+import { declareHeldLocksDeadForTesting } from "../../src/util/dir-lock.ts";
 import { FakeWorld, emptyWorld, type WorldData } from "../../src/drivers/fake/world.ts";
 import { FsKeyStore } from "../../src/drivers/real/key-store.ts";
 import { FsLeaseStore } from "../../src/drivers/real/lease-store.ts";
@@ -153,11 +154,7 @@ export class InProcessEnv {
       // store's). A real process stops at once; here its file-system calls already under way settle
       // first (then it waits forever on the dead world, and its state writes are dropped).
       await new Promise((r) => setTimeout(r, 25));
-      rmSync(`${this.env.dir}.lock`, { recursive: true, force: true });
-      rmSync(`${this.env.dir}.lock-holder.json`, { force: true });
-      rmSync(path.join(this.env.config.leaseDir, "leases.lock"), { recursive: true, force: true });
-      const store = this.env.config.templateStore;
-      if (existsSync(store)) for (const f of readdirSync(store)) if (f.endsWith(".lock")) rmSync(path.join(store, f), { recursive: true, force: true });
+      for (const where of [this.env.dir, this.env.config.leaseDir, this.env.config.templateStore]) declareHeldLocksDeadForTesting(where);
       return { result: undefined, error: undefined, crashed: true, calls: world.calls, events };
     }
     return { ...outcome, crashed: false, calls: world.calls, events };
