@@ -93,6 +93,7 @@ export function buildProgram(verbFiles: readonly RegisterVerbs[] = VERB_FILES): 
     .option("--restart", "plan restarting VMs whose changes wait for a restart")
     .option("--destroy", "plan destroying everything")
     .option("--no-refresh", "do not read reality, trust the state")
+    .option("--upgrade-templates", "move template disks without a template_version to the repository's newest version")
     .action(async (opts: PlanOpts) => (await commands()).plan(cli, opts));
 
   program
@@ -109,6 +110,7 @@ export function buildProgram(verbFiles: readonly RegisterVerbs[] = VERB_FILES): 
     .option("--replace <address>", "force replacing this resource (repeatable)", collect)
     .option("--no-refresh", "do not read reality, trust the state")
     .option("--json", "stream events as JSON lines")
+    .option("--upgrade-templates", "move template disks without a template_version to the repository's newest version")
     .action(async (planfile: string | undefined, opts: ApplyOpts) => (await commands()).apply(cli, planfile, opts));
 
   program

@@ -255,6 +255,8 @@ export interface LeaseStoreDriver {
   acquire(owner: string, requested: string | undefined, opts?: CallOptions): Promise<string>;
   /** The subnet leased by `owner`, if any (e.g. `192.168.201.0`). */
   find(owner: string): Promise<string | undefined>;
+  /** The store read once; `find` on it reads only the owner's file (for refreshing many leases). */
+  snapshot(): Promise<{ find(owner: string): Promise<string | undefined> }>;
   /** Release the owner's lease and remove its owner file; absent is fine. */
   release(owner: string): Promise<void>;
 }

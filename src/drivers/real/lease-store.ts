@@ -144,13 +144,26 @@ export class FsLeaseStore implements LeaseStoreDriver {
 
   /** The subnet leased by `owner` (a live lease with its current uuid), if any. Lock-free: lease files are replaced atomically. */
   async find(owner: string): Promise<string | undefined> {
-    const ownerPath = path.resolve(owner);
-    const uuid = await readText(ownerPath);
-    if (uuid === undefined) return undefined;
-    for (const lease of await this.readLeases()) {
-      if (lease.uuidPath === ownerPath && lease.uuid === uuid) return `192.168.${lease.octet}.0`;
-    }
-    return undefined;
+    return (await this.snapshot()).find(owner);
+  }
+
+  /**
+   * The store read once (lock-free): `find` then costs one read of the
+   * owner's uuid file, not a read of every lease (a refresh asks for each
+   * of an environment's leases).
+   */
+  async snapshot(): Promise<{ find(owner: string): Promise<string | undefined> }> {
+    const leases = await this.readLeases();
+    return {
+      async find(owner: string): Promise<string | undefined> {
+        const ownerPath = path.resolve(owner);
+        const mine = leases.filter((l) => l.uuidPath === ownerPath);
+        if (!mine.length) return undefined;
+        const uuid = await readText(ownerPath);
+        const lease = uuid === undefined ? undefined : mine.find((l) => l.uuid === uuid);
+        return lease ? `192.168.${lease.octet}.0` : undefined;
+      },
+    };
   }
 
   /** Remove every lease naming `owner` and the owner's uuid file; absent is fine. */
