@@ -185,11 +185,18 @@ function missing(what: string, name: string): never {
   throw new CommandError(["fake", what, name], 1, `error: failed to get ${what} '${name}'`);
 }
 
+/** What libvirt reports for a `cpu_custom` CPU: its `@mode` (default custom) and the model's text, written as a string or as `#text`. */
+function customCpuView(custom: Record<string, unknown>): { mode: string; model: string | undefined } {
+  const model = custom.model;
+  const text = typeof model === "string" ? model : model && typeof model === "object" && typeof (model as Record<string, unknown>)["#text"] === "string" ? String((model as Record<string, unknown>)["#text"]) : undefined;
+  return { mode: typeof custom["@mode"] === "string" ? custom["@mode"] : "custom", model: text };
+}
+
 function view(def: DomainDef): DomainView {
   return {
     memoryMiB: def.memoryMiB,
     vcpu: def.vcpu,
-    cpu: def.cpu.mode === "model" ? { mode: "custom", model: def.cpu.model } : def.cpu.mode === "custom" ? { mode: "custom", model: typeof def.cpu.custom.model === "string" ? def.cpu.custom.model : undefined } : def.type === "kvm" ? { mode: "host-passthrough", model: undefined } : { mode: "none", model: undefined },
+    cpu: def.cpu.mode === "model" ? { mode: "custom", model: def.cpu.model } : def.cpu.mode === "custom" ? customCpuView(def.cpu.custom) : def.type === "kvm" ? { mode: "host-passthrough", model: undefined } : { mode: "none", model: undefined },
     // libvirt lists devices in its own order and spells MACs its own way.
     nics: [...def.nics].reverse().map((n) => ({ mac: rewriteMac(n.mac), network: n.network, mtu: n.mtu })),
     disks: [...def.disks].reverse().map((d) => ({ dev: d.dev, path: d.path, format: d.format, bus: d.bus, device: d.device })),
