@@ -207,6 +207,15 @@ export function computePlan(input: PlanInput): Plan {
     });
   }
 
+  // What lets go of dependencies before they are disrupted also lets go, in that step, of those that
+  // are deleted: their deletes would otherwise wait for its update, which waits for what replaces the
+  // released ones, which may wait for those deletes (a template disk that becomes an empty one: its
+  // build is deleted while the disk is replaced under the kept VM).
+  for (const c of changes.values()) {
+    if (!c.releases.length || !c.refreshed) continue;
+    for (const dep of c.refreshed.dependsOn) if (changes.get(dep)?.action === "delete" && !c.releases.includes(dep)) c.releases.push(dep);
+  }
+
   let selected = [...changes.values()];
   if (input.targets?.length) {
     const keep = new Set<string>();
