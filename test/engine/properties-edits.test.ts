@@ -7,6 +7,7 @@
 import { test } from "node:test";
 import { checkSequences, selected } from "../property/property.ts";
 
-test("edit sequences converge: empty plan after apply, the world as described, kept VMs keep identity", { skip: !selected("edits") }, async () => {
-  await checkSequences({ name: "edits", faults: false, runs: 600 });
+test("edit sequences converge: empty plan after apply, the world as described, kept VMs keep identity", { skip: !selected("edits") }, async (t) => {
+  const r = await checkSequences({ name: "edits", faults: false, runs: 600 });
+  t.diagnostic(`${r.runs} sequences (seed ${r.seed}): ${JSON.stringify(r.stats)}`);
 });

@@ -31,7 +31,9 @@ import {
 } from "./model.ts";
 
 const SIZES = [MiB, 64 * MiB, 512 * MiB, GiB, GiB + GiB / 2, 2 * GiB, 10 * GiB] as const;
-const opt = <T>(a: fc.Arbitrary<T>, freq = 2): fc.Arbitrary<T | undefined> => fc.option(a, { nil: undefined, freq });
+/** `a` with probability `p`, else undefined (shrinks towards undefined). */
+const opt = <T>(a: fc.Arbitrary<T>, p = 0.5): fc.Arbitrary<T | undefined> =>
+  fc.oneof({ weight: Math.round((1 - p) * 100), arbitrary: fc.constant(undefined) }, { weight: Math.round(p * 100), arbitrary: a });
 
 const buildStep: fc.Arbitrary<BuildStep> = fc.oneof(
   fc.constantFrom("/root/a", "/root/b", "/etc/motd").map((f): BuildStep => ({ touch: f })),
@@ -41,7 +43,7 @@ const buildStep: fc.Arbitrary<BuildStep> = fc.oneof(
 );
 
 const templateRef = fc.oneof(
-  { weight: 6, arbitrary: fc.record({ name: fc.constantFrom<TemplateName>("tiny", "other"), version: opt(fc.constantFrom("v1", "v2"), 1) }) },
+  { weight: 6, arbitrary: fc.record({ name: fc.constantFrom<TemplateName>("tiny", "other"), version: opt(fc.constantFrom("v1", "v2"), 0.4) }) },
   { weight: 1, arbitrary: fc.record({ image: fc.nat(BASE_IMAGE_COUNT - 1) }) },
 );
 
@@ -50,28 +52,28 @@ export const diskArb = (first: boolean): fc.Arbitrary<DiskModel> =>
     name: fc.constantFrom(...DISK_NAMES),
     dev: first ? fc.constant("vda") : fc.constantFrom("vdb", "vdc", "sda", "sdb", "hdc"),
     type: first ? fc.constantFrom<DiskModel["type"]>("template", "template", "template", "template", "empty") : fc.constantFrom<DiskModel["type"]>("empty", "file", "file", "template"),
-    template: opt(templateRef, 4),
-    format: opt(fc.constantFrom<"qcow2" | "raw" | "iso">("qcow2", "raw", "raw", "iso"), 1),
-    size: opt(fc.constantFrom(...SIZES), 1),
-    image: opt(fc.nat(IMAGE_COUNT - 1), 1),
+    template: opt(templateRef, 0.85),
+    format: opt(fc.constantFrom<"qcow2" | "raw" | "iso">("qcow2", "raw", "raw", "iso"), 0.4),
+    size: opt(fc.constantFrom(...SIZES), 0.4),
+    image: opt(fc.nat(IMAGE_COUNT - 1), 0.4),
     build: fc.array(buildStep, { maxLength: 2 }),
   });
 
 const nicArb: fc.Arbitrary<Omit<NicModel, "net"> & { net: number }> = fc.record({
   net: fc.nat(7),
-  host: opt(fc.integer({ min: 2, max: 99 }), 3),
-  mtu: opt(fc.constantFrom(...MTUS), 6),
+  host: opt(fc.integer({ min: 2, max: 99 }), 0.25),
+  mtu: opt(fc.constantFrom(...MTUS), 0.1),
 });
 
 const domainArb = fc.record({
-  memory: opt(fc.constantFrom(256, 512, 768, 1024, 2048), 1),
-  vcpu: opt(fc.integer({ min: 1, max: 4 }), 1),
-  cpu: opt(fc.oneof(fc.constantFrom(...CPU_MODELS).map((model) => ({ model })), fc.constantFrom(...CPU_MODELS).map((custom) => ({ custom }))), 3),
-  groups: opt(fc.oneof(fc.constantFrom("web", "db"), fc.array(fc.constantFrom("web", "db", "all"), { minLength: 1, maxLength: 2 })), 3),
-  artifacts: opt(fc.array(fc.constantFrom("/var/log/messages", "/etc/hosts"), { maxLength: 2 }), 3),
-  distro: opt(fc.constantFrom("el7", "el8"), 4),
-  metadata: opt(fc.constant({ "deploy-scripts": "x.sh" }), 4),
-  bootstrap: opt(fc.boolean(), 4),
+  memory: opt(fc.constantFrom(256, 512, 768, 1024, 2048), 0.6),
+  vcpu: opt(fc.integer({ min: 1, max: 4 }), 0.5),
+  cpu: opt(fc.oneof(fc.constantFrom(...CPU_MODELS).map((model) => ({ model })), fc.constantFrom(...CPU_MODELS).map((custom) => ({ custom }))), 0.3),
+  groups: opt(fc.oneof(fc.constantFrom("web", "db"), fc.array(fc.constantFrom("web", "db", "all"), { minLength: 1, maxLength: 2 })), 0.3),
+  artifacts: opt(fc.array(fc.constantFrom("/var/log/messages", "/etc/hosts"), { maxLength: 2 }), 0.3),
+  distro: opt(fc.constantFrom("el7", "el8"), 0.2),
+  metadata: opt(fc.constant({ "deploy-scripts": "x.sh" }), 0.2),
+  bootstrap: opt(fc.boolean(), 0.2),
   nics: fc.array(nicArb, { minLength: 1, maxLength: 3 }),
   disks: fc.tuple(diskArb(true), fc.array(diskArb(false), { maxLength: 2 })).map(([a, rest]) => [a, ...rest]),
 });
@@ -81,11 +83,11 @@ export type DomainDraft = typeof domainArb extends fc.Arbitrary<infer T> ? T : n
 const netArb = fc.record({
   type: fc.constantFrom<NetModel["type"]>("nat", "nat", "nat", "bridge"),
   management: fc.boolean(),
-  gw: opt(fc.constantFrom(1, 1, 254, 100), 3),
-  dhcp: opt(fc.record({ start: opt(fc.constantFrom(100, 120, 50), 1), end: opt(fc.constantFrom(254, 200, 150), 1) }), 2),
-  dnsDomain: opt(fc.constantFrom("lago.local", "example.test", "env-1.lago"), 2),
-  dnsRecords: opt(fc.dictionary(fc.constantFrom("www", "db.example", "api"), fc.integer({ min: 2, max: 250 }), { maxKeys: 2 }), 2),
-  mtu: opt(fc.constantFrom(...MTUS), 2),
+  gw: opt(fc.constantFrom(1, 1, 254, 100), 0.3),
+  dhcp: opt(fc.record({ start: opt(fc.constantFrom(100, 120, 50), 0.7), end: opt(fc.constantFrom(254, 200, 150), 0.7) }), 0.4),
+  dnsDomain: opt(fc.constantFrom("lago.local", "example.test", "env-1.lago"), 0.4),
+  dnsRecords: opt(fc.dictionary(fc.constantFrom("www", "db.example", "api"), fc.integer({ min: 2, max: 250 }), { maxKeys: 2 }), 0.4),
+  mtu: opt(fc.constantFrom(...MTUS), 0.3),
 });
 type NetDraft = typeof netArb extends fc.Arbitrary<infer T> ? T : never;
 
@@ -176,36 +178,36 @@ export type Edit =
 
 const idx = fc.nat(11);
 export const editArb: fc.Arbitrary<Edit> = fc.oneof(
-  fc.record({ kind: fc.constant("memory" as const), vm: idx, value: opt(fc.constantFrom(256, 512, 768, 1024, 2048, 4096), 5) }),
-  fc.record({ kind: fc.constant("vcpu" as const), vm: idx, value: opt(fc.integer({ min: 1, max: 6 }), 5) }),
-  fc.record({ kind: fc.constant("cpu" as const), vm: idx, value: opt(fc.oneof(fc.constantFrom(...CPU_MODELS).map((model) => ({ model })), fc.constantFrom(...CPU_MODELS).map((custom) => ({ custom }))), 3) }),
+  fc.record({ kind: fc.constant("memory" as const), vm: idx, value: opt(fc.constantFrom(256, 512, 768, 1024, 2048, 4096), 0.9) }),
+  fc.record({ kind: fc.constant("vcpu" as const), vm: idx, value: opt(fc.integer({ min: 1, max: 6 }), 0.9) }),
+  fc.record({ kind: fc.constant("cpu" as const), vm: idx, value: opt(fc.oneof(fc.constantFrom(...CPU_MODELS).map((model) => ({ model })), fc.constantFrom(...CPU_MODELS).map((custom) => ({ custom }))), 0.6) }),
   fc.record({ kind: fc.constant("inert" as const), vm: idx, groups: opt(fc.constantFrom("web", "db")), artifacts: opt(fc.array(fc.constantFrom("/a", "/b"), { maxLength: 2 })), distro: opt(fc.constantFrom("el7", "el9")) }),
-  fc.record({ kind: fc.constant("bootstrap" as const), vm: idx, value: opt(fc.boolean(), 2) }),
+  fc.record({ kind: fc.constant("bootstrap" as const), vm: idx, value: opt(fc.boolean(), 0.5) }),
   fc.record({ kind: fc.constant("add-vm" as const), name: idx, draft: domainArb }),
   fc.record({ kind: fc.constant("remove-vm" as const), vm: idx }),
   fc.record({ kind: fc.constant("rename-vm" as const), vm: idx, name: idx }),
   fc.record({ kind: fc.constant("add-net" as const), name: idx, draft: netArb, attach: fc.array(idx, { maxLength: 3 }) }),
   fc.record({ kind: fc.constant("remove-net" as const), net: idx }),
   fc.record({ kind: fc.constant("rename-net" as const), net: idx, name: idx }),
-  fc.record({ kind: fc.constant("net-mtu" as const), net: idx, value: opt(fc.constantFrom(...MTUS), 3) }),
-  fc.record({ kind: fc.constant("net-gw" as const), net: idx, value: opt(fc.constantFrom(1, 254, 100, 2), 3) }),
-  fc.record({ kind: fc.constant("net-dhcp" as const), net: idx, value: opt(fc.record({ start: opt(fc.constantFrom(100, 110, 30), 3), end: opt(fc.constantFrom(254, 199, 180), 3) }), 3) }),
-  fc.record({ kind: fc.constant("net-dns" as const), net: idx, domain: opt(fc.constantFrom("lago.local", "other.test"), 2), records: fc.array(fc.integer({ min: 2, max: 250 }), { maxLength: 2 }) }),
+  fc.record({ kind: fc.constant("net-mtu" as const), net: idx, value: opt(fc.constantFrom(...MTUS), 0.6) }),
+  fc.record({ kind: fc.constant("net-gw" as const), net: idx, value: opt(fc.constantFrom(1, 254, 100, 2), 0.6) }),
+  fc.record({ kind: fc.constant("net-dhcp" as const), net: idx, value: opt(fc.record({ start: opt(fc.constantFrom(100, 110, 30), 0.7), end: opt(fc.constantFrom(254, 199, 180), 0.7) }), 0.6) }),
+  fc.record({ kind: fc.constant("net-dns" as const), net: idx, domain: opt(fc.constantFrom("lago.local", "other.test"), 0.5), records: fc.array(fc.integer({ min: 2, max: 250 }), { maxLength: 2 }) }),
   fc.record({ kind: fc.constant("net-type" as const), net: idx }),
-  fc.record({ kind: fc.constant("management" as const), net: opt(idx, 3) }),
-  fc.record({ kind: fc.constant("add-nic" as const), vm: idx, net: idx, host: opt(fc.integer({ min: 2, max: 99 }), 2), at: idx }),
+  fc.record({ kind: fc.constant("management" as const), net: opt(idx, 0.7) }),
+  fc.record({ kind: fc.constant("add-nic" as const), vm: idx, net: idx, host: opt(fc.integer({ min: 2, max: 99 }), 0.4), at: idx }),
   fc.record({ kind: fc.constant("remove-nic" as const), vm: idx, nic: idx }),
   fc.record({ kind: fc.constant("reorder-nics" as const), vm: idx, seed: fc.nat() }),
-  fc.record({ kind: fc.constant("nic-ip" as const), vm: idx, nic: idx, host: opt(fc.integer({ min: 2, max: 99 }), 2) }),
-  fc.record({ kind: fc.constant("nic-mtu" as const), vm: idx, nic: idx, value: opt(fc.constantFrom(...MTUS), 2) }),
+  fc.record({ kind: fc.constant("nic-ip" as const), vm: idx, nic: idx, host: opt(fc.integer({ min: 2, max: 99 }), 0.5) }),
+  fc.record({ kind: fc.constant("nic-mtu" as const), vm: idx, nic: idx, value: opt(fc.constantFrom(...MTUS), 0.5) }),
   fc.record({ kind: fc.constant("add-disk" as const), vm: idx, disk: diskArb(false), at: idx }),
   fc.record({ kind: fc.constant("remove-disk" as const), vm: idx, disk: idx }),
   fc.record({ kind: fc.constant("rename-disk" as const), vm: idx, disk: idx, name: idx }),
   fc.record({ kind: fc.constant("reorder-disks" as const), vm: idx, seed: fc.nat() }),
   fc.record({ kind: fc.constant("grow-disk" as const), vm: idx, disk: idx, by: fc.constantFrom(MiB, 512 * MiB, GiB) }),
-  fc.record({ kind: fc.constant("disk-format" as const), vm: idx, disk: idx, value: opt(fc.constantFrom<"qcow2" | "raw" | "iso">("qcow2", "raw", "iso"), 3) }),
+  fc.record({ kind: fc.constant("disk-format" as const), vm: idx, disk: idx, value: opt(fc.constantFrom<"qcow2" | "raw" | "iso">("qcow2", "raw", "iso"), 0.7) }),
   fc.record({ kind: fc.constant("disk-type" as const), vm: idx, disk: idx, value: fc.constantFrom<DiskModel["type"]>("template", "empty", "file") }),
-  fc.record({ kind: fc.constant("template" as const), vm: idx, disk: idx, name: fc.constantFrom<TemplateName>("tiny", "other"), version: opt(fc.constantFrom("v1", "v2"), 1) }),
+  fc.record({ kind: fc.constant("template" as const), vm: idx, disk: idx, name: fc.constantFrom<TemplateName>("tiny", "other"), version: opt(fc.constantFrom("v1", "v2"), 0.5) }),
   fc.record({ kind: fc.constant("build" as const), vm: idx, disk: idx, steps: fc.array(buildStep, { maxLength: 2 }) }),
 );
 
@@ -411,7 +413,7 @@ export const FAULT_METHODS = [
 ] as const;
 
 export const faultArb: fc.Arbitrary<Fault> = fc.oneof(
-  fc.record({ type: fc.constant("fail" as const), method: fc.constantFrom(...FAULT_METHODS), match: opt(idx, 1) }),
+  fc.record({ type: fc.constant("fail" as const), method: fc.constantFrom(...FAULT_METHODS), match: opt(idx, 0.6) }),
   fc.record({ type: fc.constant("crash" as const), at: fc.integer({ min: 1, max: 60 }), when: fc.constantFrom<"before" | "after">("before", "after") }),
 );
 
@@ -419,7 +421,7 @@ export const stepArb = (faults: boolean): fc.Arbitrary<Step> =>
   fc.record({
     edits: fc.oneof({ weight: 1, arbitrary: fc.constant<Edit[]>([]) }, { weight: 8, arbitrary: fc.array(editArb, { minLength: 1, maxLength: 3 }) }),
     style: fc.nat(),
-    fault: faults ? opt(faultArb, 1) : fc.constant(undefined),
+    fault: faults ? opt(faultArb, 0.5) : fc.constant(undefined),
     restart: fc.integer({ min: 0, max: 9 }).map((n) => n === 0),
     parallelism: fc.constantFrom(1, 2, 4, 4),
   });
@@ -436,6 +438,6 @@ export const sequenceArb = (faults: boolean, maxSteps = 5): fc.Arbitrary<Sequenc
   fc.record({
     initial: envArb,
     initialStyle: fc.nat(),
-    initialFault: faults ? opt(faultArb, 1) : fc.constant(undefined),
+    initialFault: faults ? opt(faultArb, 0.3) : fc.constant(undefined),
     steps: fc.array(stepArb(faults), { minLength: 0, maxLength: maxSteps }),
   });

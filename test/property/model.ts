@@ -216,6 +216,8 @@ function repairDisks(d: DomainModel): void {
     // An ISO is a CD-ROM: never on a virtio device.
     if (disk.format === "iso" && disk.dev.startsWith("vd")) disk.dev = `sd${disk.dev.slice(2)}`;
     if (disk.size !== undefined && disk.size < MiB) disk.size = MiB;
+    // An overlay is never smaller than its base: lago refuses that when it creates the disk.
+    if (disk.template && "image" in disk.template && disk.size !== undefined && disk.size < IMAGE_SIZE) disk.size = IMAGE_SIZE;
     if (devs.has(disk.dev)) {
       const prefix = disk.dev.slice(0, 2);
       for (let i = 0; i < 26; i++) {
@@ -268,6 +270,12 @@ export function sameDiskIdentity(a: DiskModel, b: DiskModel): boolean {
  * Disks are identified by (VM, disk name) as lago does.
  */
 export function noShrink(prev: EnvModel, next: EnvModel): EnvModel {
+  return shrinks(prev, next).grown;
+}
+
+/** {@link noShrink}, and whether `next` shrinks a kept disk (lago must refuse it). */
+export function shrinks(prev: EnvModel, next: EnvModel): { grown: EnvModel; shrunk: boolean } {
+  let shrunk = false;
   const out = clone(next);
   for (const [vm, d] of Object.entries(out.domains)) {
     const before = prev.domains[vm];
@@ -275,10 +283,13 @@ export function noShrink(prev: EnvModel, next: EnvModel): EnvModel {
     for (const disk of d.disks) {
       const old = before.disks.find((x) => x.name === disk.name);
       if (!old || !sameDiskIdentity(old, disk) || old.size === undefined) continue;
-      if (disk.size !== undefined && disk.size < old.size) disk.size = old.size;
+      if (disk.size !== undefined && disk.size < old.size) {
+        disk.size = old.size;
+        shrunk = true;
+      }
     }
   }
-  return out;
+  return { grown: out, shrunk };
 }
 
 /** The canonical meaning of a model as an init-file document (JSON). */

@@ -14,9 +14,9 @@ import fc from "fast-check";
 import { mkdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { sequenceArb, applyEdit, type Sequence } from "./arbitraries.ts";
-import { noShrink, toDocument } from "./model.ts";
+import { shrinks, toDocument } from "./model.ts";
 import { render } from "./render.ts";
-import { runSequence, type StepInput } from "./runner.ts";
+import { runSequence, stats, type StepInput } from "./runner.ts";
 
 export const DEFAULT_SEED = 20261123;
 
@@ -27,7 +27,10 @@ export function sequenceSteps(seq: Sequence): StepInput[] {
   for (const step of seq.steps) {
     let next = model;
     for (const edit of step.edits) next = applyEdit(next, edit);
-    model = noShrink(model, next);
+    const { grown, shrunk } = shrinks(model, next);
+    // An edit that shrinks a kept disk: sometimes first check that lago refuses it, then grow it instead.
+    if (shrunk && step.style % 2 === 0) steps.push({ text: render(toDocument(next), step.style), refused: "/disks/\\d+/size$" });
+    model = grown;
     steps.push({ text: render(toDocument(model), step.style), fault: step.fault, restart: step.restart, parallelism: step.parallelism });
   }
   return steps;
@@ -48,7 +51,7 @@ export function selected(name: string): boolean {
 }
 
 /** Check the property; on failure throw an error with the init files and the replay command. */
-export async function checkSequences(opts: PropertyOptions): Promise<{ runs: number; seed: number }> {
+export async function checkSequences(opts: PropertyOptions): Promise<{ runs: number; seed: number; stats: typeof stats }> {
   const seedEnv = process.env.LAGO_PROPERTY_SEED;
   const seed = seedEnv === "random" ? Math.floor(Math.random() * 2 ** 31) : seedEnv ? Number(seedEnv) : DEFAULT_SEED;
   const replayPath = process.env.LAGO_PROPERTY_PATH;
@@ -57,7 +60,7 @@ export async function checkSequences(opts: PropertyOptions): Promise<{ runs: num
     await runSequence(sequenceSteps(seq));
   });
   const details = await fc.check(property, { seed, numRuns: runs, ...(replayPath ? { path: replayPath, endOnFailure: true } : {}) });
-  if (!details.failed) return { runs: details.numRuns, seed };
+  if (!details.failed) return { runs: details.numRuns, seed, stats: { ...stats } };
   const counterexample = details.counterexample?.[0];
   const saveTo = process.env.LAGO_PROPERTY_SAVE;
   if (saveTo && counterexample) saveFixture(saveTo, sequenceSteps(counterexample));
@@ -82,7 +85,7 @@ export function saveFixture(dir: string, steps: StepInput[]): void {
   const entries = steps.map((s, i) => {
     const file = `${String(i + 1).padStart(2, "0")}.LagoInitFile`;
     writeFileSync(path.join(dir, "steps", file), s.text);
-    return { file: `steps/${file}`, ...(s.fault ? { fault: s.fault } : {}), ...(s.restart ? { restart: true } : {}), ...(s.parallelism ? { parallelism: s.parallelism } : {}) };
+    return { file: `steps/${file}`, ...(s.refused ? { refused: s.refused } : {}), ...(s.fault ? { fault: s.fault } : {}), ...(s.restart ? { restart: true } : {}), ...(s.parallelism ? { parallelism: s.parallelism } : {}) };
   });
   writeFileSync(path.join(dir, "sequence.json"), `${JSON.stringify({ steps: entries }, null, 2)}\n`);
 }

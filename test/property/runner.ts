@@ -17,7 +17,7 @@
 import { mkdirSync, truncateSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { stringify } from "safe-stable-stringify";
-import { LagoError, errorMessage } from "../../src/errors.ts";
+import { ConfigError, LagoError, errorMessage } from "../../src/errors.ts";
 import { hasChanges, type Plan } from "../../src/plan/plan.ts";
 import type { EnvSpec } from "../../src/spec/types.ts";
 import type { ApplyResult } from "../../src/engine/session.ts";
@@ -29,12 +29,20 @@ import { checkWorld, cpuReport } from "./oracle.ts";
 /** One step as replayed: the init file's text and how its apply is run. */
 export interface StepInput {
   text: string;
+  /**
+   * The plan must refuse this file (a ConfigError with a diagnostic at a JSON
+   * pointer matching this regular expression), and so must the apply, changing nothing.
+   */
+  refused?: string | undefined;
   fault?: Fault | undefined;
   restart?: boolean | undefined;
   parallelism?: number | undefined;
 }
 
 export class PropertyFailure extends Error {}
+
+/** What the sequences exercised (reported by the tests, to see that faults do hit). */
+export const stats = { refused: 0, sequences: 0, steps: 0, crashed: 0, failed: 0, faultMissed: 0, changes: 0, noChanges: 0, replaced: 0, restarts: 0 };
 
 interface DomainSnapshot {
   id: number | null;
@@ -106,13 +114,14 @@ export function describeFault(fault: Fault | undefined, spec?: EnvSpec, planned 
 export async function runSequence(steps: StepInput[]): Promise<void> {
   const env = new InProcessEnv();
   makeImages(env);
+  stats.sequences += 1;
   const log: string[] = [];
   let index = 0;
   const fail = (what: string, detail?: StepResult<unknown>): never => {
     const trace = detail ? `\n  driver calls of that command (${detail.calls}): ${detail.trace.slice(-40).join(" ")}` : "";
     const files = steps
       .slice(0, index + 1)
-      .map((s, i) => `--- step ${i + 1}${s.fault ? ` (fault: ${describeFault(s.fault)})` : ""}${s.restart ? " (--restart)" : ""}${s.parallelism ? ` (--parallelism ${s.parallelism})` : ""}\n${s.text}`)
+      .map((s, i) => `--- step ${i + 1}${s.refused ? ` (must be refused at ${s.refused})` : ""}${s.fault ? ` (fault: ${describeFault(s.fault)})` : ""}${s.restart ? " (--restart)" : ""}${s.parallelism ? ` (--parallelism ${s.parallelism})` : ""}\n${s.text}`)
       .join("");
     throw new PropertyFailure(`step ${index + 1} of ${steps.length}: ${what}${trace}\n${log.length ? `  log: ${log.join("; ")}\n` : ""}init files:\n${files}`);
   };
@@ -128,6 +137,13 @@ export async function runSequence(steps: StepInput[]): Promise<void> {
         return;
       }
       const before = snapshot(env);
+      stats.steps += 1;
+      if (step.refused !== undefined) {
+        await expectRefusal(env, step, fail);
+        if (show([...snapshot(env)]) !== show([...before])) fail("a refused apply changed the VMs");
+        stats.refused += 1;
+        continue;
+      }
       const pre = await env.plan(step.text);
       if (pre.error !== undefined || !pre.result) fail(`plan failed: ${errorMessage(pre.error)}`, pre);
       const prePlan = pre.result as Plan;
@@ -135,6 +151,10 @@ export async function runSequence(steps: StepInput[]): Promise<void> {
       if (sameMeaning && hasChanges(prePlan)) fail(`the init file means the same as the previous one, but the plan changes ${show(actions(prePlan))}`);
       if (prePlan.drift.length) fail(`drift before the apply: ${show(prePlan.drift)}`);
 
+      if (hasChanges(prePlan)) stats.changes += 1;
+      else stats.noChanges += 1;
+      if (prePlan.resourceChanges.some((c) => c.kind === "domain" && c.action === "replace")) stats.replaced += 1;
+      if (step.restart) stats.restarts += 1;
       const promised = new Map<string, string>();
       for (const c of prePlan.resourceChanges) if (c.kind === "domain") promised.set(c.address, c.action);
       // With --restart, VMs whose changes wait for a restart are restarted (and only those).
@@ -148,6 +168,9 @@ export async function runSequence(steps: StepInput[]): Promise<void> {
         log.push(`step ${index + 1} fault: ${describeFault(step.fault, spec, plannedSteps(prePlan))}`);
         const faulted = await env.apply(step.text, { ...opts, parallelism: step.parallelism });
         if (!faulted.crashed) checkApplyResult(faulted, fail, true);
+        if (faulted.crashed) stats.crashed += 1;
+        else if (faulted.error !== undefined || faulted.result?.outcome?.ok === false) stats.failed += 1;
+        else stats.faultMissed += 1;
         log.push(`step ${index + 1} faulted apply: ${faulted.crashed ? "crashed" : faulted.error ? `error ${errorMessage(faulted.error).split("\n")[0]}` : faulted.result?.outcome?.ok === false ? "failed" : "ok"}`);
         // The next plan after any interruption works (recovering an interrupted apply in memory).
         const after = await env.plan(step.text);
@@ -184,12 +207,27 @@ export async function runSequence(steps: StepInput[]): Promise<void> {
         if (now.boots !== was.boots && !restarted) fail(`${address} was ${unchanged ? "unchanged" : `planned as ${promise}`} but it was restarted (boots ${was.boots} → ${now.boots})`, applied);
         if (unchanged && show(now.macs) !== show(was.macs)) fail(`${address} was unchanged but its MACs changed ${show(was.macs)} → ${show(now.macs)}`, applied);
       }
-      if (sameMeaning && show([...after]) !== show([...before])) fail(`the init file meant the same, but the VMs changed: ${show([...before])} → ${show([...after])}`);
+      if (sameMeaning) {
+        const kept = (m: Map<string, DomainSnapshot>): string => show([...m].filter(([vm]) => !(restarting.has(`domain.${vm}`) || (step.restart && before.get(vm)?.pending))).map(([vm, d]) => [vm, { ...d, pending: undefined }]));
+        if (kept(after) !== kept(before)) fail(`the init file meant the same, but the VMs changed: ${kept(before)} → ${kept(after)}`);
+      }
       prevSpec = spec;
     }
   } finally {
     env.cleanup();
   }
+}
+
+/** Plan and apply both refuse the file with a diagnostic at the expected place; the state does not move. */
+async function expectRefusal(env: InProcessEnv, step: StepInput, fail: (what: string, detail?: StepResult<unknown>) => never): Promise<void> {
+  const serial = env.state().serial;
+  for (const r of [await env.plan(step.text), await env.apply(step.text)]) {
+    const err = r.error;
+    if (!(err instanceof ConfigError)) fail(`expected the init file to be refused at ${step.refused ?? ""}, got ${err === undefined ? "success" : errorMessage(err)}`, r);
+    const at = new RegExp(step.refused ?? "");
+    if (!err.diagnostics.some((d) => at.test(d.pointer) && d.pos.line > 0)) fail(`refused, but not at ${step.refused ?? ""}: ${show(err.diagnostics.map((d) => [d.pointer, d.pos.line, d.message]))}`, r);
+  }
+  if (env.state().serial !== serial) fail("a refused apply wrote the state");
 }
 
 /** The apply's result is coherent: a LagoError or an outcome that accounts for every planned step. */
