@@ -314,7 +314,8 @@ export function compile(input: CompileInput): DesiredResource[] {
           name: disk.name,
           type: disk.type,
           format: disk.type === "template" ? "qcow2" : disk.format,
-          size: sectorSize(disk.size),
+          // An existing image (`file` with `path`) is used as it is: a `size` beside it does not apply.
+          size: external ? null : sectorSize(disk.size),
           template,
           path: external ? (disk.path ?? null) : null,
           build_sha256: buildAttrs ? sha256(stringify(buildAttrs)) : null,
