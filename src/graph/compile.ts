@@ -28,7 +28,9 @@ export const KEYPAIR = "keypair";
 export function templateAddress(t: TemplateResolution): string {
   return t.type === "repo"
     ? `template.${t.ref.repo}:${t.ref.name}:${t.ref.version}`
-    : `template.file:${t.path.split("/").pop() ?? "image"}@${sha256(t.path).slice(0, 8)}`;
+    : // The image's format is part of its identity: two disks may read one file as different formats
+      // (qcow2, the default, keeps the address it always had).
+      `template.file:${t.path.split("/").pop() ?? "image"}@${sha256(t.format === "qcow2" ? t.path : `${t.path}\0${t.format}`).slice(0, 8)}`;
 }
 
 export function sha256(text: string): string {

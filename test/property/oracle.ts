@@ -375,7 +375,7 @@ function checkState(fail: (m: string) => void, spec: EnvSpec, state: State): voi
       want.add(`disk.${d.name}.${k.name}`);
       if (k.type === "template") {
         builds.add(`build.${d.name}.${k.name}`);
-        const t = k.templateName ? `${k.templateName}:${k.templateVersion ?? REPO.latest[k.templateName] ?? ""}` : `path:${k.path ?? ""}`;
+        const t = k.templateName ? `${k.templateName}:${k.templateVersion ?? REPO.latest[k.templateName] ?? ""}` : `path:${k.path ?? ""}:${k.format === "raw" ? "raw" : "qcow2"}`;
         if (!seenTemplates.has(t)) templates += 1;
         seenTemplates.add(t);
       }
