@@ -14,6 +14,7 @@ import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { loadConfig } from "../../src/config/config.ts";
+import { LagoError } from "../../src/errors.ts";
 import { FakeWorld, emptyWorld, type WorldData } from "../../src/drivers/fake/world.ts";
 import { FsKeyStore } from "../../src/drivers/real/key-store.ts";
 import { FsLeaseStore } from "../../src/drivers/real/lease-store.ts";
@@ -76,6 +77,8 @@ export interface StepResult<T> {
   error: unknown;
   /** It was killed by an injected crash. */
   crashed: boolean;
+  /** It stopped making progress (no driver call, no event) and was abandoned: a hang or a deadlock. */
+  hung: boolean;
   /** Driver calls it made (the fake world's and the stores'). */
   calls: number;
   /** `driver.method` of every call, in order (for failure reports). */
@@ -85,6 +88,8 @@ export interface StepResult<T> {
 
 /** One step's driver calls: counted, crashed at a chosen one, their in-flight promises tracked. */
 interface Guard {
+  /** `fail:<driver>.<method>` faults (the stores: `fail:leases.acquire`); the fake world handles the others. */
+  fail: string[];
   count: number;
   dead: boolean;
   crash: { at: number; when: "before" | "after" } | undefined;
@@ -124,6 +129,7 @@ function guard<T extends object>(name: string, inner: T, g: Guard, mutex?: Mutex
           return never();
         };
         if (g.crash?.at === n && g.crash.when === "before") return die();
+        if (g.fail.includes(`${name}.${prop}`)) return Promise.reject(new LagoError("INJECTED", `injected failure in ${name}.${prop}`));
         const call = (): Promise<unknown> => (value as (...a: unknown[]) => Promise<unknown>).apply(target, args);
         const run = mutex ? mutex.run(call) : call();
         g.inflight.add(run);
@@ -147,6 +153,8 @@ export class InProcessEnv {
   readonly initFile: string;
   world: WorldData = emptyWorld();
   private readonly specs = new Map<string, EnvSpec>();
+  /** A command without a driver call or an event for this long hangs. */
+  hangMs = 10_000;
 
   constructor(root = scratchRoot()) {
     this.root = root;
@@ -173,7 +181,8 @@ export class InProcessEnv {
       images,
       customize: guard("customize", fake.customize, g),
       ssh: guard("ssh", fake.ssh, g),
-      templates: guard("templates", new FsTemplateStore(config.templateStore, images), g, new Mutex()),
+      // The store reads images itself (read-only): not calls of their own, which could die under its lock.
+      templates: guard("templates", new FsTemplateStore(config.templateStore, fake.images), g, new Mutex()),
       leases: guard("leases", new FsLeaseStore(config.leaseDir, config.leaseRange), g, new Mutex()),
       keys: guard("keys", new FsKeyStore(), g),
     };
@@ -195,27 +204,52 @@ export class InProcessEnv {
     const crash = new Promise<"crashed">((resolve) => {
       crashed = () => resolve("crashed");
     });
-    const g: Guard = { count: 0, dead: false, crash: opts.crash, onCrash: () => crashed(), trace: [], inflight: new Set() };
+    const g: Guard = { fail: (opts.faults ?? []).filter((f) => f.startsWith("fail:") && f.includes(".")).map((f) => f.slice(5)), count: 0, dead: false, crash: opts.crash, onCrash: () => crashed(), trace: [], inflight: new Set() };
     const session = this.session(opts, events, g);
     const run = fn(session).then(
       (result) => ({ result, error: undefined }),
       (error: unknown) => ({ result: undefined, error }),
     );
-    const outcome = await Promise.race([run, crash]);
+    // A command that stops making progress would otherwise leave the test waiting on nothing.
+    let lastProgress = Date.now();
+    let seen = -1;
+    let hungTimer: NodeJS.Timeout | undefined;
+    const hung = new Promise<"hung">((resolve) => {
+      hungTimer = setInterval(() => {
+        const progress = g.count + events.length;
+        if (progress !== seen) {
+          seen = progress;
+          lastProgress = Date.now();
+        } else if (Date.now() - lastProgress > this.hangMs) resolve("hung");
+      }, 100);
+    });
+    const outcome = await Promise.race([run, crash, hung]);
+    clearInterval(hungTimer);
+    if (outcome === "hung") {
+      g.dead = true;
+      this.releaseLocks();
+      return { result: undefined, error: new Error(`no progress for ${this.hangMs} ms: the command hangs`), crashed: false, hung: true, calls: g.count, trace: g.trace, events };
+    }
     if (outcome === "crashed") {
       // The process "died": its calls already under way settle first (a real process stops at once;
       // here only its file-system work in the stores can still be running), then its locks die with
-      // it (the environment's, the lease store's, the template store's). Its state writes are dropped.
-      while (g.inflight.size) await Promise.allSettled([...g.inflight]);
+      // it. Its state writes are dropped.
+      const deadline = Date.now() + 5_000;
+      while (g.inflight.size && Date.now() < deadline) await Promise.race([Promise.allSettled([...g.inflight]), new Promise((r) => setTimeout(r, 50))]);
       await new Promise((r) => setImmediate(r));
-      rmSync(`${this.env.dir}.lock`, { recursive: true, force: true });
-      rmSync(`${this.env.dir}.lock-holder.json`, { force: true });
-      rmSync(path.join(this.env.config.leaseDir, "leases.lock"), { recursive: true, force: true });
-      const store = this.env.config.templateStore;
-      if (existsSync(store)) for (const f of readdirSync(store)) if (f.endsWith(".lock")) rmSync(path.join(store, f), { recursive: true, force: true });
-      return { result: undefined, error: undefined, crashed: true, calls: g.count, trace: g.trace, events };
+      this.releaseLocks();
+      return { result: undefined, error: undefined, crashed: true, hung: false, calls: g.count, trace: g.trace, events };
     }
-    return { ...outcome, crashed: false, calls: g.count, trace: g.trace, events };
+    return { ...outcome, crashed: false, hung: false, calls: g.count, trace: g.trace, events };
+  }
+
+  /** The locks a dead process held die with it: the environment's, the lease store's, the template store's. */
+  private releaseLocks(): void {
+    rmSync(`${this.env.dir}.lock`, { recursive: true, force: true });
+    rmSync(`${this.env.dir}.lock-holder.json`, { force: true });
+    rmSync(path.join(this.env.config.leaseDir, "leases.lock"), { recursive: true, force: true });
+    const store = this.env.config.templateStore;
+    if (existsSync(store)) for (const f of readdirSync(store)) if (f.endsWith(".lock")) rmSync(path.join(store, f), { recursive: true, force: true });
   }
 
   /** The init file parsed (memoized: the property tests plan and apply each text several times). */

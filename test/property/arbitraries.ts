@@ -382,7 +382,12 @@ export interface Step {
   parallelism: number;
 }
 
-export type Fault = { type: "fail"; method: string; match: number | undefined } | { type: "crash"; at: number; when: "before" | "after" };
+/**
+ * `fail`: a driver call fails — mostly one of the methods the step's plan calls (`method` picks it),
+ * sometimes any; `match` picks a VM or net name the call must concern. `crash`: the process dies
+ * before or after its `at`-th driver call.
+ */
+export type Fault = { type: "fail"; method: number; match: number | undefined } | { type: "crash"; at: number; when: "before" | "after" };
 
 /** Driver methods a fault may hit (the fake world's names). */
 export const FAULT_METHODS = [
@@ -410,10 +415,13 @@ export const FAULT_METHODS = [
   "sshWaitReady",
   "stopNetwork",
   "stopDomain",
+  "leases.acquire",
+  "templates.ensure",
+  "keys.ensure",
 ] as const;
 
 export const faultArb: fc.Arbitrary<Fault> = fc.oneof(
-  fc.record({ type: fc.constant("fail" as const), method: fc.constantFrom(...FAULT_METHODS), match: opt(idx, 0.6) }),
+  fc.record({ type: fc.constant("fail" as const), method: fc.nat(255), match: opt(idx, 0.6) }),
   fc.record({ type: fc.constant("crash" as const), at: fc.integer({ min: 1, max: 60 }), when: fc.constantFrom<"before" | "after">("before", "after") }),
 );
 

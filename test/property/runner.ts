@@ -22,7 +22,7 @@ import { hasChanges, type Plan } from "../../src/plan/plan.ts";
 import type { EnvSpec } from "../../src/spec/types.ts";
 import type { ApplyResult } from "../../src/engine/session.ts";
 import { InProcessEnv, type StepResult } from "../helpers/in-process.ts";
-import type { Fault } from "./arbitraries.ts";
+import { FAULT_METHODS, type Fault } from "./arbitraries.ts";
 import { BASE_IMAGE_COUNT, IMAGE_COUNT, IMAGE_SIZE, baseImagePath, imagePath } from "./model.ts";
 import { checkWorld, cpuReport } from "./oracle.ts";
 
@@ -87,22 +87,57 @@ export function makeImages(env: InProcessEnv): void {
   }
 }
 
+/** Driver methods an apply of `plan` calls (fake world names; `driver.method` for the stores). */
+function methodsOf(plan: Plan): string[] {
+  const out = new Set<string>();
+  const add = (...m: string[]): void => {
+    for (const x of m) out.add(x);
+  };
+  for (const c of plan.resourceChanges) {
+    const acts = c.action === "replace" ? ["delete", "create"] : [c.action];
+    if (c.releases.length) acts.push("update");
+    for (const a of acts) {
+      if (c.kind === "domain") {
+        if (a === "create") add("defineDomain", "startDomain", "sshWaitReady");
+        if (a === "update") add("attachNic", "detachNic", "attachDisk", "detachDisk", "defineDomain", "startDomain", "stopDomain");
+        if (a === "delete") add("deleteDomain");
+      } else if (c.kind === "network") {
+        if (a === "create") add("createNetwork");
+        if (a === "update") add("redefineNetwork", "addNetworkHost", "removeNetworkHost", "addDnsHost", "removeDnsHost", "setDhcpRange", "setNetworkMetadata", "stopNetwork");
+        if (a === "delete") add("deleteNetwork");
+      } else if (c.kind === "disk") {
+        if (a === "create") add("createOverlay", "createBlank", "imageInfo");
+        if (a === "update") add("resize", "resizeDiskLive", "imageInfo");
+        if (a === "delete") add("removeImage");
+      } else if (c.kind === "build" && a === "create") add("customize");
+      else if (c.kind === "lease") add(a === "delete" ? "leases.release" : "leases.acquire");
+      else if (c.kind === "template") add(a === "delete" ? "templates.release" : "templates.ensure");
+      else if (c.kind === "keypair") add(a === "delete" ? "keys.remove" : "keys.ensure");
+    }
+  }
+  return [...out].sort();
+}
+
 /** The fault as the fake world's option, for the VM and net names of `spec`. */
-function faultOptions(fault: Fault, spec: EnvSpec, planned: number): { faults?: string[]; crash?: { at: number; when: "before" | "after" } } {
+function faultOptions(fault: Fault, spec: EnvSpec, plan: Plan): { faults?: string[]; crash?: { at: number; when: "before" | "after" } } {
   if (fault.type === "fail") {
+    // A method this plan calls (most of the time), on one of the environment's names (or any).
+    const methods = methodsOf(plan);
+    const method = methods.length && fault.method % 4 !== 0 ? (methods[fault.method % methods.length] as string) : (FAULT_METHODS[fault.method % FAULT_METHODS.length] as string);
+    if (method.includes(".")) return { faults: [`fail:${method}`] };
     const names = [...spec.domains.map((d) => d.name), ...spec.nets.map((n) => n.name)];
     const match = fault.match === undefined ? undefined : names[fault.match % names.length];
-    return { faults: [`fail:${fault.method}${match ? `@${match}` : ""}`] };
+    return { faults: [`fail:${method}${match ? `@${match}` : ""}`] };
   }
   // Spread crash points over the calls an apply of this plan makes (a few per step).
-  const calls = Math.max(2, 3 * planned + 4);
+  const calls = Math.max(2, 3 * plannedSteps(plan) + 4);
   return { crash: { at: 1 + ((fault.at - 1) % calls), when: fault.when } };
 }
 
-export function describeFault(fault: Fault | undefined, spec?: EnvSpec, planned = 0): string {
+export function describeFault(fault: Fault | undefined, spec?: EnvSpec, plan?: Plan): string {
   if (!fault) return "none";
-  if (!spec) return show(fault);
-  const o = faultOptions(fault, spec, planned);
+  if (!spec || !plan) return show(fault);
+  const o = faultOptions(fault, spec, plan);
   return o.faults ? o.faults.join(",") : `crash ${o.crash?.when} driver call ${o.crash?.at}`;
 }
 
@@ -164,9 +199,10 @@ export async function runSequence(steps: StepInput[]): Promise<void> {
         for (const c of planned.result?.resourceChanges ?? []) if (c.restart) restarting.add(c.address);
       }
       if (step.fault) {
-        const opts = faultOptions(step.fault, spec, plannedSteps(prePlan));
-        log.push(`step ${index + 1} fault: ${describeFault(step.fault, spec, plannedSteps(prePlan))}`);
+        const opts = faultOptions(step.fault, spec, prePlan);
+        log.push(`step ${index + 1} fault: ${describeFault(step.fault, spec, prePlan)}`);
         const faulted = await env.apply(step.text, { ...opts, parallelism: step.parallelism });
+        if (faulted.hung) fail("the faulted apply hangs", faulted);
         if (!faulted.crashed) checkApplyResult(faulted, fail, true);
         if (faulted.crashed) stats.crashed += 1;
         else if (faulted.error !== undefined || faulted.result?.outcome?.ok === false) stats.failed += 1;
