@@ -387,7 +387,11 @@ export interface Step {
  * sometimes any; `match` picks a VM or net name the call must concern. `crash`: the process dies
  * before or after its `at`-th driver call.
  */
-export type Fault = { type: "fail"; method: number; match: number | undefined } | { type: "crash"; at: number; when: "before" | "after" };
+export type Fault =
+  | { type: "fail"; method: number; match: number | undefined }
+  | { type: "crash"; at: number; when: "before" | "after" }
+  /** As the harness takes it (what the two above resolve to for one step; fixtures record this). */
+  | { type: "exact"; faults?: string[] | undefined; crash?: { at: number; when: "before" | "after" } | undefined };
 
 /** Driver methods a fault may hit (the fake world's names). */
 export const FAULT_METHODS = [

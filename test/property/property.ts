@@ -16,7 +16,7 @@ import path from "node:path";
 import { sequenceArb, applyEdit, type Sequence } from "./arbitraries.ts";
 import { shrinks, toDocument } from "./model.ts";
 import { render } from "./render.ts";
-import { runSequence, stats, type StepInput } from "./runner.ts";
+import { PropertyFailure, runSequence, stats, type StepInput } from "./runner.ts";
 
 export const DEFAULT_SEED = 20261123;
 
@@ -62,9 +62,9 @@ export async function checkSequences(opts: PropertyOptions): Promise<{ runs: num
   const details = await fc.check(property, { seed, numRuns: runs, ...(replayPath ? { path: replayPath, endOnFailure: true } : {}) });
   if (!details.failed) return { runs: details.numRuns, seed, stats: { ...stats } };
   const counterexample = details.counterexample?.[0];
-  const saveTo = process.env.LAGO_PROPERTY_SAVE;
-  if (saveTo && counterexample) saveFixture(saveTo, sequenceSteps(counterexample));
   const error = details.errorInstance;
+  const saveTo = process.env.LAGO_PROPERTY_SAVE;
+  if (saveTo && counterexample) saveFixture(saveTo, error instanceof PropertyFailure ? error.steps : sequenceSteps(counterexample));
   const message = error instanceof Error ? error.message : String(error);
   const command = `LAGO_PROPERTY=${opts.name} LAGO_PROPERTY_SEED=${details.seed} LAGO_PROPERTY_PATH=${details.counterexamplePath ?? ""} npm run test:property`;
   throw new Error(
@@ -87,5 +87,5 @@ export function saveFixture(dir: string, steps: StepInput[]): void {
     writeFileSync(path.join(dir, "steps", file), s.text);
     return { file: `steps/${file}`, ...(s.refused ? { refused: s.refused } : {}), ...(s.fault ? { fault: s.fault } : {}), ...(s.restart ? { restart: true } : {}), ...(s.parallelism ? { parallelism: s.parallelism } : {}) };
   });
-  writeFileSync(path.join(dir, "sequence.json"), `${JSON.stringify({ steps: entries }, null, 2)}\n`);
+  writeFileSync(path.join(dir, "sequence.json"), `${JSON.stringify({ bug: "TODO: what went wrong", steps: entries }, null, 2)}\n`);
 }

@@ -39,7 +39,15 @@ export interface StepInput {
   parallelism?: number | undefined;
 }
 
-export class PropertyFailure extends Error {}
+export class PropertyFailure extends Error {
+  constructor(
+    message: string,
+    /** The steps up to the failing one, with their faults as the harness took them (for a fixture). */
+    readonly steps: StepInput[],
+  ) {
+    super(message);
+  }
+}
 
 /** What the sequences exercised (reported by the tests, to see that faults do hit). */
 export const stats = { refused: 0, sequences: 0, steps: 0, crashed: 0, failed: 0, faultMissed: 0, changes: 0, noChanges: 0, replaced: 0, restarts: 0 };
@@ -120,6 +128,7 @@ function methodsOf(plan: Plan): string[] {
 
 /** The fault as the fake world's option, for the VM and net names of `spec`. */
 function faultOptions(fault: Fault, spec: EnvSpec, plan: Plan): { faults?: string[]; crash?: { at: number; when: "before" | "after" } } {
+  if (fault.type === "exact") return { ...(fault.faults ? { faults: fault.faults } : {}), ...(fault.crash ? { crash: fault.crash } : {}) };
   if (fault.type === "fail") {
     // A method this plan calls (most of the time), on one of the environment's names (or any).
     const methods = methodsOf(plan);
@@ -151,6 +160,7 @@ export async function runSequence(steps: StepInput[]): Promise<void> {
   makeImages(env);
   stats.sequences += 1;
   const log: string[] = [];
+  const resolved: StepInput[] = [];
   let index = 0;
   const fail = (what: string, detail?: StepResult<unknown>): never => {
     const trace = detail ? `\n  driver calls of that command (${detail.calls}): ${detail.trace.slice(-40).join(" ")}` : "";
@@ -158,7 +168,8 @@ export async function runSequence(steps: StepInput[]): Promise<void> {
       .slice(0, index + 1)
       .map((s, i) => `--- step ${i + 1}${s.refused ? ` (must be refused at ${s.refused})` : ""}${s.fault ? ` (fault: ${describeFault(s.fault)})` : ""}${s.restart ? " (--restart)" : ""}${s.parallelism ? ` (--parallelism ${s.parallelism})` : ""}\n${s.text}`)
       .join("");
-    throw new PropertyFailure(`step ${index + 1} of ${steps.length}: ${what}${trace}\n${log.length ? `  log: ${log.join("; ")}\n` : ""}init files:\n${files}`);
+    const upTo = steps.slice(0, index + 1).map((s, i) => resolved[i] ?? s);
+    throw new PropertyFailure(`step ${index + 1} of ${steps.length}: ${what}${trace}\n${log.length ? `  log: ${log.join("; ")}\n` : ""}init files:\n${files}`, upTo);
   };
   try {
     let prevSpec: EnvSpec | undefined;
@@ -172,6 +183,7 @@ export async function runSequence(steps: StepInput[]): Promise<void> {
         return;
       }
       const before = snapshot(env);
+      resolved[index] = step;
       stats.steps += 1;
       if (step.refused !== undefined) {
         await expectRefusal(env, step, fail);
@@ -200,6 +212,7 @@ export async function runSequence(steps: StepInput[]): Promise<void> {
       }
       if (step.fault) {
         const opts = faultOptions(step.fault, spec, prePlan);
+        resolved[index] = { ...step, fault: { type: "exact", ...opts } };
         log.push(`step ${index + 1} fault: ${describeFault(step.fault, spec, prePlan)}`);
         const faulted = await env.apply(step.text, { ...opts, parallelism: step.parallelism });
         if (faulted.hung) fail("the faulted apply hangs", faulted);
