@@ -6,7 +6,7 @@
  * fake world, the lease store and the template store. Every difference is
  * reported, not only the first.
  */
-import { existsSync, readFileSync, readdirSync, statSync } from "node:fs";
+import { closeSync, existsSync, openSync, readFileSync, readSync, readdirSync, statSync } from "node:fs";
 import path from "node:path";
 import { linked, type FakeDomain, type WorldData } from "../../src/drivers/fake/world.ts";
 import type { DomainNicDef } from "../../src/drivers/types.ts";
@@ -271,6 +271,16 @@ export function cpuReport(def: { cpu: FakeDomain["def"]["cpu"]; type: string }):
   return def.type === "kvm" ? { mode: "host-passthrough", model: undefined } : { mode: "none", model: undefined };
 }
 
+function head(file: string): string {
+  const fd = openSync(file, "r");
+  try {
+    const buf = Buffer.alloc(64);
+    return buf.subarray(0, readSync(fd, buf, 0, 64, 0)).toString("latin1");
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /** The backing chain of an image: the world's images, or a real file's `BACKING=` header. */
 function backingChain(world: WorldData, file: string): string[] {
   const chain: string[] = [];
@@ -279,7 +289,7 @@ function backingChain(world: WorldData, file: string): string[] {
     chain.push(next);
     const known = world.images[next];
     if (known) next = known.backingFile;
-    else if (existsSync(next)) next = /BACKING=(\S+)/.exec(readFileSync(next).subarray(0, 64).toString("latin1"))?.[1];
+    else if (existsSync(next)) next = /BACKING=(\S+)/.exec(head(next))?.[1];
     else next = undefined;
   }
   return chain;

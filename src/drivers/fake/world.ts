@@ -21,7 +21,7 @@
  * own rewrites for drift. Restarting a network drops the link of every
  * interface attached to it until the interface is re-attached, as libvirt does.
  */
-import { existsSync, readFileSync, rmSync, statSync } from "node:fs";
+import { closeSync, existsSync, openSync, readFileSync, readSync, rmSync, statSync } from "node:fs";
 import { CommandError } from "../../errors.ts";
 import { writeFileAtomic } from "../../util/fs-atomic.ts";
 import type {
@@ -82,6 +82,17 @@ export interface FakeWorldOptions {
   recordCalls?: boolean | undefined;
   /** In memory: start from (and share) this world, e.g. the one a crashed session left. */
   data?: WorldData | undefined;
+}
+
+/** The first bytes of a file (where a fake image names its backing file), without reading all of it. */
+function readHead(file: string): string {
+  const fd = openSync(file, "r");
+  try {
+    const buf = Buffer.alloc(64);
+    return buf.subarray(0, readSync(fd, buf, 0, 64, 0)).toString("latin1");
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /** A MAC as the world reports it back: libvirt's own spelling may differ from what lago wrote. */
@@ -454,7 +465,7 @@ class FakeImages implements ImageDriver {
       const known = d.images[path];
       if (known) return { ...known };
       if (existsSync(path)) {
-        const head = readFileSync(path).subarray(0, 64).toString("latin1");
+        const head = readHead(path);
         const backing = /BACKING=(\S+)/.exec(head)?.[1];
         return { format: "qcow2", virtualSize: statSync(path).size, backingFile: backing, backingFormat: backing ? "raw" : undefined };
       }
