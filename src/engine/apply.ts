@@ -12,7 +12,7 @@
  */
 import { Graph, alg } from "@dagrejs/graphlib";
 import { InternalError, LagoError, ProviderError, errorMessage } from "../errors.ts";
-import type { Plan, ResourceChange } from "../plan/plan.ts";
+import { subnetHandovers, type Plan, type ResourceChange } from "../plan/plan.ts";
 import { diffAttrs } from "../plan/diff.ts";
 import { kindOf } from "../resources/registry.ts";
 import type { AttrChange, Attrs, DesiredResource, RecordedResource } from "../resources/types.ts";
@@ -86,6 +86,8 @@ export function executionGraph(plan: Plan, state: State): Graph {
       edge(has("delete", y) ?? release ?? (has("delete", self) ? has("update", y) : undefined), disruption);
     }
   }
+  // A lease that takes over a subnet another lease of the plan releases waits for that release.
+  for (const { from, to } of subnetHandovers(plan.resourceChanges)) edge(has("delete", from), has("create", to));
   if (!alg.isAcyclic(g)) {
     const cycle = alg.findCycles(g)[0] ?? [];
     throw new InternalError(`the execution graph has a cycle: ${[...cycle].reverse().join(" → ")} → ${[...cycle].reverse()[0] ?? ""}; nothing was changed`, {

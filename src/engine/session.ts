@@ -312,7 +312,8 @@ function refuseShrinks(plan: Plan, spec: EnvSpec): void {
   const diagnostics: Diagnostic[] = [];
   for (const c of plan.resourceChanges) {
     if (c.kind !== "disk" || c.action !== "update") continue;
-    const before = c.before?.size;
+    // A disk written without a size has the size of its template (or what it was grown to): that counts too.
+    const before = typeof c.before?.size === "number" ? c.before.size : c.refreshed?.outputs.virtual_size;
     const after = c.after?.size;
     if (typeof before !== "number" || typeof after !== "number" || after >= before) continue;
     const pointer = plan.desired.find((d) => d.address === c.address)?.pointer ?? "";

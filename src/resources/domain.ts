@@ -322,9 +322,13 @@ export const domainKind: ResourceKind = {
     const pending = new Set(Array.isArray(prior.outputs.pendingRestart) ? prior.outputs.pendingRestart.map(String) : []);
     for (const p of RESTART_PATHS) if (changes.some((c) => c.path === p || c.path.startsWith(`${p}/`))) pending.add(p.slice(1));
     const priorHostKey = typeof prior.outputs.host_key === "string" ? prior.outputs.host_key : null;
-    if (desired.running === true && (prior.attrs.running !== true || prior.attrs.ready !== true)) {
+    // A running VM whose management net gained addresses (a bridge became a NAT net) never answered SSH there.
+    const gainsAddress = prior.attrs.running === true && priorHostKey === null && managementIp(desired, nicDefs(ctx, desired)) !== undefined;
+    if (desired.running === true && (prior.attrs.running !== true || prior.attrs.ready !== true || gainsAddress)) {
       // Stopped, or never confirmed ready: (re)start it and wait for SSH.
-      return bootAndWait(ctx, desired, prior.outputs);
+      const outputs = await bootAndWait(ctx, desired, prior.outputs);
+      // Started before, not restarted now: what waited for a restart still does.
+      return prior.attrs.running === true ? { ...outputs, pendingRestart: [...pending].sort() } : outputs;
     }
     if (prior.attrs.running === true && pending.size && ctx.restart) {
       ctx.progress(`restarting to apply ${[...pending].sort().join(", ")}`);

@@ -215,11 +215,13 @@ export const networkKind: ResourceKind = {
     const afterSigs = new Set(after.map(sig));
     const beforeSigs = new Set(before.map(sig));
     for (const h of before) if (!afterSigs.has(sig(h))) await lv.removeNetworkHost(name, dhcpHost(h), opts);
-    // Hosts reality has that lago did not put there.
+    // Hosts reality has that lago did not put there (unless the init file wants them: an interrupted
+    // apply may have added them before it could record it).
     for (const [key, v] of Object.entries(obj(prior.attrs.hosts))) {
       if (!key.startsWith("~") || !subnet) continue;
       const host = obj(v).host;
       const ip = typeof host === "number" ? ipIn(subnet, host) : String(host);
+      if (afterSigs.has(`${key.slice(1)}|${ip}|${String(obj(v).vm)}`)) continue;
       await lv.removeNetworkHost(name, { mac: key.slice(1), ip, name: String(obj(v).vm) }, opts);
     }
     for (const h of after) if (!beforeSigs.has(sig(h))) await lv.addNetworkHost(name, dhcpHost(h), opts);

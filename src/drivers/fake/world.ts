@@ -21,7 +21,7 @@
  * own rewrites for drift. Restarting a network drops the link of every
  * interface attached to it until the interface is re-attached, as libvirt does.
  */
-import { existsSync, readFileSync, rmSync, statSync } from "node:fs";
+import { closeSync, existsSync, openSync, readFileSync, readSync, rmSync, statSync } from "node:fs";
 import { CommandError } from "../../errors.ts";
 import { writeFileAtomic } from "../../util/fs-atomic.ts";
 import type {
@@ -82,6 +82,17 @@ export interface FakeWorldOptions {
   recordCalls?: boolean | undefined;
   /** In memory: start from (and share) this world, e.g. the one a crashed session left. */
   data?: WorldData | undefined;
+}
+
+/** The first bytes of a file (where a fake image names its backing file), without reading all of it. */
+function readHead(file: string): string {
+  const fd = openSync(file, "r");
+  try {
+    const buf = Buffer.alloc(64);
+    return buf.subarray(0, readSync(fd, buf, 0, 64, 0)).toString("latin1");
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /** A MAC as the world reports it back: libvirt's own spelling may differ from what lago wrote. */
@@ -212,12 +223,19 @@ function missing(what: string, name: string): never {
   throw new CommandError(["fake", what, name], 1, `error: failed to get ${what} '${name}'`);
 }
 
+/** What libvirt reports for a `cpu_custom` CPU: its `@mode` (default custom) and the model's text, written as a string or as `#text`. */
+function customCpuView(custom: Record<string, unknown>): { mode: string; model: string | undefined } {
+  const model = custom.model;
+  const text = typeof model === "string" ? model : model && typeof model === "object" && typeof (model as Record<string, unknown>)["#text"] === "string" ? String((model as Record<string, unknown>)["#text"]) : undefined;
+  return { mode: typeof custom["@mode"] === "string" ? custom["@mode"] : "custom", model: text };
+}
+
 function view(def: DomainDef): DomainView {
   return {
     memoryMiB: def.memoryMiB,
     vcpu: def.vcpu,
     // libvirt's rewrite of a TCG domain defined without a CPU: its default model, `qemu64`.
-    cpu: def.cpu.mode === "model" ? { mode: "custom", model: def.cpu.model } : def.cpu.mode === "custom" ? { mode: "custom", model: typeof def.cpu.custom.model === "string" ? def.cpu.custom.model : undefined } : def.type === "kvm" ? { mode: "host-passthrough", model: undefined } : { mode: "custom", model: "qemu64" },
+    cpu: def.cpu.mode === "model" ? { mode: "custom", model: def.cpu.model } : def.cpu.mode === "custom" ? customCpuView(def.cpu.custom) : def.type === "kvm" ? { mode: "host-passthrough", model: undefined } : { mode: "custom", model: "qemu64" },
     // libvirt lists devices in its own order and spells MACs its own way.
     nics: [...def.nics].reverse().map((n) => ({ mac: rewriteMac(n.mac), network: n.network, mtu: n.mtu })),
     disks: [...def.disks].reverse().map((d) => ({ dev: d.dev, path: d.path, format: d.format, bus: d.bus, device: d.device })),
@@ -483,7 +501,7 @@ class FakeImages implements ImageDriver {
       const known = d.images[path];
       if (known) return { ...known };
       if (existsSync(path)) {
-        const head = readFileSync(path).subarray(0, 64).toString("latin1");
+        const head = readHead(path);
         const backing = /BACKING=(\S+)/.exec(head)?.[1];
         return { format: "qcow2", virtualSize: statSync(path).size, backingFile: backing, backingFormat: backing ? "raw" : undefined };
       }
