@@ -16,6 +16,7 @@ import { Ssh2Client } from "./real/ssh.ts";
 import { GenisoimageSeeds } from "./real/seed-image.ts";
 import { FsLayerStore } from "./real/layer-store.ts";
 import { VirshLibvirt } from "./real/libvirt.ts";
+import { libvirtQemuIdentity, staticIdentity } from "./real/qemu-access.ts";
 import { UsageError } from "../errors.ts";
 
 export function createDrivers(env: EnvContext, selector = process.env.LAGO_DRIVER): Drivers {
@@ -35,7 +36,12 @@ export function createDrivers(env: EnvContext, selector = process.env.LAGO_DRIVE
   const images = new QemuImg();
   const templates = new FsTemplateStore(config.templateStore, images);
   return {
-    libvirt: new VirshLibvirt(config.libvirtUri),
+    libvirt: new VirshLibvirt(config.libvirtUri, {
+      // Must agree with the domain's seclabel (src/resources/domain.ts): libvirt's qemu user, or the invoking user.
+      identity: async () =>
+        config.qemuUser === "invoking" ? staticIdentity(process.getuid?.() ?? 0, process.getgid?.() ?? 0) : /^qemu(\+unix)?:\/\/\/system/.test(config.libvirtUri) ? libvirtQemuIdentity() : undefined,
+      roots: { workdir: env.workdir, stores: [config.templateStore] },
+    }),
     images,
     customize: new VirtCustomize({ forceTcg: shouldForceTcg(config.domainType) }),
     ssh: new Ssh2Client(),

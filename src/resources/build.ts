@@ -13,6 +13,7 @@ import { envPaths } from "../env/context.ts";
 import { KEYPAIR, sha256 } from "../graph/compile.ts";
 import { LIBGUESTFS_LAUNCH, shownArgs } from "../drivers/customize-args.ts";
 import type { CustomizeArg, TemplateRef } from "../drivers/types.ts";
+import { BUILD_OPERATIONS, withResolvedHostPaths } from "../spec/build-ops.ts";
 import { dependency, obj, str } from "./common.ts";
 import { templateRefOf } from "./template.ts";
 import type { Attrs, DesiredResource, Json, ReconcileContext, ResourceKind } from "./types.ts";
@@ -20,15 +21,27 @@ import type { Attrs, DesiredResource, Json, ReconcileContext, ResourceKind } fro
 /** The version of the key's recipe: bump it when what the key hashes changes meaning. */
 const KEY_FORMAT = 1;
 
-function options(attrs: Attrs): { option: string; arg: string | null }[] {
-  const out: { option: string; arg: string | null }[] = [];
+interface StepOption {
+  option: string;
+  arg: string | null;
+  /** The host files the argument reads, resolved by the spec layer (CustomizeOption.hostPaths). */
+  hostPaths: string[];
+}
+
+function options(attrs: Attrs): StepOption[] {
+  const out: StepOption[] = [];
   for (const step of Array.isArray(attrs.steps) ? attrs.steps : []) {
     for (const o of Array.isArray(obj(step).options) ? (obj(step).options as Json[]) : []) {
-      const { option, arg } = obj(o);
-      out.push({ option: str(option, "option"), arg: typeof arg === "string" ? arg : null });
+      const { option, arg, host_paths } = obj(o);
+      out.push({ option: str(option, "option"), arg: typeof arg === "string" ? arg : null, hostPaths: Array.isArray(host_paths) ? host_paths.map((p) => str(p, "host path")) : [] });
     }
   }
   return out;
+}
+
+/** Every host file the build's steps read (resolved, absolute), sorted: their contents are part of the layer's key. Pure. */
+export function buildInputs(attrs: Attrs): string[] {
+  return [...new Set(options(attrs).flatMap((o) => o.hostPaths))].sort();
 }
 
 /**
@@ -40,7 +53,11 @@ function options(attrs: Attrs): { option: string; arg: string | null }[] {
 export function buildArgs(attrs: Attrs, publicKeyPath: string | undefined): CustomizeArg[] {
   const args: CustomizeArg[] = [];
   const user = typeof attrs.inject_user === "string" ? attrs.inject_user : "root";
-  for (const { option, arg } of options(attrs)) {
+  for (const o of options(attrs)) {
+    const { option } = o;
+    // Host files are named by the paths the spec layer resolved and checked, never by the relative spelling.
+    const op = BUILD_OPERATIONS.get(option);
+    const arg = o.arg !== null && op && o.hostPaths.length ? withResolvedHostPaths(op, o.arg, o.hostPaths) : o.arg;
     if (option === "ssh-inject" && (arg === null || arg === "")) {
       if (!publicKeyPath) throw new Error("ssh-inject of the environment's key needs the key pair");
       args.push("--ssh-inject", `${user}:file:${publicKeyPath}`);
@@ -103,8 +120,7 @@ async function layerKey(ctx: ReconcileContext, attrs: Attrs, planned?: Attrs): P
     if (typeof keys?.publicKey !== "string") return undefined;
     inject = { user: attrs.inject_user, key: keys.publicKey.trim() };
   }
-  const inputs = Array.isArray(attrs.inputs) ? attrs.inputs.map((p) => str(p, "input")) : [];
-  const files = await ctx.drivers.layers.hashFiles(inputs);
+  const files = await ctx.drivers.layers.hashFiles(buildInputs(attrs));
   const recipe = { format: KEY_FORMAT, template: { digest: template.digest, format: template.format }, steps: attrs.steps ?? [], inject, files };
   return { key: sha256(stringify(recipe) ?? ""), template };
 }
@@ -132,7 +148,7 @@ export const buildKind: ResourceKind = {
     { path: "/template", reason: "the template changes: the steps run again on it, into a fresh layer" },
     { path: "", reason: "build steps run once, into a fresh layer" },
   ],
-  onDependencyReplaced: (dep) =>
+  onDependencyDisrupted: (dep) =>
     dep.kind === "template" ? { action: "replace", reason: `its template ${dep.address} is replaced` } : dep.kind === "keypair" ? { action: "replace", reason: "the environment's key changed" } : undefined,
   planNote: buildPlanNote,
   async read(ctx, current) {
@@ -155,7 +171,7 @@ export const buildKind: ResourceKind = {
         key: found.key,
         template: { path: found.template.path, format: found.template.format },
         templateRef: found.template.ref,
-        manifest: { template: str(desired.template, "template"), steps: redactedSteps(desired), inputs: desired.inputs ?? [] },
+        manifest: { template: str(desired.template, "template"), steps: redactedSteps(desired), inputs: buildInputs(desired) },
         user: userOf(ctx, desired),
         build: async (tmp) => {
           ctx.progress(`${LIBGUESTFS_LAUNCH} virt-customize ${shownArgs(args).filter((a) => a.startsWith("--")).join(" ")} (layer ${short})`);

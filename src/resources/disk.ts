@@ -15,7 +15,7 @@ import { ProviderError } from "../errors.ts";
 import { KEYPAIR } from "../graph/compile.ts";
 import { LIBGUESTFS_LAUNCH } from "../drivers/customize-args.ts";
 import { bootstrapCustomizeArgs, bootstrapMethod, bootstrapSpec, type BootstrapMethod } from "./bootstrap.ts";
-import { dependency, str } from "./common.ts";
+import { dependency, diskAddress, str } from "./common.ts";
 import type { Attrs, ReconcileContext, ResourceKind } from "./types.ts";
 
 export function diskPath(ctx: ReconcileContext, attrs: Attrs): string {
@@ -30,7 +30,7 @@ const bootstrapTmp = (path: string): string => `${path}.bootstrap.tmp`;
 
 /** The build layer this disk overlays, if it has build steps. */
 function buildOf(ctx: ReconcileContext, attrs: Attrs): { path: string } | undefined {
-  const dep = ctx.deps.get(`build.${str(attrs.vm, "vm")}.${str(attrs.name, "name")}`);
+  const dep = ctx.deps.get(diskAddress(str(attrs.vm, "vm"), str(attrs.name, "name"), "build"));
   return dep ? { path: str(dep.outputs.path, "build layer path") } : undefined;
 }
 
@@ -56,7 +56,8 @@ export const diskKind: ResourceKind = {
     { path: "/build_sha256", reason: "its build steps change: a fresh disk on a fresh layer is needed" },
     { path: "/bootstrap", reason: "Lago's bootstrap runs once, on a fresh disk" },
   ],
-  onDependencyReplaced: (dep, self) => {
+  sensitive: ["/bootstrap/root_password"],
+  onDependencyDisrupted: (dep, self) => {
     if (dep.kind === "template") return { action: "replace", reason: `its template ${dep.address} is replaced` };
     if (dep.kind === "build") return { action: "replace", reason: `its build layer ${dep.address} is redone` };
     if (dep.kind === "keypair" && self.bootstrap) return { action: "replace", reason: "the environment's key changed: a fresh bootstrap is needed" };
@@ -64,21 +65,31 @@ export const diskKind: ResourceKind = {
   },
   async read(ctx, current) {
     const path = diskPath(ctx, current.attrs);
-    const info = await ctx.drivers.images.info(path, { signal: ctx.signal });
-    if (!info) return undefined;
-    const outputs: Attrs = { path, virtual_size: info.virtualSize };
-    if (current.attrs.template && !info.backingFile) {
-      return { attrs: current.attrs, outputs, healthy: false, reason: `${path} has lost its backing template` };
+    const info = await ctx.drivers.images.info(path, { signal: ctx.signal, expectFormat: external(current.attrs) ? undefined : String(current.attrs.format) });
+    if (!info) {
+      // A virt-customize bootstrap interrupted before its rename: replaced (the delete removes the leftover).
+      const leftover = external(current.attrs) ? undefined : await ctx.drivers.images.info(bootstrapTmp(path), { signal: ctx.signal });
+      return leftover ? { attrs: current.attrs, outputs: { path, virtual_size: 0 }, healthy: false, reason: `${bootstrapTmp(path)} is an interrupted bootstrap` } : undefined;
     }
-    if (typeof current.attrs.template === "string" && current.outputs?.bootstrap_method === undefined && ctx.deps.has(current.attrs.template)) {
-      // An interrupted create left a complete disk (it is renamed into place last): tell the domain how to bootstrap.
-      const templateImage = str(dependency(ctx, current.attrs.template).outputs.path, "template path");
-      outputs.template_image = templateImage;
-      outputs.bootstrap_method = (await methodOf(ctx, current.attrs, templateImage)) ?? null;
+    const outputs: Attrs = { ...(current.outputs ?? {}), path, virtual_size: info.virtualSize };
+    if (typeof current.attrs.template === "string") {
+      // Its base: the build layer it overlays when it has build steps, else the template itself.
+      const base = buildOf(ctx, current.attrs)?.path ?? ctx.deps.get(current.attrs.template)?.outputs.path;
+      if (!info.backingFile) return { attrs: current.attrs, outputs, healthy: false, reason: `${path} has lost its backing template` };
+      if (typeof base === "string" && info.backingFile !== base) {
+        return { attrs: current.attrs, outputs, healthy: false, reason: `${path} is backed by ${info.backingFile}, not by ${base}` };
+      }
+      if (current.outputs?.bootstrap_method === undefined && ctx.deps.has(current.attrs.template)) {
+        // An interrupted create left a complete disk (it is renamed into place last): tell the domain how to bootstrap.
+        const templateImage = str(dependency(ctx, current.attrs.template).outputs.path, "template path");
+        outputs.template_image = templateImage;
+        outputs.bootstrap_method = (await methodOf(ctx, current.attrs, templateImage)) ?? null;
+      }
     }
     const attrs = { ...current.attrs };
-    // A disk grown outside lago shows as drift; the size the file asks for stays the minimum.
-    if (typeof attrs.size === "number" && info.virtualSize < attrs.size) attrs.size = info.virtualSize;
+    if (!external(attrs) && info.format !== attrs.format) attrs.format = info.format;
+    // The size the disk has: a disk grown or shrunk outside lago shows as drift.
+    if (typeof attrs.size === "number" && info.virtualSize !== attrs.size) attrs.size = info.virtualSize;
     return { attrs, outputs, healthy: true };
   },
   async create(ctx, desired) {

@@ -9,8 +9,8 @@ import {
   publishedRootPassword,
   shellQuote,
 } from "../../src/resources/bootstrap.ts";
-import { buildArgs } from "../../src/resources/build.ts";
-import { hostPathOf } from "../../src/graph/build-inputs.ts";
+import { buildArgs, buildInputs } from "../../src/resources/build.ts";
+import { BUILD_OPERATIONS, withResolvedHostPaths } from "../../src/spec/build-ops.ts";
 
 const KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHq lago";
 
@@ -105,15 +105,32 @@ test("virt-customize arguments: passwords go through secret files, never argv", 
   ]);
 });
 
-test("the host files a build step reads", () => {
-  assert.equal(hostPathOf("upload", "files/a.sh:/root/a.sh", "/env"), "/env/files/a.sh");
-  assert.equal(hostPathOf("copy-in", "/srv/tree:/opt", "/env"), "/srv/tree");
-  assert.equal(hostPathOf("run", "setup.sh", "/env"), "/env/setup.sh");
-  assert.equal(hostPathOf("ssh-inject", "root:file:keys/k.pub", "/env"), "/env/keys/k.pub");
-  assert.equal(hostPathOf("ssh-inject", "root:string:ssh-ed25519 AAAA", "/env"), undefined);
-  assert.equal(hostPathOf("root-password", "file:/run/pw", "/env"), "/run/pw");
-  assert.equal(hostPathOf("root-password", "password:x", "/env"), undefined);
-  assert.equal(hostPathOf("write", "/etc/motd:hello", "/env"), undefined);
-  assert.equal(hostPathOf("touch", "/x", "/env"), undefined);
-  assert.equal(hostPathOf("upload", "", "/env"), undefined);
+test("virt-customize reads host files at the paths the spec layer resolved (CustomizeOption.hostPaths)", () => {
+  const op = (name: string) => {
+    const found = BUILD_OPERATIONS.get(name);
+    assert.ok(found, name);
+    return found;
+  };
+  assert.equal(withResolvedHostPaths(op("upload"), "files/a.sh:/root/a.sh", ["/env/files/a.sh"]), "/env/files/a.sh:/root/a.sh");
+  assert.equal(withResolvedHostPaths(op("copy-in"), "tree:/opt", ["/env/tree"]), "/env/tree:/opt");
+  assert.equal(withResolvedHostPaths(op("run"), "setup.sh", ["/env/setup.sh"]), "/env/setup.sh");
+  assert.equal(withResolvedHostPaths(op("ssh-inject"), "root:file:keys/k.pub", ["/env/keys/k.pub"]), "root:file:/env/keys/k.pub");
+  assert.equal(withResolvedHostPaths(op("ssh-inject"), "root:string:ssh-ed25519 AAAA", []), "root:string:ssh-ed25519 AAAA");
+  assert.equal(withResolvedHostPaths(op("root-password"), "file:pw", ["/env/pw"]), "file:/env/pw");
+  assert.equal(withResolvedHostPaths(op("password"), "bob:file:pw", ["/env/pw"]), "bob:file:/env/pw");
+  assert.equal(withResolvedHostPaths(op("write"), "/etc/motd:hello", []), "/etc/motd:hello");
+  const attrs = {
+    steps: [
+      {
+        builder: "virt-customize",
+        options: [
+          { option: "upload", arg: "files/a.sh:/root/a.sh", host_paths: ["/env/files/a.sh"] },
+          { option: "run", arg: "setup.sh", host_paths: ["/env/setup.sh"] },
+          { option: "touch", arg: "/x" },
+        ],
+      },
+    ],
+  };
+  assert.deepEqual(buildArgs(attrs, undefined), ["--upload", "/env/files/a.sh:/root/a.sh", "--run", "/env/setup.sh", "--touch", "/x"]);
+  assert.deepEqual(buildInputs(attrs), ["/env/files/a.sh", "/env/setup.sh"]);
 });

@@ -20,7 +20,7 @@ import { chmod, lstat, mkdir, readFile, readdir, readlink, rm, stat } from "node
 import path from "node:path";
 import { LagoError, LockError, errorMessage } from "../../errors.ts";
 import { fsyncDir, writeFileAtomic } from "../../util/fs-atomic.ts";
-import { withDirLock } from "./dir-lock.ts";
+import { LockBusyError, acquireDirLock, describeHolder } from "../../util/dir-lock.ts";
 import type { CallOptions, ImageDriver, LayerInfo, LayerRequest, LayerStoreDriver, StoredLayer, TemplateRef, TemplateStoreDriver } from "../types.ts";
 
 const KEY = /^[0-9a-f]{64}$/;
@@ -117,11 +117,14 @@ async function hashTree(root: string): Promise<string> {
 export interface FsLayerStoreOptions {
   /** Give up waiting for another process's build after this long (default 2 h). */
   lockWaitMs?: number | undefined;
+  /** A holder whose liveness cannot be checked (another host) is dead when its heartbeat is older than this (default 60 s). */
+  lockStaleMs?: number | undefined;
 }
 
 export class FsLayerStore implements LayerStoreDriver {
   readonly dir: string;
   private readonly lockWaitMs: number;
+  private readonly lockStaleMs: number | undefined;
 
   constructor(
     storeDir: string,
@@ -131,6 +134,7 @@ export class FsLayerStore implements LayerStoreDriver {
   ) {
     this.dir = path.join(path.resolve(storeDir), "layers");
     this.lockWaitMs = options.lockWaitMs ?? 2 * 60 * 60_000;
+    this.lockStaleMs = options.lockStaleMs;
   }
 
   private paths(key: string): LayerPaths {
@@ -284,7 +288,15 @@ export class FsLayerStore implements LayerStoreDriver {
   }
 
   async imageIdentity(file: string): Promise<string> {
-    const st = await stat(file);
+    let st;
+    try {
+      st = await stat(file);
+    } catch (err) {
+      // An image only the image driver knows (the fake world's): what it reports of it.
+      const info = (err as NodeJS.ErrnoException).code === "ENOENT" ? await this.images.info(file) : undefined;
+      if (!info) throw new LagoError("BUILD_INPUT", `cannot read the image ${file} a build layer is made on: ${errorMessage(err)}`, { cause: err });
+      return `info:${info.format}:${info.virtualSize}:${info.backingFile ?? ""}`;
+    }
     return `${st.dev}:${st.ino}:${st.size}:${Math.round(st.mtimeMs)}`;
   }
 
@@ -305,8 +317,30 @@ export class FsLayerStore implements LayerStoreDriver {
     } catch (err) {
       throw new LagoError("TEMPLATE_STORE", `cannot create the layer store ${this.dir}: ${errorMessage(err)}`, { cause: err });
     }
-    const what = `build layer ${key.slice(0, 12)}`;
-    const onWait = (): void => opts.progress?.(`waiting for another process building layer ${key.slice(0, 12)}`);
-    return withDirLock({ dir: this.dir, lockPath: p.lock, what, waitMs: this.lockWaitMs, signal: opts.signal, onWait }, fn);
+    let lock;
+    try {
+      lock = await acquireDirLock(p.lock, {
+        command: `lago (build layer ${key.slice(0, 12)})`,
+        timeoutMs: this.lockWaitMs,
+        staleMs: this.lockStaleMs,
+        retryMinMs: 50,
+        retryMaxMs: 500,
+        mode: 0o755,
+        signal: opts.signal,
+        onWait: () => opts.progress?.(`waiting for another process building layer ${key.slice(0, 12)}`),
+      });
+    } catch (err) {
+      if (err instanceof LockBusyError) {
+        throw new LockError(`build layer ${key.slice(0, 12)} is locked by ${describeHolder(err.holder)} (${p.lock}); gave up after ${Math.round(this.lockWaitMs / 1000)}s`, {
+          hint: "wait for that process to finish (the lock of a process that died is taken over without waiting)",
+        });
+      }
+      throw err;
+    }
+    try {
+      return await fn(() => lock.lost());
+    } finally {
+      await lock.release();
+    }
   }
 }
