@@ -11,6 +11,7 @@
  *   real     lago apply per resource, --parallelism 1 vs 4, on real VMs (bench/real.ts)
  *
  * Options:
+ *   --help                       print this
  *   --vagrant | --real           run that part alone (same as --parts vagrant / --parts real)
  *   --parts LIST                 comma-separated parts
  *   --write                      replace the measured parts' sections of bench/results.{json,md}
@@ -25,8 +26,8 @@
  *   --scenarios two,ten          vagrant: scenarios
  *   --tools lago,vagrant         vagrant: tools
  */
-import { pathToFileURL } from "node:url";
-import { fileURLToPath } from "node:url";
+import { readFileSync } from "node:fs";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { DEFAULT_ENGINE_DRIVER, runCliBench, type CliBenchOptions } from "./cli.ts";
 import { DEFAULT_SIZES, runPureBench } from "./pure.ts";
 import { sectionText, writeSection, type Section } from "./report.ts";
@@ -37,6 +38,7 @@ const PARTS = ["pure", "cli", "vagrant", "real"] as const;
 type Part = (typeof PARTS)[number];
 
 interface Options {
+  help: boolean;
   write: boolean;
   parts: Part[];
   sizes: number[];
@@ -65,6 +67,7 @@ function oneOf<T extends string>(flag: string, list: string | undefined, allowed
 
 function parseArgs(argv: string[]): Options {
   const opts: Options = {
+    help: false,
     write: process.env.BENCH_WRITE === "1",
     parts: ["pure", "cli"],
     sizes: DEFAULT_SIZES,
@@ -77,6 +80,10 @@ function parseArgs(argv: string[]): Options {
     const flag = raw.startsWith("--") && eq > 0 ? raw.slice(0, eq) : raw;
     const value = (): string | undefined => (raw.startsWith("--") && eq > 0 ? raw.slice(eq + 1) : argv[++i]);
     switch (flag) {
+      case "--help":
+      case "-h":
+        opts.help = true;
+        break;
       case "--write":
         opts.write = true;
         break;
@@ -152,6 +159,12 @@ async function runPart(part: Exclude<Part, "real">, opts: Options): Promise<Sect
 
 async function main(): Promise<number> {
   const opts = parseArgs(process.argv.slice(2));
+  if (opts.help) {
+    const source = readFileSync(fileURLToPath(import.meta.url), "utf8");
+    const doc = /\/\*\*([\s\S]*?)\*\//.exec(source)?.[1] ?? "";
+    process.stdout.write(`${doc.split("\n").map((l) => l.replace(/^ \* ?/, "")).join("\n").trim()}\n`);
+    return 0;
+  }
   let failed = false;
   for (const part of opts.parts) {
     if (part === "real") {
