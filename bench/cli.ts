@@ -150,6 +150,8 @@ interface EngineRun {
   planWall: number | null;
   runs: number;
   timedOut: boolean;
+  /** The first lines of the error when an apply failed (the size is then reported, not measured). */
+  failed?: string | undefined;
 }
 
 async function engineRuns(opts: CliBenchOptions, repo: TemplateRepo, scratch: string): Promise<EngineRun[]> {
@@ -157,7 +159,7 @@ async function engineRuns(opts: CliBenchOptions, repo: TemplateRepo, scratch: st
   let skipRest = false;
   for (const n of opts.engineSizes) {
     if (skipRest) {
-      out.push({ domains: n, resources: 0, wall: null, cpu: null, planWall: null, runs: 0, timedOut: true });
+      out.push({ domains: n, resources: 0, wall: null, cpu: null, planWall: null, runs: 0, timedOut: false, failed: "skipped: a smaller size did not finish" });
       continue;
     }
     const walls: number[] = [];
@@ -165,6 +167,7 @@ async function engineRuns(opts: CliBenchOptions, repo: TemplateRepo, scratch: st
     let planWall: number | null = null;
     let resources = 0;
     let timedOut = false;
+    let failed: string | undefined;
     // Up to 3 runs; one when a run takes more than 20 s (the file-backed fake is slow).
     for (let i = 0; i < 3; i++) {
       const ws = makeWorkspace(`engine${n}`, repo.metadata, {}, scratch);
@@ -184,13 +187,18 @@ async function engineRuns(opts: CliBenchOptions, repo: TemplateRepo, scratch: st
         timedOut = true;
         break;
       }
-      ok(`lago apply (${count(n)} domains)`)(r);
+      if (r.code !== 0) {
+        failed = `exit ${String(r.code)} after ${seconds(r.wallMs)} s: ${(r.stderr || r.stdout).trim().split("\n").filter((l) => /error/i.test(l)).slice(0, 2).join(" ").replaceAll("|", "/") || "see stderr"}`;
+        log(`lago apply (${count(n)} domains) failed: ${failed}`);
+        break;
+      }
       walls.push(r.wallMs);
       cpus.push(r.cpuMs);
       if (r.wallMs > 20_000) break;
     }
-    if (timedOut) skipRest = true;
-    out.push({ domains: n, resources, wall: timedOut ? null : median(walls), cpu: timedOut ? null : median(cpus), planWall, runs: walls.length, timedOut });
+    const none = timedOut || walls.length === 0;
+    if (none) skipRest = true;
+    out.push({ domains: n, resources, wall: none ? null : median(walls), cpu: none ? null : median(cpus), planWall, runs: walls.length, timedOut, failed: walls.length === 0 ? failed : undefined });
   }
   return out;
 }
@@ -208,8 +216,8 @@ function engineFigures(runs: EngineRun[], opts: CliBenchOptions): { figures: Fig
       value: v,
       unit: "s",
       target: "≤ 2 s",
-      met: v === null ? (base.timedOut ? false : null) : v <= 2,
-      note: `${driverNote}${base.timedOut ? `; timed out after ${opts.engineTimeoutS} s` : `; median CPU ${seconds(base.cpu ?? Number.NaN)} s`}`,
+      met: v === null ? (base.timedOut || base.failed !== undefined ? false : null) : v <= 2,
+      note: `${driverNote}${base.timedOut ? `; timed out after ${opts.engineTimeoutS} s` : base.failed ? `; apply failed (${base.failed})` : `; median CPU ${seconds(base.cpu ?? Number.NaN)} s`}`,
     });
   }
   for (let i = 1; i < runs.length; i++) {
@@ -223,8 +231,8 @@ function engineFigures(runs: EngineRun[], opts: CliBenchOptions): { figures: Fig
       value: r,
       unit: "×",
       target: "≤ 12×",
-      met: r === null ? (a.wall !== null && b.timedOut ? false : null) : r <= 12,
-      note: `${driverNote}${b.timedOut ? `; ${count(b.domains)} domains not finished within ${opts.engineTimeoutS} s` : ""}`,
+      met: r === null ? (a.wall !== null && (b.timedOut || b.failed !== undefined) ? false : null) : r <= 12,
+      note: `${driverNote}${b.timedOut ? `; ${count(b.domains)} domains not finished within ${opts.engineTimeoutS} s` : b.failed ? `; ${count(b.domains)} domains: ${b.failed}` : ""}`,
     });
   }
   const line = (c: string[]): string => `| ${c.join(" | ")} |`;
@@ -232,7 +240,7 @@ function engineFigures(runs: EngineRun[], opts: CliBenchOptions): { figures: Fig
     line(["domains", "resources", "runs", "`lago apply` median wall (s)", "median CPU (s)", "`lago plan` of the same (s)"]),
     line(["---:", "---:", "---:", "---:", "---:", "---:"]),
     ...runs.map((r) =>
-      line([count(r.domains), r.resources ? count(r.resources) : "–", String(r.runs), r.wall === null ? (r.timedOut ? `> ${opts.engineTimeoutS} (timed out)` : "skipped") : seconds(r.wall), r.cpu === null ? "–" : seconds(r.cpu), r.planWall === null ? "–" : seconds(r.planWall)]),
+      line([count(r.domains), r.resources ? count(r.resources) : "–", String(r.runs), r.wall === null ? (r.timedOut ? `> ${opts.engineTimeoutS} (timed out)` : (r.failed ?? "skipped")) : seconds(r.wall), r.cpu === null ? "–" : seconds(r.cpu), r.planWall === null ? "–" : seconds(r.planWall)]),
     ),
   ].join("\n");
   return { figures, table: `Driver: \`LAGO_DRIVER=${opts.engineDriver}\` — ${driverNote}.\n\n${table}` };
