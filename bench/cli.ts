@@ -28,6 +28,8 @@ export interface CliBenchOptions {
   engineDriver: string;
   /** Give up an engine apply after this many seconds (and skip bigger sizes). */
   engineTimeoutS: number;
+  /** Rebuild dist/ first (off: measure the dist/ that is there, e.g. while another part uses it). */
+  build: boolean;
 }
 
 export const DEFAULT_ENGINE_DRIVER = "fake:{dir}/world.json";
@@ -312,7 +314,7 @@ async function diskFigure(scratch: string): Promise<{ figure: Figure; text: stri
 
 /** Runs every whole-process figure; the section for bench/results.md. */
 export async function runCliBench(opts: CliBenchOptions): Promise<Section> {
-  await buildCli();
+  if (opts.build) await buildCli();
   const scratch = path.join(os.tmpdir(), `lago-bench-cli-${process.pid}`);
   mkdirSync(scratch, { recursive: true });
   try {

@@ -14,6 +14,7 @@
  *   --help                       print this
  *   --vagrant | --real           run that part alone (same as --parts vagrant / --parts real)
  *   --parts LIST                 comma-separated parts
+ *   --no-build                   measure the dist/ that is there (default: rebuild it first)
  *   --write                      replace the measured parts' sections of bench/results.{json,md}
  *   --sizes N,N                  pure: domain counts (10,100,1000,10000)
  *   --version-runs N             cli: timed runs of `lago --version` (10)
@@ -71,8 +72,8 @@ function parseArgs(argv: string[]): Options {
     write: process.env.BENCH_WRITE === "1",
     parts: ["pure", "cli"],
     sizes: DEFAULT_SIZES,
-    cli: { versionRuns: 10, planSizes: [1_000, 10_000], engineSizes: [1_000, 10_000], engineDriver: DEFAULT_ENGINE_DRIVER, engineTimeoutS: 120 },
-    sideBySide: { runs: 3, scenarios: ["two", "ten"], tools: ["lago", "vagrant"] },
+    cli: { versionRuns: 10, planSizes: [1_000, 10_000], engineSizes: [1_000, 10_000], engineDriver: DEFAULT_ENGINE_DRIVER, engineTimeoutS: 120, build: true },
+    sideBySide: { build: true, runs: 3, scenarios: ["two", "ten"], tools: ["lago", "vagrant"] },
   };
   for (let i = 0; i < argv.length; i++) {
     const raw = argv[i] ?? "";
@@ -83,6 +84,10 @@ function parseArgs(argv: string[]): Options {
       case "--help":
       case "-h":
         opts.help = true;
+        break;
+      case "--no-build":
+        opts.cli.build = false;
+        opts.sideBySide.build = false;
         break;
       case "--write":
         opts.write = true;

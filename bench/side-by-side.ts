@@ -20,6 +20,7 @@ import { machineLines, type Figure, type Section } from "./report.ts";
 import { BENCH_STATE, VAGRANT_DIR, type ScenarioName, type ScenarioResult, type Tool } from "./vm-scenario.ts";
 
 export interface SideBySideOptions {
+  build: boolean;
   runs: number;
   scenarios: ScenarioName[];
   tools: Tool[];
@@ -48,9 +49,9 @@ async function locked(cmd: string, args: string[]): Promise<number> {
   return r.exitCode ?? 1;
 }
 
-async function prepare(tools: Tool[]): Promise<void> {
+async function prepare(tools: Tool[], build: boolean): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error("the side-by-side bench needs root (network namespace, libvirtd, qemu:///system), like the e2e suite");
-  await buildCli();
+  if (build) await buildCli();
   log("test template (scripts/build-test-template.sh; a no-op when up to date)…");
   if ((await locked("bash", [path.join(REPO_ROOT, "scripts", "build-test-template.sh"), TEMPLATE_DIR])) !== 0) throw new Error("building the test template failed");
   if (tools.includes("vagrant")) {
@@ -236,7 +237,7 @@ export async function runSideBySide(opts: SideBySideOptions): Promise<Section> {
   }
   if (!tools.length) throw new Error("nothing to measure");
   mkdirSync(BENCH_STATE, { recursive: true });
-  await prepare(tools);
+  await prepare(tools, opts.build);
   const vagrantVersion = tools.includes("vagrant") ? String((await execa("vagrant", ["--version"], { reject: false, env: { VAGRANT_CHECKPOINT_DISABLE: "1" } })).stdout).trim() : "";
   const results: ScenarioResult[] = [];
   for (let round = 1; round <= opts.runs; round++) {
