@@ -330,7 +330,7 @@ export async function runCliBench(opts: CliBenchOptions): Promise<Section> {
     const disk = await diskFigure(scratch);
     figures.push(disk.figure);
     const markdown = [
-      `Built CLI (\`bin/lago.js\` → \`dist/\`, ${opts.build ? "rebuilt first" : "as found: --no-build"}), each command a fresh process with its own HOME, config,",
+      `Built CLI (\`bin/lago.js\` → \`dist/\`, ${opts.build ? "rebuilt first" : "as found: --no-build"}), each command a fresh process with its own HOME, config,`,
       "template store and lease store; a local template repository (file source, placeholder images). Plans run",
       "with lago's real drivers (an empty state needs no hypervisor). Wall: median (min–max) after one warm-up run;",
       "CPU: user + system of the process and the children it waited for. Generated files: bench/generate.ts.",
