@@ -157,7 +157,9 @@ async function runPart(part: Exclude<Part, "real">, opts: Options): Promise<Sect
       return runCliBench(opts.cli);
     case "vagrant": {
       const { runSideBySide } = await import("./side-by-side.ts");
-      return runSideBySide(opts.sideBySide);
+      // Long and interruptible: with --write, keep results.md up to date after every scenario run.
+      const onProgress = opts.write ? (section: Section): void => writeSection(section) : undefined;
+      return runSideBySide({ ...opts.sideBySide, onProgress });
     }
   }
 }

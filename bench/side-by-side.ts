@@ -10,6 +10,7 @@
  * held for one scenario at a time and other work can take turns. Figures are
  * medians over the rounds, printed next to issue 7's targets as ratios.
  */
+import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import path from "node:path";
 import { execa } from "execa";
@@ -20,6 +21,8 @@ import { machineLines, type Figure, type Section } from "./report.ts";
 import { BENCH_STATE, VAGRANT_DIR, type ScenarioName, type ScenarioResult, type Tool } from "./vm-scenario.ts";
 
 export interface SideBySideOptions {
+  /** Called with the section so far after every scenario run (e.g. to write it as results come in). */
+  onProgress?: ((section: Section) => void) | undefined;
   build: boolean;
   runs: number;
   scenarios: ScenarioName[];
@@ -52,12 +55,21 @@ async function locked(cmd: string, args: string[]): Promise<number> {
 async function prepare(tools: Tool[], build: boolean): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error("the side-by-side bench needs root (network namespace, libvirtd, qemu:///system), like the e2e suite");
   if (build) await buildCli();
-  log("test template (scripts/build-test-template.sh; a no-op when up to date)…");
-  if ((await locked("bash", [path.join(REPO_ROOT, "scripts", "build-test-template.sh"), TEMPLATE_DIR])) !== 0) throw new Error("building the test template failed");
+  // Both builds boot a libguestfs appliance, so they take the VM lock, but only when there is something to build.
+  const script = path.join(REPO_ROOT, "scripts", "build-test-template.sh");
+  const stamp = path.join(TEMPLATE_DIR, ".stamp");
+  const scriptSha = createHash("sha256").update(readFileSync(script)).digest("hex");
+  if (!existsSync(stamp) || readFileSync(stamp, "utf8").trim() !== scriptSha) {
+    log("test template (scripts/build-test-template.sh)…");
+    if ((await locked("bash", [script, TEMPLATE_DIR])) !== 0) throw new Error("building the test template failed");
+  }
   if (tools.includes("vagrant")) {
-    log("Vagrant box (bench/vagrant/box.sh; cached in build/vagrant)…");
-    const code = await locked("bash", [path.join(REPO_ROOT, "bench", "vagrant", "box.sh"), path.join(TEMPLATE_DIR, "lago-tiny-v1.qcow2"), VAGRANT_DIR]);
-    if (code !== 0) throw new Error("building the Vagrant box failed");
+    const box = [path.join(REPO_ROOT, "bench", "vagrant", "box.sh"), path.join(TEMPLATE_DIR, "lago-tiny-v1.qcow2"), VAGRANT_DIR];
+    const check = await execa("bash", box, { reject: false, env: { LAGO_BENCH_CHECK_ONLY: "1" } });
+    if (check.exitCode !== 0) {
+      log("Vagrant box (bench/vagrant/box.sh; cached in build/vagrant)…");
+      if ((await locked("bash", box)) !== 0) throw new Error("building the Vagrant box failed");
+    }
   }
 }
 
@@ -223,6 +235,32 @@ function runsList(results: ScenarioResult[]): string {
     .join("\n");
 }
 
+function markdown(results: ScenarioResult[], opts: SideBySideOptions, vagrantVersion: string): string {
+  return [
+    `Same machine, same guest, same libvirtd (the test bed's, in its network namespace): domain type \`qemu\` (TCG,`,
+    `no KVM), the tiny test template (busybox + dropbear, 256 MiB, 1 vCPU). ${vagrantVersion || "Vagrant"} with vagrant-libvirt's box made`,
+    "from that template by bench/vagrant/box.sh (insecure key baked in, a `shutdown` shim) and bench/vagrant/Vagrantfile",
+    "(root over SSH with `ssh.shell \"sh\"`, `sudo_command \"%c\"`, `auto_config: false`, no synced folders, a provisioner that",
+    "runs lago's bootstrap (hostname) and build steps as commands over SSH; machines run in parallel, Vagrant's default).",
+    `${opts.runs} round(s) planned, ${results.length} scenario run(s) done; each round runs every scenario once per tool, the order alternating between rounds; each`,
+    "scenario is a fresh process under the VM lock (`flock /tmp/lago-vm.lock`), inside `scripts/testbed.sh run`. Times",
+    "are whole processes (`lago …` is `node bin/lago.js`, the built CLI); CPU is the process's and the children's it",
+    "waited for (not qemu's: VMs are libvirtd's children). lago's template store is fresh per scenario with the template",
+    "fetched beforehand (untimed), so bring-up pays for any build work and the re-apply after destroy finds it warm;",
+    "Vagrant's box is already in its storage pool. libguestfs launches: appliance launches counted by a qemu wrapper",
+    "given to libguestfs (LIBGUESTFS_HV), cross-checked by wrappers of the libguestfs tools on PATH; lago's own count",
+    "is preferred when its `apply --json` events carry one.",
+    "",
+    detailTable(results),
+    "",
+    launchTable(results),
+    "",
+    "Runs (load average 1/5/15 min before → after):",
+    "",
+    runsList(results),
+  ].join("\n");
+}
+
 /** Runs the rounds; the section for bench/results.md. */
 export async function runSideBySide(opts: SideBySideOptions): Promise<Section> {
   let tools = opts.tools;
@@ -240,6 +278,7 @@ export async function runSideBySide(opts: SideBySideOptions): Promise<Section> {
   await prepare(tools, opts.build);
   const vagrantVersion = tools.includes("vagrant") ? String((await execa("vagrant", ["--version"], { reject: false, env: { VAGRANT_CHECKPOINT_DISABLE: "1" } })).stdout).trim() : "";
   const results: ScenarioResult[] = [];
+  const section = (): Section => ({ id: "side-by-side", title: "lago beside Vagrant (real VMs)", measuredAt: new Date().toISOString(), machine: machineLines(extra), markdown: markdown(results, opts, vagrantVersion), figures: figures(results) });
   for (let round = 1; round <= opts.runs; round++) {
     const order = round % 2 === 1 ? tools : [...tools].reverse();
     for (const scenario of opts.scenarios) {
@@ -247,31 +286,9 @@ export async function runSideBySide(opts: SideBySideOptions): Promise<Section> {
         const r = await runScenario(scenario, tool, round);
         results.push(r);
         if (!r.ok) log(`${scenario}/${tool} failed: ${r.error ?? "?"}`);
+        opts.onProgress?.(section());
       }
     }
   }
-  const markdown = [
-    `Same machine, same guest, same libvirtd (the test bed's, in its network namespace): domain type \`qemu\` (TCG,`,
-    `no KVM), the tiny test template (busybox + dropbear, 256 MiB, 1 vCPU). ${vagrantVersion || "Vagrant"} with vagrant-libvirt's box made`,
-    "from that template by bench/vagrant/box.sh (insecure key baked in, a `shutdown` shim) and bench/vagrant/Vagrantfile",
-    "(root over SSH with `ssh.shell \"sh\"`, `sudo_command \"%c\"`, `auto_config: false`, no synced folders, a provisioner that",
-    "runs lago's bootstrap (hostname) and build steps as commands over SSH; machines run in parallel, Vagrant's default).",
-    `${opts.runs} round(s); each round runs every scenario once per tool, the order alternating between rounds; each`,
-    "scenario is a fresh process under the VM lock (`flock /tmp/lago-vm.lock`), inside `scripts/testbed.sh run`. Times",
-    "are whole processes (`lago …` is `node bin/lago.js`, the built CLI); CPU is the process's and the children's it",
-    "waited for (not qemu's: VMs are libvirtd's children). lago's template store is fresh per scenario with the template",
-    "fetched beforehand (untimed), so bring-up pays for any build work and the re-apply after destroy finds it warm;",
-    "Vagrant's box is already in its storage pool. libguestfs launches: appliance launches counted by a qemu wrapper",
-    "given to libguestfs (LIBGUESTFS_HV), cross-checked by wrappers of the libguestfs tools on PATH; lago's own count",
-    "is preferred when its `apply --json` events carry one.",
-    "",
-    detailTable(results),
-    "",
-    launchTable(results),
-    "",
-    "Runs (load average 1/5/15 min before → after):",
-    "",
-    runsList(results),
-  ].join("\n");
-  return { id: "side-by-side", title: "lago beside Vagrant (real VMs)", measuredAt: new Date().toISOString(), machine: machineLines(extra), markdown, figures: figures(results) };
+  return section();
 }

@@ -52,6 +52,8 @@ if [[ -f $OUTDIR/.stamp && $(<"$OUTDIR/.stamp") == "$KEY" ]] \
   log "up to date: $OUTDIR/lago-tiny.box (box $BOX_NAME in $VAGRANT_HOME)"
   exit 0
 fi
+# LAGO_BENCH_CHECK_ONLY=1: only say whether a build is needed (exit 3), without the VM lock.
+[[ ${LAGO_BENCH_CHECK_ONLY:-} != 1 ]] || exit 3
 
 vagrant plugin list 2>/dev/null | grep -q '^vagrant-libvirt ' \
   || die "the vagrant-libvirt plugin is missing (apt-get install vagrant-libvirt)"
