@@ -259,8 +259,10 @@ async function lagoScenario(scenario: ScenarioName, rec: Recorder, runDir: strin
     LAGO_DOMAIN_TYPE: "qemu",
     LAGO_BOOT_TIMEOUT: "600",
     LAGO_SHUTDOWN_TIMEOUT: "60",
-    // One lease store for every bench run, as /var/lib/lago/subnets is for a user.
+    // One lease store for every bench run, as /var/lib/lago/subnets is for a user, with subnets of its own
+    // (192.168.160–179.x): other environments left running in the same libvirtd use lago's default range.
     LAGO_LEASE_DIR: path.join(BENCH_STATE, "leases"),
+    LAGO_LEASE_RANGE: "160-179",
     ...counter.env(process.env.PATH ?? "/usr/bin:/bin"),
   }, runDir);
   const env = new LagoEnv(ws, counter, rec);
