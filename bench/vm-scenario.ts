@@ -70,6 +70,15 @@ const log = (msg: string): void => void process.stderr.write(`bench[${process.ar
 
 // ---------------------------------------------------------------- helpers
 
+/** Teardown of what the running scenario created, also run on SIGTERM/SIGINT (a stopped bench leaves no VMs). */
+let teardown: (() => Promise<void>) | undefined;
+for (const signal of ["SIGTERM", "SIGINT"] as const) {
+  process.once(signal, () => {
+    log(`${signal}: tearing down before exiting`);
+    void (teardown?.() ?? Promise.resolve()).finally(() => process.exit(signal === "SIGINT" ? 130 : 143));
+  });
+}
+
 function virsh(...args: string[]): Promise<Timed> {
   return timed("virsh", ["-c", "qemu:///system", "-q", ...args]);
 }
@@ -267,6 +276,9 @@ async function lagoScenario(scenario: ScenarioName, rec: Recorder, runDir: strin
   }, runDir);
   const env = new LagoEnv(ws, counter, rec);
   ws.init(scenario === "two" ? EXAMPLE : tenVms());
+  teardown = async () => {
+    await env.run(["destroy", "--auto-approve"]);
+  };
   await env.prefetchTemplates();
   try {
     rec.step("up", await env.apply("up"));
@@ -434,6 +446,10 @@ async function vagrantScenario(scenario: ScenarioName, rec: Recorder, runDir: st
   mkdirSync(dir, { recursive: true });
   writeFileSync(path.join(dir, "Vagrantfile"), readFileSync(VAGRANTFILE));
   const env = new VagrantEnv(dir, `lb${process.pid}_`, rec);
+  teardown = async () => {
+    await env.run(["destroy", "-f"]);
+    await env.sweep();
+  };
   try {
     if (!(await boxUploaded())) {
       // Warm Vagrant's store like lago's: the box is uploaded into the pool once, untimed.
