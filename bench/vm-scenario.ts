@@ -236,9 +236,10 @@ class LagoEnv {
   }
 }
 
+/** Whether `lago --help` lists the verb (an unknown verb with --help prints the general help and exits 0). */
 async function hasVerb(env: LagoEnv, verb: string): Promise<boolean> {
-  const r = await env.run([verb, "--help"]);
-  return r.code === 0 && !/unknown command/i.test(r.stderr);
+  const r = await env.run(["--help"]);
+  return new RegExp(`^\\s+${verb}\\b`, "m").test(r.stdout);
 }
 
 /** Stops the VMs hard, starts them all at once with virsh, and times each until its SSH banner. */
