@@ -95,5 +95,5 @@ export function benchTemplateRepo(): TemplateRepo {
 
 /** The template resolution map `compile` takes, by disk pointer: lago's own resolution, repository in memory. */
 export function resolveBenchTemplates(spec: EnvSpec, repo: TemplateRepo): Map<string, TemplateResolution> {
-  return resolveTemplatesIn(spec, { repo });
+  return resolveTemplatesIn(spec, { repo }).templates;
 }

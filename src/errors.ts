@@ -99,6 +99,13 @@ export class LockError extends LagoError {
   }
 }
 
+/** A bug in lago (an impossible situation detected on purpose): exit code 3. */
+export class InternalError extends LagoError {
+  constructor(message: string, options: LagoErrorOptions = {}) {
+    super("INTERNAL", message, options);
+  }
+}
+
 /** The recorded state is unreadable or inconsistent. */
 export class StateError extends LagoError {
   constructor(message: string, options: LagoErrorOptions = {}) {

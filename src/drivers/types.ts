@@ -49,6 +49,16 @@ export interface DomainDef {
   runAs: { uid: number; gid: number } | undefined;
 }
 
+/** What a domain definition says about the things lago manages, as libvirt reports them back. */
+export interface DomainView {
+  memoryMiB: number;
+  vcpu: number;
+  /** `host-passthrough`, `host-model`, `custom` (a named model) or `none` (no <cpu>, the hypervisor's default). */
+  cpu: { mode: string; model: string | undefined };
+  nics: { mac: string; network: string | undefined; mtu: number | undefined }[];
+  disks: { dev: string; path: string | undefined; format: string | undefined; bus: string | undefined; device: string }[];
+}
+
 export interface DomainInfo {
   name: string;
   /** libvirt domain id while running. */
@@ -56,12 +66,10 @@ export interface DomainInfo {
   running: boolean;
   /** The metadata lago stored, or undefined for domains lago did not create. */
   metadata: string | undefined;
-  /** MACs of the interfaces in the persistent config. */
-  macs: string[];
-  /** Disk target devs in the persistent config. */
-  devs: string[];
-  memoryMiB: number;
-  vcpu: number;
+  /** The persistent definition (what the next boot uses). */
+  config: DomainView;
+  /** The running instance, when running. */
+  live: DomainView | undefined;
 }
 
 export interface NetworkHostDef {
@@ -95,13 +103,27 @@ export interface NetworkInfo {
   active: boolean;
   bridge: string;
   metadata: string | undefined;
+  /** `nat`, or `isolated` (no <forward>). */
+  mode: string;
+  /** The host's address on the network, if it has one. */
+  gateway: string | undefined;
+  mtu: number | undefined;
+  domain: string | undefined;
+  forwarder: string | undefined;
   dhcp: { start: string; end: string } | undefined;
   hosts: NetworkHostDef[];
   dnsHosts: { ip: string; names: string[] }[];
 }
 
+/** Every domain and network of an environment. */
+export interface Inventory {
+  domains: DomainInfo[];
+  networks: NetworkInfo[];
+}
+
 export interface LibvirtDriver {
   /** All domains and networks whose name starts with `prefix`, in one batched query. */
+  inventory(prefix: string, opts?: CallOptions): Promise<Inventory>;
   listDomains(prefix: string, opts?: CallOptions): Promise<DomainInfo[]>;
   listNetworks(prefix: string, opts?: CallOptions): Promise<NetworkInfo[]>;
   /** Define (or redefine) a persistent domain. Idempotent. */
@@ -126,6 +148,14 @@ export interface LibvirtDriver {
   resizeDiskLive(domain: string, path: string, size: number, opts?: CallOptions): Promise<boolean>;
   /** Define and start a persistent network (autostart off). Idempotent. */
   createNetwork(def: NetworkDef, opts?: CallOptions): Promise<void>;
+  /**
+   * Change a network's definition in place: stop it (if active), redefine it
+   * under the same name and start it again. Interfaces attached to it lose
+   * their link until they are re-attached. Idempotent.
+   */
+  redefineNetwork(def: NetworkDef, opts?: CallOptions): Promise<void>;
+  /** Stop a network, keeping its definition; stopped or absent is fine. */
+  stopNetwork(name: string, opts?: CallOptions): Promise<void>;
   /** Start a defined, stopped network. */
   startNetwork(name: string, opts?: CallOptions): Promise<void>;
   deleteNetwork(name: string, opts?: CallOptions): Promise<void>;
@@ -153,8 +183,12 @@ export interface ImageDriver {
   createOverlay(path: string, backing: string, backingFormat: string, size: number | undefined, opts?: CallOptions): Promise<void>;
   /** A thin (sparse) disk. */
   createBlank(path: string, format: "qcow2" | "raw", size: number, opts?: CallOptions): Promise<void>;
-  /** `qemu-img info`; undefined when the file does not exist. */
-  info(path: string, opts?: CallOptions): Promise<ImageInfo | undefined>;
+  /**
+   * Format, virtual size and backing file; undefined when the file does not
+   * exist. `expectFormat`: the format lago made it in (lets a raw file be
+   * recognized without running qemu-img).
+   */
+  info(path: string, opts?: CallOptions & { expectFormat?: string | undefined }): Promise<ImageInfo | undefined>;
   /** Grow to `size` bytes. */
   resize(path: string, format: string, size: number, opts?: CallOptions): Promise<void>;
   /** Delete the file; absent is fine. */
@@ -221,6 +255,8 @@ export interface LeaseStoreDriver {
   acquire(owner: string, requested: string | undefined, opts?: CallOptions): Promise<string>;
   /** The subnet leased by `owner`, if any (e.g. `192.168.201.0`). */
   find(owner: string): Promise<string | undefined>;
+  /** The store read once; `find` on it reads only the owner's file (for refreshing many leases). */
+  snapshot(): Promise<{ find(owner: string): Promise<string | undefined> }>;
   /** Release the owner's lease and remove its owner file; absent is fine. */
   release(owner: string): Promise<void>;
 }

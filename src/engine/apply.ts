@@ -1,131 +1,172 @@
 /**
- * The applier: walks a plan in dependency order, independent resources in
- * parallel. Before every reconciler call the intent goes to the journal; after
- * it the state is saved and the outcome journaled. A failure stops what depends
- * on the failed resource, nothing else.
+ * The applier: turns a plan into an execution graph of steps, checks it, and
+ * walks it in dependency order, independent steps in parallel. Before every
+ * reconciler call the intent goes to the journal (durable); after it, the
+ * outcome with the resource as it must now be recorded. A failure stops what
+ * depends on the failed step, nothing else.
+ *
+ * Steps: `create`, `update`, `delete` (a replace is a delete then a create),
+ * and `release`: a resource that survives while a dependency of it is
+ * replaced or restarted lets go of it first (a VM detaches its NICs on a
+ * network that is recreated) and takes it again in its `update` after.
  */
-import { LagoError, ProviderError, errorMessage } from "../errors.ts";
-import type { Plan, ResourceChange } from "../plan/plan.ts";
+import { Graph, alg } from "@dagrejs/graphlib";
+import { InternalError, LagoError, ProviderError, errorMessage } from "../errors.ts";
+import { subnetHandovers, type Plan, type ResourceChange } from "../plan/plan.ts";
+import { diffAttrs } from "../plan/diff.ts";
 import { kindOf } from "../resources/registry.ts";
-import type { DesiredResource, RecordedResource } from "../resources/types.ts";
-import type { Journal } from "../state/journal.ts";
-import { writeState, type State } from "../state/state.ts";
-import { reconcileContext, type EngineContext } from "./context.ts";
-import type { NodeAction } from "./events.ts";
+import type { AttrChange, Attrs, DesiredResource, RecordedResource } from "../resources/types.ts";
+import type { State } from "../state/state.ts";
+import type { StateWriter } from "../state/store.ts";
+import { reconcileContext, type EngineContext, type Idle } from "./context.ts";
+import type { StepAction } from "./events.ts";
 
-interface Node {
+export interface Step {
   id: string;
   address: string;
-  action: NodeAction;
+  action: StepAction;
   change: ResourceChange;
-  after: Set<string>;
-  status: "pending" | "running" | "done" | "failed" | "skipped";
 }
+
+type Status = "pending" | "running" | "done" | "failed" | "skipped";
 
 export interface ApplyOutcome {
   ok: boolean;
-  failed: { address: string; action: NodeAction; error: LagoError }[];
-  skipped: string[];
+  failed: { address: string; action: StepAction; error: LagoError }[];
+  skipped: { address: string; action: StepAction; reason: string }[];
   done: number;
+  /** The run was interrupted (Ctrl-C): steps not started were skipped. */
+  interrupted: boolean;
 }
 
-const nodeId = (action: NodeAction, address: string): string => `${action}:${address}`;
+const stepId = (action: StepAction, address: string): string => `${action}:${address}`;
 
-/** The execution graph of a plan: create/update after their dependencies, deletes before what they depend on. */
-export function executionGraph(plan: Plan, state: State): Map<string, Node> {
-  const nodes = new Map<string, Node>();
-  const addNode = (action: NodeAction, change: ResourceChange): void => {
-    nodes.set(nodeId(action, change.address), { id: nodeId(action, change.address), address: change.address, action, change, after: new Set(), status: "pending" });
+/**
+ * The execution graph of a plan (edges point from a step to the steps that
+ * must wait for it). Throws an {@link InternalError} naming the steps of a
+ * cycle: a plan the engine cannot order is a bug, and nothing has run yet.
+ */
+export function executionGraph(plan: Plan, state: State): Graph {
+  const g = new Graph({ directed: true });
+  const add = (action: StepAction, change: ResourceChange): void => {
+    const step: Step = { id: stepId(action, change.address), address: change.address, action, change };
+    g.setNode(step.id, step);
   };
   for (const c of plan.resourceChanges) {
-    if (c.action === "create") addNode("create", c);
-    else if (c.action === "update") addNode("update", c);
-    else if (c.action === "delete") addNode("delete", c);
+    if (c.action === "create" || c.action === "update" || c.action === "delete") add(c.action, c);
     else if (c.action === "replace") {
-      addNode("delete", c);
-      addNode("create", c);
+      add("delete", c);
+      add("create", c);
+    }
+    if (c.releases.length) add("release", c);
+  }
+  const has = (action: StepAction, address: string): string | undefined => (g.hasNode(stepId(action, address)) ? stepId(action, address) : undefined);
+  const edge = (from: string | undefined, to: string | undefined): void => {
+    if (from && to && from !== to) g.setEdge(from, to);
+  };
+  // Who depends on what, as recorded (deletes and releases are ordered by it).
+  const dependents = new Map<string, string[]>();
+  for (const rec of state.resources.values()) {
+    for (const dep of rec.dependsOn) dependents.set(dep, [...(dependents.get(dep) ?? []), rec.address]);
+  }
+  const byAddress = new Map(plan.resourceChanges.map((c) => [c.address, c]));
+  for (const c of plan.resourceChanges) {
+    const self = c.address;
+    const forward = has("create", self) ?? has("update", self);
+    // Created and updated after what they depend on.
+    if (forward) for (const dep of c.dependsOn) edge(has("create", dep) ?? has("update", dep), forward);
+    edge(has("delete", self), has("create", self));
+    edge(has("release", self), has("update", self));
+    // The first step that disrupts this resource waits for what must let go of it, or go away before it.
+    const disruption =
+      has("delete", self) ?? (c.disrupts ? (has("release", self) ?? has("update", self)) : undefined) ?? (c.action === "create" ? has("create", self) : undefined);
+    if (!disruption) continue;
+    for (const y of dependents.get(self) ?? []) {
+      const release = byAddress.get(y)?.releases.includes(self) ? has("release", y) : undefined;
+      edge(has("delete", y) ?? release ?? (has("delete", self) ? has("update", y) : undefined), disruption);
     }
   }
-  const forward = (address: string): Node | undefined => nodes.get(nodeId("create", address)) ?? nodes.get(nodeId("update", address));
-  for (const node of nodes.values()) {
-    const { address } = node;
-    if (node.action === "create" || node.action === "update") {
-      for (const dep of node.change.dependsOn) {
-        const d = forward(dep);
-        if (d) node.after.add(d.id);
-      }
-      if (node.action === "create" && nodes.has(nodeId("delete", address))) node.after.add(nodeId("delete", address));
-    } else {
-      // Delete X only after everything recorded as depending on X was deleted or updated away from it.
-      for (const rec of state.resources.values()) {
-        if (!rec.dependsOn.includes(address)) continue;
-        const del = nodes.get(nodeId("delete", rec.address));
-        if (del) node.after.add(del.id);
-        const upd = nodes.get(nodeId("update", rec.address));
-        if (upd) node.after.add(upd.id);
-      }
-    }
+  // A lease that takes over a subnet another lease of the plan releases waits for that release.
+  for (const { from, to } of subnetHandovers(plan.resourceChanges)) edge(has("delete", from), has("create", to));
+  if (!alg.isAcyclic(g)) {
+    const cycle = alg.findCycles(g)[0] ?? [];
+    throw new InternalError(`the execution graph has a cycle: ${[...cycle].reverse().join(" → ")} → ${[...cycle].reverse()[0] ?? ""}; nothing was changed`, {
+      hint: "this is a bug in lago's planner: please report it with the output of `lago plan --json`",
+    });
   }
-  return nodes;
+  return g;
 }
 
 export interface ApplyParams {
   engine: EngineContext;
   plan: Plan;
-  state: State;
-  stateFile: string;
-  journal: Journal;
+  writer: StateWriter;
   parallelism: number;
   restart: boolean;
+  graph: Graph;
 }
 
-/** Execute the plan. Never throws for a resource failure: the outcome lists them. */
+/** `attrs` changes at run time: the recorded attributes may have moved since the plan (a release ran). */
+function runtimeChanges(change: ResourceChange, prior: Attrs, desired: Attrs): AttrChange[] {
+  const kind = kindOf(change.kind);
+  const pseudo = change.changes.filter((c) => c.path.startsWith("("));
+  return [...diffAttrs(prior, desired, kind), ...pseudo];
+}
+
+/**
+ * Execute the plan's execution graph. Never throws for a resource failure:
+ * the outcome lists them. Throws an InternalError if a planned step ends
+ * neither done, failed nor skipped with a reason.
+ */
 export async function applyPlan(p: ApplyParams): Promise<ApplyOutcome> {
-  const { engine, plan, state, journal } = p;
+  const { engine, plan, writer, graph } = p;
+  const state = writer.state;
   const desired = new Map<string, DesiredResource>(plan.desired.map((d) => [d.address, d]));
-  const nodes = executionGraph(plan, state);
-  const outcome: ApplyOutcome = { ok: true, failed: [], skipped: [], done: 0 };
-  const save = (): void => writeState(p.stateFile, state);
-
-  // What the refresh found deleted is gone from the state before anything runs.
-  let dropped = false;
-  for (const d of plan.drift) {
-    if (d.type === "deleted" && state.resources.delete(d.address)) dropped = true;
+  const outcome: ApplyOutcome = { ok: true, failed: [], skipped: [], done: 0, interrupted: false };
+  const status = new Map<string, Status>();
+  const waiting = new Map<string, number>();
+  for (const id of graph.nodes()) {
+    status.set(id, "pending");
+    waiting.set(id, graph.predecessors(id)?.length ?? 0);
   }
-  state.initFileSha256 = plan.destroy ? state.initFileSha256 : plan.initFileSha256;
-  if (dropped) save();
+  const step = (id: string): Step => graph.node(id) as Step;
 
-  const run = async (node: Node): Promise<void> => {
-    const { address, action, change } = node;
+  const execute = async (s: Step, idle: Idle): Promise<void> => {
+    const { address, action, change } = s;
     const kind = kindOf(change.kind);
-    const started = Date.now();
-    engine.emit({ type: "start", address, action });
     const recorded = state.resources.get(address);
     const want = desired.get(address);
-    const dependsOn = action === "delete" ? (recorded?.dependsOn ?? change.dependsOn) : change.dependsOn;
-    // An update may still need what the resource depended on before (to detach it).
-    const visible = action === "update" ? [...new Set([...dependsOn, ...(recorded?.dependsOn ?? [])])] : dependsOn;
-    const ctx = reconcileContext(engine, state, address, visible, p.restart && change.restart);
-    const attrs = action === "delete" ? (recorded?.attrs ?? change.before ?? {}) : (want?.attrs ?? change.after ?? {});
-    journal.append({ type: "intent", address, kind: change.kind, action, attrs, dependsOn });
+    const started = Date.now();
+    engine.emit({ type: "start", address, action });
+    let dependsOn: string[];
+    let attrs: Attrs;
+    if (action === "delete") {
+      dependsOn = recorded?.dependsOn ?? change.dependsOn;
+      attrs = recorded?.attrs ?? change.before ?? {};
+    } else if (action === "release") {
+      dependsOn = (recorded?.dependsOn ?? []).filter((d) => !change.releases.includes(d));
+      attrs = change.releases.reduce((a, dep) => kind.withoutDependency?.(a, dep) ?? a, recorded?.attrs ?? {});
+    } else {
+      dependsOn = change.dependsOn;
+      attrs = want?.attrs ?? change.after ?? {};
+    }
+    // An update or a release may still need what the resource depended on before (to detach it).
+    const visible = action === "update" || action === "release" ? [...new Set([...dependsOn, ...(recorded?.dependsOn ?? [])])] : dependsOn;
+    const ctx = reconcileContext(engine, state, address, visible, { restart: p.restart && change.restart, idle });
+    await writer.intent(address, change.kind, action, attrs, dependsOn);
     try {
       if (action === "delete") {
         await kind.delete(ctx, { attrs, outputs: recorded?.outputs });
-        state.resources.delete(address);
+        writer.outcome(address, action, true, null);
+      } else if (action === "create") {
+        const outputs = await kind.create(ctx, attrs);
+        writer.outcome(address, action, true, { address, kind: change.kind, attrs, outputs, dependsOn, status: "ready" });
       } else {
-        let outputs;
-        if (action === "create") outputs = await kind.create(ctx, attrs);
-        else {
-          const prior: RecordedResource = recorded
-            ? { ...recorded, attrs: change.before ?? recorded.attrs }
-            : { address, kind: change.kind, attrs: change.before ?? {}, outputs: {}, dependsOn, status: "ready" };
-          outputs = await kind.update(ctx, attrs, prior, change.changes);
-        }
-        state.resources.set(address, { address, kind: change.kind, attrs, outputs, dependsOn, status: "ready" });
+        const prior: RecordedResource = recorded ?? { address, kind: change.kind, attrs: change.before ?? {}, outputs: {}, dependsOn, status: "ready" };
+        const outputs = await kind.update(ctx, attrs, prior, runtimeChanges(change, prior.attrs, attrs));
+        writer.outcome(address, action, true, { address, kind: change.kind, attrs, outputs, dependsOn, status: prior.status });
       }
-      save();
-      journal.append({ type: "outcome", address, action, ok: true });
-      node.status = "done";
+      status.set(s.id, "done");
       outcome.done += 1;
       engine.emit({ type: "done", address, action, elapsedMs: Date.now() - started });
     } catch (err) {
@@ -133,72 +174,136 @@ export async function applyPlan(p: ApplyParams): Promise<ApplyOutcome> {
         err instanceof ProviderError
           ? err
           : new ProviderError(address, err instanceof LagoError ? err.message : errorMessage(err), { cause: err, hint: err instanceof LagoError ? err.hint : undefined });
-      if (action === "create") {
+      let resource: RecordedResource | undefined;
+      let resolved = true;
+      if ((action === "update" || action === "release") && recorded) {
+        // It may have done part of its work: the next plan updates it again.
+        resource = { ...recorded, unfinished: `the ${action} failed: ${error.message.split("\n")[0] ?? ""}` };
+      } else if (action === "create") {
         // A failed create should leave nothing, but check: whatever exists is recorded as tainted.
         try {
           const left = await kind.read(ctx, { attrs, outputs: undefined });
-          if (left) {
-            state.resources.set(address, { address, kind: change.kind, attrs: left.attrs, outputs: left.outputs, dependsOn, status: "tainted", reason: `create failed: ${error.message.split("\n")[0]}` });
-            save();
-          }
+          if (left) resource = { address, kind: change.kind, attrs: left.attrs, outputs: left.outputs, dependsOn, status: "tainted", reason: `create failed: ${error.message.split("\n")[0] ?? ""}` };
         } catch {
-          // Reading back failed too; the journal keeps the intent open for the next run.
-          node.status = "failed";
-          outcome.ok = false;
-          outcome.failed.push({ address, action, error });
-          engine.emit({ type: "failed", address, action, elapsedMs: Date.now() - started, error });
-          return;
+          // Reading back failed too: the intent stays open for the next run to resolve.
+          resolved = false;
         }
       }
-      journal.append({ type: "outcome", address, action, ok: false });
-      node.status = "failed";
+      if (resolved) writer.outcome(address, action, false, resource);
+      status.set(s.id, "failed");
       outcome.ok = false;
       outcome.failed.push({ address, action, error });
       engine.emit({ type: "failed", address, action, elapsedMs: Date.now() - started, error });
     }
   };
 
-  await new Promise<void>((resolve) => {
+  await new Promise<void>((resolve, reject) => {
     let running = 0;
-    const pump = (): void => {
-      let progressed = true;
-      while (progressed) {
-        progressed = false;
-        for (const node of nodes.values()) {
-          if (node.status !== "pending") continue;
-          const blockers = [...node.after].map((id) => nodes.get(id));
-          const bad = blockers.find((b) => b && (b.status === "failed" || b.status === "skipped"));
-          if (bad) {
-            node.status = "skipped";
-            outcome.skipped.push(node.id);
-            outcome.ok = false;
-            engine.emit({ type: "skipped", address: node.address, action: node.action, reason: `${bad.address} did not ${bad.action}` });
-            progressed = true;
-            continue;
-          }
-          if (engine.signal.aborted) {
-            node.status = "skipped";
-            outcome.skipped.push(node.id);
-            outcome.ok = false;
-            engine.emit({ type: "skipped", address: node.address, action: node.action, reason: "interrupted" });
-            progressed = true;
-            continue;
-          }
-          if (running >= p.parallelism || blockers.some((b) => b && b.status !== "done")) continue;
-          node.status = "running";
-          running += 1;
-          progressed = true;
-          void run(node).finally(() => {
-            running -= 1;
-            pump();
-          });
+    const ready: string[] = graph.sources().sort();
+    let head = 0;
+    /** Steps back from an idle wait, waiting for a slot (they go before new steps). */
+    const returning: (() => void)[] = [];
+
+    const skip = (id: string, reason: string): void => {
+      // This step and everything after it can never run.
+      const queue = [id];
+      const cause = new Map<string, string>([[id, reason]]);
+      while (queue.length) {
+        const next = queue.shift() as string;
+        if (status.get(next) !== "pending") continue;
+        status.set(next, "skipped");
+        const s = step(next);
+        const why = cause.get(next) ?? reason;
+        outcome.ok = false;
+        outcome.skipped.push({ address: s.address, action: s.action, reason: why });
+        engine.emit({ type: "skipped", address: s.address, action: s.action, reason: why });
+        for (const succ of graph.successors(next) ?? []) {
+          if (!cause.has(succ)) cause.set(succ, `${s.address} was not ${s.action === "delete" ? "destroyed" : s.action === "release" ? "released" : s.action === "update" ? "updated" : "created"}`);
+          queue.push(succ);
         }
       }
-      if (running === 0 && [...nodes.values()].every((n) => n.status !== "pending" && n.status !== "running")) resolve();
     };
+
+    const finishIfDone = (): void => {
+      if (running > 0 || returning.length || head < ready.length) return;
+      const stuck = [...status].filter(([, st]) => st === "pending" || st === "running").map(([id]) => id);
+      if (stuck.length) reject(new InternalError(`the apply ended with steps neither done, failed nor skipped: ${stuck.sort().join(", ")}`));
+      else resolve();
+    };
+
+    const settle = (s: Step): void => {
+      const st = status.get(s.id);
+      for (const succ of graph.successors(s.id) ?? []) {
+        if (st !== "done") {
+          skip(succ, `${s.address} did not ${s.action}`);
+          continue;
+        }
+        const left = (waiting.get(succ) ?? 0) - 1;
+        waiting.set(succ, left);
+        if (left === 0 && status.get(succ) === "pending") ready.push(succ);
+      }
+    };
+
+    const pump = (): void => {
+      while (running < p.parallelism && returning.length) {
+        running += 1;
+        (returning.shift() as () => void)();
+      }
+      while (running < p.parallelism && head < ready.length) {
+        const id = ready[head++] as string;
+        if (status.get(id) !== "pending") continue;
+        if (engine.signal.aborted) {
+          outcome.interrupted = true;
+          skip(id, "interrupted");
+          continue;
+        }
+        const s = step(id);
+        status.set(id, "running");
+        running += 1;
+        let holding = true;
+        const idle = async <T>(fn: () => Promise<T>): Promise<T> => {
+          if (!holding) return fn();
+          holding = false;
+          running -= 1;
+          pump();
+          try {
+            return await fn();
+          } finally {
+            await new Promise<void>((back) => {
+              returning.push(back);
+              pump();
+            });
+            holding = true;
+          }
+        };
+        void execute(s, idle)
+          .catch((err: unknown) => {
+            // execute() records every failure itself; anything here is a bug (e.g. the journal failed).
+            status.set(id, "failed");
+            outcome.ok = false;
+            outcome.failed.push({ address: s.address, action: s.action, error: err instanceof LagoError ? err : new InternalError(errorMessage(err), { cause: err }) });
+          })
+          .finally(() => {
+            running -= 1;
+            settle(s);
+            pump();
+            finishIfDone();
+          });
+      }
+      if (engine.signal.aborted) {
+        for (let i = head; i < ready.length; i++) {
+          const id = ready[i] as string;
+          if (status.get(id) === "pending") {
+            outcome.interrupted = true;
+            skip(id, "interrupted");
+          }
+        }
+        head = ready.length;
+      }
+      finishIfDone();
+    };
+    engine.signal.addEventListener("abort", pump, { once: true });
     pump();
   });
-  if (outcome.ok) journal.clear();
-  else journal.close();
   return outcome;
 }

@@ -10,12 +10,13 @@ export interface EngineContext {
   emit: Emit;
   signal: AbortSignal;
   cache: Map<string, Promise<unknown>>;
-  /** Set by the applier: releases the caller's parallelism slot while `fn` runs. */
-  idle?: <T>(fn: () => Promise<T>) => Promise<T>;
 }
 
+/** Releases the caller's parallelism slot while `fn` runs (the applier gives one per step). */
+export type Idle = <T>(fn: () => Promise<T>) => Promise<T>;
+
 /** The reconciler context of `address`, its dependencies taken from `state` as it is now. */
-export function reconcileContext(engine: EngineContext, state: State, address: string, dependsOn: string[], restart = false): ReconcileContext {
+export function reconcileContext(engine: EngineContext, state: State, address: string, dependsOn: string[], options: { restart?: boolean; idle?: Idle } = {}): ReconcileContext {
   const deps = new Map<string, { kind: Kind; attrs: Attrs; outputs: Attrs }>();
   for (const dep of dependsOn) {
     const rec = state.resources.get(dep);
@@ -28,8 +29,8 @@ export function reconcileContext(engine: EngineContext, state: State, address: s
     deps,
     progress: (message) => engine.emit({ type: "progress", address, message }),
     signal: engine.signal,
-    restart,
-    idle: engine.idle ?? ((fn) => fn()),
+    restart: options.restart ?? false,
+    idle: options.idle ?? ((fn) => fn()),
     cache: engine.cache,
   };
 }

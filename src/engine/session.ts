@@ -6,21 +6,23 @@
 import { readFileSync, rmSync } from "node:fs";
 import { createHash } from "node:crypto";
 import { ConfigError, UsageError, errorMessage, type Diagnostic } from "../errors.ts";
-import type { EnvSpec } from "../spec/types.ts";
+import type { EnvSpec, TemplateInfo } from "../spec/types.ts";
 import { compile, type TemplateResolution } from "../graph/compile.ts";
 import { computePlan, hasChanges, type Plan } from "../plan/plan.ts";
 import type { Drivers } from "../drivers/types.ts";
 import { envPaths, type EnvContext } from "../env/context.ts";
-import { readState, writeState, type State } from "../state/state.ts";
-import { Journal, pendingIntents } from "../state/journal.ts";
+import { toStored, writeState, type State } from "../state/state.ts";
+import { loadState, StateWriter, type StateFiles } from "../state/store.ts";
 import { lockEnv, type EnvLock } from "../state/lock.ts";
 import { loadTemplateRepo, resolveTemplate, type TemplateRepo } from "../templates/repo.ts";
 import type { DesiredResource } from "../resources/types.ts";
+import type { TemplateRef } from "../drivers/types.ts";
+import { diskAddress } from "../resources/common.ts";
 import type { EngineContext } from "./context.ts";
 import type { Emit } from "./events.ts";
 import { recoverIntents } from "./recover.ts";
 import { refresh } from "./refresh.ts";
-import { applyPlan, type ApplyOutcome } from "./apply.ts";
+import { applyPlan, executionGraph, type ApplyOutcome } from "./apply.ts";
 
 export interface Session {
   env: EnvContext;
@@ -29,6 +31,8 @@ export interface Session {
   signal: AbortSignal;
   lockTimeoutMs: number;
   parallelism: number;
+  /** In-process crash simulation: once false, nothing more is written. */
+  alive?: (() => boolean) | undefined;
 }
 
 function engineOf(s: Session): EngineContext {
@@ -38,9 +42,40 @@ function engineOf(s: Session): EngineContext {
 /** The repository a spec resolves against: read, or why it could not be. */
 export type RepoSource = { repo: TemplateRepo } | { error: string } | undefined;
 
-/** Resolve every template disk, given the repository already read. Pure; diagnostics carry positions. */
-export function resolveTemplatesIn(spec: EnvSpec, source: RepoSource): Map<string, TemplateResolution> {
+/** The template a disk recorded in `prior` was created from, when it came from a repository. */
+function recordedTemplate(prior: State | undefined, vm: string, disk: string): TemplateRef | undefined {
+  const address = prior?.resources.get(diskAddress(vm, disk))?.attrs.template;
+  if (typeof address !== "string") return undefined;
+  const t = prior?.resources.get(address)?.attrs;
+  const source = t?.source;
+  if (!t || typeof t.repo !== "string" || typeof t.name !== "string" || typeof t.version !== "string" || typeof t.handle !== "string" || !source || typeof source !== "object" || Array.isArray(source)) return undefined;
+  return { repo: t.repo, name: t.name, version: t.version, handle: t.handle, source: { type: source.type === "http" ? "http" : "file", location: String(source.location) } };
+}
+
+export interface TemplateResolutions {
+  /** Resolved template of every template disk, by the disk's pointer. */
+  templates: Map<string, TemplateResolution>;
+  /** What the plan should say about them (versions kept although newer ones exist). */
+  notices: string[];
+}
+
+export interface ResolveOptions {
+  /** The recorded state: a disk keeps the template version it was created from (like a lock file). */
+  prior?: State | undefined;
+  /** Move every disk without a `template_version` to the repository's newest version. */
+  upgrade?: boolean | undefined;
+}
+
+/**
+ * Resolve every template disk, given the repository already read. Pure;
+ * diagnostics carry positions. A disk without `template_version` gets the
+ * newest version, unless the state records the version it was created from:
+ * that version is kept (and the plan says that a newer one exists) until
+ * `upgrade` is asked for.
+ */
+export function resolveTemplatesIn(spec: EnvSpec, source: RepoSource, options: ResolveOptions = {}): TemplateResolutions {
   const out = new Map<string, TemplateResolution>();
+  const notices = new Set<string>();
   const diagnostics: Diagnostic[] = [];
   for (const domain of spec.domains) {
     for (const disk of domain.disks) {
@@ -60,7 +95,20 @@ export function resolveTemplatesIn(spec: EnvSpec, source: RepoSource): Map<strin
         diagnostics.push({ pos: spec.locate(pointer), pointer, message: `cannot read the template repository: ${source.error}` });
       } else {
         try {
-          out.set(disk.pointer, { type: "repo", ref: resolveTemplate(source.repo, disk.templateName ?? "", disk.templateVersion) });
+          const name = disk.templateName ?? "";
+          const recorded = disk.templateVersion === undefined && !options.upgrade ? recordedTemplate(options.prior, domain.name, disk.name) : undefined;
+          if (recorded && recorded.repo === source.repo.name && recorded.name === name) {
+            const newest = resolveTemplate(source.repo, name);
+            const published = source.repo.templates.get(name)?.versions.has(recorded.version) === true;
+            out.set(disk.pointer, { type: "repo", ref: published ? resolveTemplate(source.repo, name, recorded.version) : recorded });
+            if (newest.version !== recorded.version) {
+              notices.add(
+                `template ${recorded.repo}:${name} stays at version ${recorded.version}, which the state records${published ? "" : " (the repository no longer publishes it; the store keeps it)"}; ${newest.version} is newer: \`lago apply --upgrade-templates\` moves to it (replacing the disks and VMs made from it)`,
+              );
+            }
+          } else {
+            out.set(disk.pointer, { type: "repo", ref: resolveTemplate(source.repo, name, disk.templateVersion) });
+          }
         } catch (err) {
           diagnostics.push({ pos: spec.locate(pointer), pointer, message: errorMessage(err) });
         }
@@ -68,11 +116,11 @@ export function resolveTemplatesIn(spec: EnvSpec, source: RepoSource): Map<strin
     }
   }
   if (diagnostics.length) throw new ConfigError(diagnostics);
-  return out;
+  return { templates: out, notices: [...notices].sort() };
 }
 
 /** Read the repository (only when a disk needs it) and resolve every template disk. */
-export async function resolveTemplates(spec: EnvSpec, repoPath: string | undefined): Promise<Map<string, TemplateResolution>> {
+export async function resolveTemplates(spec: EnvSpec, repoPath: string | undefined, options: ResolveOptions = {}): Promise<TemplateResolutions> {
   const needed = spec.domains.some((d) => d.disks.some((k) => k.type === "template" && !k.path));
   let source: RepoSource;
   if (needed && repoPath) {
@@ -82,12 +130,13 @@ export async function resolveTemplates(spec: EnvSpec, repoPath: string | undefin
       source = { error: errorMessage(err) };
     }
   }
-  return resolveTemplatesIn(spec, source);
+  return resolveTemplatesIn(spec, source, options);
 }
 
-export async function compileSpec(spec: EnvSpec, state: State, env: EnvContext): Promise<DesiredResource[]> {
-  const templates = await resolveTemplates(spec, env.config.templateRepoPath);
-  return compile({ spec, templates, prior: state, domainType: env.config.domainType });
+/** Compile `spec` against the recorded state; returns the desired graph and the plan's notices. */
+export async function compileSpec(spec: EnvSpec, state: State, env: EnvContext, options: { upgradeTemplates?: boolean | undefined } = {}): Promise<{ desired: DesiredResource[]; notices: string[] }> {
+  const { templates, notices } = await resolveTemplates(spec, env.config.templateRepoPath, { prior: state, upgrade: options.upgradeTemplates });
+  return { desired: compile({ spec, templates, prior: state, domainType: env.config.domainType }), notices };
 }
 
 export interface PlanRequest {
@@ -97,20 +146,26 @@ export interface PlanRequest {
   replace?: string[] | undefined;
   destroy?: boolean | undefined;
   restart?: boolean | undefined;
+  /** Move template disks without a `template_version` to the newest version (`--upgrade-templates`). */
+  upgradeTemplates?: boolean | undefined;
 }
 
 export interface PlanResult {
   plan: Plan;
   state: State;
   recovered: string[];
+  /** A journal of an earlier run was found (the checkpoint did not hold everything). */
+  interrupted: boolean;
 }
+
+const filesOf = (env: EnvContext): StateFiles => ({ state: envPaths.state(env), journal: envPaths.journal(env) });
 
 /** Read the state, resolve an interrupted apply in memory, refresh, plan. Caller holds the lock. */
 async function planLocked(s: Session, req: PlanRequest): Promise<PlanResult> {
-  const state = readState(envPaths.state(s.env));
+  const { state, pending, interrupted } = loadState(filesOf(s.env));
   const engine = engineOf(s);
-  const recovered = await recoverIntents(engine, state, pendingIntents(envPaths.journal(s.env)));
-  const desired = req.spec && !req.destroy ? await compileSpec(req.spec, state, s.env) : [];
+  const recovered = await recoverIntents(engine, state, pending);
+  const { desired, notices } = req.spec && !req.destroy ? await compileSpec(req.spec, state, s.env, { upgradeTemplates: req.upgradeTemplates }) : { desired: [], notices: [] };
   for (const t of [...(req.targets ?? []), ...(req.replace ?? [])]) {
     if (!desired.some((d) => d.address === t) && !state.resources.has(t)) {
       throw new UsageError(`no resource ${t} in the configuration or the state`, { hint: "addresses look like domain.vm01, disk.vm01.root, network.lago; see `lago show`" });
@@ -127,7 +182,9 @@ async function planLocked(s: Session, req: PlanRequest): Promise<PlanResult> {
     destroy: req.destroy,
     restart: req.restart,
   });
-  return { plan, state, recovered };
+  plan.notices = notices;
+  if (req.spec) refuseShrinks(plan, req.spec);
+  return { plan, state, recovered, interrupted };
 }
 
 async function withLock<T>(s: Session, command: string, fn: () => Promise<T>): Promise<T> {
@@ -152,6 +209,8 @@ export interface SavedPlan {
   initFile: string | null;
   restart: boolean;
   plan: Plan;
+  /** For a templated init file: the variables and environment variables its render read. */
+  template?: TemplateInfo | null;
 }
 
 export function sha256File(file: string): string {
@@ -175,10 +234,12 @@ export async function applyEnv(s: Session, req: ApplyRequest): Promise<ApplyResu
     let plan: Plan;
     let state: State;
     let recovered: string[] = [];
+    let interrupted = false;
     if (req.saved) {
-      state = readState(envPaths.state(s.env));
       const saved = req.saved;
-      if (pendingIntents(envPaths.journal(s.env)).length) {
+      const loaded = loadState(filesOf(s.env));
+      state = loaded.state;
+      if (loaded.interrupted) {
         throw new UsageError("the saved plan is stale: an apply was interrupted since it was made; run `lago plan` again");
       }
       if ((state.lineage || null) !== saved.plan.lineage || state.serial !== saved.plan.serial) {
@@ -189,27 +250,80 @@ export async function applyEnv(s: Session, req: ApplyRequest): Promise<ApplyResu
       }
       plan = saved.plan;
     } else {
-      ({ plan, state, recovered } = await planLocked(s, req));
+      ({ plan, state, recovered, interrupted } = await planLocked(s, req));
     }
-    const stateFile = envPaths.state(s.env);
-    const journalFile = envPaths.journal(s.env);
-    const pendingDrift = plan.drift.some((d) => d.type === "deleted");
-    if (!hasChanges(plan) && !recovered.length && !pendingDrift) return { plan, outcome: undefined, confirmed: true };
+    const pendingDrift = plan.drift.length > 0;
+    if (!hasChanges(plan) && !interrupted && !pendingDrift && !dependsOnChanged(plan)) return { plan, outcome: undefined, confirmed: true };
+    // Checked before anything is written or asked: a plan the engine cannot order is a bug.
+    const graph = executionGraph(plan, state);
     if (hasChanges(plan) && !(await req.confirm(plan, recovered))) return { plan, outcome: undefined, confirmed: false };
-    // The recovered picture becomes the recorded one before anything else happens.
-    if (recovered.length) {
-      writeState(stateFile, state);
-      new Journal(journalFile).clear();
-      plan = { ...plan, serial: state.serial };
+    const writer = new StateWriter(filesOf(s.env), state, { alive: s.alive });
+    // The recovered picture (or a half-replayed journal) becomes a checkpoint before anything else happens.
+    writer.begin({ checkpoint: interrupted });
+    recordRefresh(writer, plan);
+    if (!plan.destroy) writer.meta(plan.initFileSha256);
+    let outcome: ApplyOutcome;
+    try {
+      outcome = await applyPlan({ engine: engineOf(s), plan, writer, parallelism: s.parallelism, restart: req.restart ?? req.saved?.restart ?? false, graph });
+    } catch (err) {
+      writer.close();
+      throw err;
     }
-    const journal = new Journal(journalFile);
-    const outcome = await applyPlan({ engine: engineOf(s), plan, state, stateFile, journal, parallelism: s.parallelism, restart: req.restart ?? req.saved?.restart ?? false });
-    if (req.destroy && !req.targets?.length && outcome.ok && state.resources.size === 0) {
+    writer.finish();
+    if (req.destroy && !req.targets?.length && outcome.ok && state.resources.size === 0 && s.alive?.() !== false) {
       // Everything is gone: so are the environment's files (state, journal, console logs).
       rmSync(s.env.dir, { recursive: true, force: true });
     }
     return { plan, outcome, confirmed: true };
   });
+}
+
+/** Whether a no-op resource now depends on other things (recorded without a reconciler call). */
+function dependsOnChanged(plan: Plan): boolean {
+  return plan.resourceChanges.some((c) => c.action === "no-op" && c.refreshed && c.refreshed.dependsOn.join("\0") !== c.dependsOn.join("\0"));
+}
+
+/**
+ * Before any step: what refresh found becomes the record (resources deleted
+ * outside lago are dropped unless they are created again, the others take
+ * their observed attributes), and resources left as they are record their new
+ * dependencies.
+ */
+function recordRefresh(writer: StateWriter, plan: Plan): void {
+  const state = writer.state;
+  // A resource deleted outside lago that is created again keeps its record until then: what is
+  // still attached to it (a VM's NICs on a vanished network) needs it to let go of it.
+  const recreated = new Set(plan.resourceChanges.filter((c) => c.action === "create").map((c) => c.address));
+  for (const d of plan.drift) if (d.type === "deleted" && state.resources.has(d.address) && !recreated.has(d.address)) writer.set(d.address, null);
+  for (const c of plan.resourceChanges) {
+    const rec = c.refreshed;
+    if (!rec) continue;
+    const now = state.resources.get(c.address);
+    const next = c.action === "no-op" ? { ...rec, dependsOn: c.dependsOn } : rec;
+    if (!now || JSON.stringify(toStored(now)) !== JSON.stringify(toStored(next))) writer.set(c.address, next);
+  }
+}
+
+/**
+ * Shrinking a disk is refused at plan time, with the position of its `size`:
+ * it would destroy the data at its end.
+ */
+function refuseShrinks(plan: Plan, spec: EnvSpec): void {
+  const diagnostics: Diagnostic[] = [];
+  for (const c of plan.resourceChanges) {
+    if (c.kind !== "disk" || c.action !== "update") continue;
+    // A disk written without a size has the size of its template (or what it was grown to): that counts too.
+    const before = typeof c.before?.size === "number" ? c.before.size : c.refreshed?.outputs.virtual_size;
+    const after = c.after?.size;
+    if (typeof before !== "number" || typeof after !== "number" || after >= before) continue;
+    const pointer = plan.desired.find((d) => d.address === c.address)?.pointer ?? "";
+    diagnostics.push({
+      pos: spec.locate(`${pointer}/size`),
+      pointer: `${pointer}/size`,
+      message: `${c.address} has ${before} bytes: shrinking it to ${after} would destroy the data at its end; give a size of at least ${before} bytes, or replace the disk with \`lago apply --replace ${c.address}\``,
+    });
+  }
+  if (diagnostics.length) throw new ConfigError(diagnostics);
 }
 
 /**
@@ -221,17 +335,15 @@ export async function applyEnv(s: Session, req: ApplyRequest): Promise<ApplyResu
  */
 export async function updateState<T>(s: Session, command: string, fn: (state: State) => Promise<{ changed: boolean; result: T }>): Promise<T> {
   return withLock(s, command, async () => {
-    if (pendingIntents(envPaths.journal(s.env)).length) {
-      throw new UsageError(`an interrupted apply of environment ${s.env.name} is not resolved yet`, { hint: "run `lago apply` first" });
-    }
-    const state = readState(envPaths.state(s.env));
+    const { state, interrupted } = loadState(filesOf(s.env));
+    if (interrupted) throw new UsageError(`an interrupted apply of environment ${s.env.name} is not resolved yet`, { hint: "run `lago apply` first" });
     const { changed, result } = await fn(state);
-    if (changed) writeState(envPaths.state(s.env), state);
+    if (changed) writeState(envPaths.state(s.env), state, s.alive);
     return result;
   });
 }
 
-/** The recorded state, read without the lock (it is always whole on disk). */
+/** The recorded state (the checkpoint and the journal of a run in progress), read without the lock. */
 export function showState(env: EnvContext): State {
-  return readState(envPaths.state(env));
+  return loadState(filesOf(env)).state;
 }

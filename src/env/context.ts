@@ -57,9 +57,13 @@ export function libvirtPrefix(env: EnvContext): string {
   return `lago-${env.id}-`;
 }
 
-/** A Linux bridge name (at most 15 characters) unique to this environment's net. */
-export function bridgeName(env: EnvContext, net: string): string {
-  return `lgo${createHash("sha256").update(`${env.id}\0${net}`).digest("hex").slice(0, 10)}`;
+/**
+ * A Linux bridge name (at most 15 characters): `lgo`, the environment id and
+ * the net's bridge index (base 36, allocated per environment, never reused
+ * while recorded), so two nets never share a bridge.
+ */
+export function bridgeName(env: EnvContext, index: number): string {
+  return `lgo${env.id}${index.toString(36).padStart(4, "0")}`;
 }
 
 /**

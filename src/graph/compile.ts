@@ -10,6 +10,7 @@ import type { DomainSpec, EnvSpec, NetSpec } from "../spec/types.ts";
 import type { TemplateRef } from "../drivers/types.ts";
 import type { Attrs, DesiredResource, Json } from "../resources/types.ts";
 import type { State } from "../state/state.ts";
+import { diskAddress } from "../resources/common.ts";
 
 export type TemplateResolution = { type: "repo"; ref: TemplateRef } | { type: "path"; path: string; format: string };
 
@@ -27,7 +28,9 @@ export const KEYPAIR = "keypair";
 export function templateAddress(t: TemplateResolution): string {
   return t.type === "repo"
     ? `template.${t.ref.repo}:${t.ref.name}:${t.ref.version}`
-    : `template.file:${t.path.split("/").pop() ?? "image"}@${sha256(t.path).slice(0, 8)}`;
+    : // The image's format is part of its identity: two disks may read one file as different formats
+      // (qcow2, the default, keeps the address it always had).
+      `template.file:${t.path.split("/").pop() ?? "image"}@${sha256(t.format === "qcow2" ? t.path : `${t.path}\0${t.format}`).slice(0, 8)}`;
 }
 
 export function sha256(text: string): string {
@@ -66,6 +69,13 @@ function nicsByNet(spec: EnvSpec): Map<string, { key: string; ip: string | undef
   return out;
 }
 
+/** The lowest host number from 2 in neither set (255 when there is none). */
+function lowestFree(used: Set<number>, avoid: Set<number>): number {
+  let n = 2;
+  while (n <= 254 && (used.has(n) || avoid.has(n))) n++;
+  return n;
+}
+
 /** Host number of a NAT net's gateway: its `gw`, else .1 as in Lago. */
 function gatewayHost(net: NetSpec): number {
   return net.gw ? hostOf(net.gw) : 1;
@@ -81,7 +91,8 @@ export function requestedSubnet(net: NetSpec, nics: { ip: string | undefined }[]
 /**
  * Host numbers of every NIC on every NAT net, keyed `<net>` → `<vm>#<net>#<n>`.
  * Static IPs keep their host number; dynamic NICs keep the one recorded in the
- * prior state, and new ones take the lowest free number from 2.
+ * prior state, and new ones take the lowest number from 2 that no NIC uses or
+ * the prior state records (a freed number is reused by a later apply).
  */
 function allocateHosts(spec: EnvSpec, prior: State, byNet: Map<string, { key: string; ip: string | undefined }[]>): Map<string, Map<string, number>> {
   const result = new Map<string, Map<string, number>>();
@@ -112,18 +123,57 @@ function allocateHosts(spec: EnvSpec, prior: State, byNet: Map<string, { key: st
         used.add(host);
       } else fresh.push(key);
     }
-    let next = 2;
+    // A new NIC avoids every number the prior state still records: a VM deleted by this
+    // apply may still be up with that address (and MAC) while the new one boots.
+    const recordedHosts = new Set(previous.values());
     for (const key of fresh) {
-      while (used.has(next)) next++;
-      if (next > 254) {
+      let host = lowestFree(used, recordedHosts);
+      if (host > 254) host = lowestFree(used, new Set());
+      if (host > 254) {
         throw new ConfigError([{ pos: spec.locate(net.pointer), pointer: net.pointer, message: `net ${net.name} has more NICs than addresses in its /24` }]);
       }
-      hosts.set(key, next);
-      used.add(next);
+      hosts.set(key, host);
+      used.add(host);
     }
     result.set(net.name, hosts);
   }
   return result;
+}
+
+/**
+ * A bridge index per net, unique in the environment: kept from the prior
+ * state, new nets take the lowest index no recorded net holds (so that a net
+ * created while another is deleted never takes its bridge name).
+ */
+function allocateBridges(spec: EnvSpec, prior: State): Map<string, number> {
+  const out = new Map<string, number>();
+  const used = new Set<number>();
+  for (const r of prior.resources.values()) {
+    if (r.kind === "network" && typeof r.attrs.bridge_index === "number") used.add(r.attrs.bridge_index);
+  }
+  const fresh: string[] = [];
+  for (const net of spec.nets) {
+    const index = prior.resources.get(`network.${net.name}`)?.attrs.bridge_index;
+    if (typeof index === "number" && ![...out.values()].includes(index)) out.set(net.name, index);
+    else fresh.push(net.name);
+  }
+  let next = 0;
+  for (const name of fresh) {
+    while (used.has(next) || [...out.values()].includes(next)) next++;
+    out.set(name, next++);
+  }
+  return out;
+}
+
+function sortedObject<T>(o: Record<string, T>): Record<string, T> {
+  const out: Record<string, T> = {};
+  for (const k of Object.keys(o).sort()) Object.defineProperty(out, k, { value: o[k], enumerable: true, writable: true, configurable: true });
+  return out;
+}
+
+/** qemu sizes images in 512-byte sectors: a size is rounded up to one, so that reality can match it. */
+function sectorSize(bytes: number | undefined): number | null {
+  return bytes === undefined ? null : Math.ceil(bytes / 512) * 512;
 }
 
 function cpuAttrs(d: DomainSpec): Attrs {
@@ -156,6 +206,7 @@ export function compile(input: CompileInput): DesiredResource[] {
   // Lago: a non-management net forwards DNS to the (first) management net, so a
   // VM on several nets resolves the environment's names whichever DHCP answered last.
   const dnsHub = spec.nets.find((n) => n.management && n.type === "nat");
+  const bridges = allocateBridges(spec, input.prior);
   for (const net of spec.nets) {
     const deps: string[] = [];
     const forward = dnsHub && net.type === "nat" && !net.management ? dnsHub : undefined;
@@ -166,9 +217,14 @@ export function compile(input: CompileInput): DesiredResource[] {
       deps.push(`lease.${net.name}`);
     }
     const netHosts: Record<string, Json> = {};
+    const dns: Record<string, string[]> = {};
     for (const [key, host] of [...(hosts.get(net.name) ?? new Map<string, number>())].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
-      netHosts[key] = { vm: key.slice(0, key.indexOf("#")), host };
+      const vm = key.slice(0, key.indexOf("#"));
+      netHosts[key] = { vm, host };
+      // On the management net, a VM's first NIC there answers to the VM's name.
+      if (net.management && key.endsWith("#0")) dns[`h${host}`] = [...(dns[`h${host}`] ?? []), vm].sort();
     }
+    for (const [name, ip] of Object.entries(net.dnsRecords)) dns[ip] = [...(dns[ip] ?? []), name].sort();
     add({
       address: `network.${net.name}`,
       kind: "network",
@@ -176,10 +232,11 @@ export function compile(input: CompileInput): DesiredResource[] {
         net: net.name,
         type: net.type,
         management: net.management,
+        bridge_index: bridges.get(net.name) ?? 0,
         gateway: net.type === "nat" ? gatewayHost(net) : null,
-        dhcp: net.dhcp ? { start: net.dhcp.start, end: net.dhcp.end } : null,
-        dns_domain: net.dnsDomainName ?? null,
-        dns_records: net.dnsRecords,
+        dhcp: net.dhcp && net.type === "nat" ? { start: net.dhcp.start, end: net.dhcp.end } : null,
+        dns_domain: net.type === "nat" ? (net.dnsDomainName ?? null) : null,
+        dns: sortedObject(dns),
         dns_forward: forward ? { net: forward.name, gateway: gatewayHost(forward) } : null,
         mtu: net.mtu ?? null,
         hosts: netHosts,
@@ -204,7 +261,7 @@ export function compile(input: CompileInput): DesiredResource[] {
     const domainDeps = [KEYPAIR];
     const disks: Record<string, Json> = {};
     d.disks.forEach((disk, index) => {
-      const address = `disk.${d.name}.${disk.name}`;
+      const address = diskAddress(d.name, disk.name);
       if (disk.url) {
         unsupported(`${disk.pointer}/url`, `disks downloaded from a url are not supported by lago: download the image and name it with path`);
         return;
@@ -259,7 +316,8 @@ export function compile(input: CompileInput): DesiredResource[] {
           name: disk.name,
           type: disk.type,
           format: disk.type === "template" ? "qcow2" : disk.format,
-          size: disk.size ?? null,
+          // An existing image (`file` with `path`) is used as it is: a `size` beside it does not apply.
+          size: external ? null : sectorSize(disk.size),
           template,
           path: external ? (disk.path ?? null) : null,
           build_sha256: buildAttrs ? sha256(stringify(buildAttrs)) : null,
@@ -269,7 +327,7 @@ export function compile(input: CompileInput): DesiredResource[] {
       });
       domainDeps.push(address);
       if (buildAttrs) {
-        const buildAddress = `build.${d.name}.${disk.name}`;
+        const buildAddress = diskAddress(d.name, disk.name, "build");
         add({ address: buildAddress, kind: "build", attrs: buildAttrs, dependsOn: [address, KEYPAIR], pointer: disk.pointer });
         domainDeps.push(buildAddress);
       }

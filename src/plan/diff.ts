@@ -14,7 +14,8 @@ function valueAt(doc: Attrs, pointer: string): Json | undefined {
   }
 }
 
-function underPrefix(path: string, prefix: string): boolean {
+/** Whether `path` is at or below `prefix`, or above it (a whole object replaced). */
+export function underPrefix(path: string, prefix: string): boolean {
   return path === prefix || path.startsWith(`${prefix}/`) || prefix.startsWith(`${path}/`);
 }
 

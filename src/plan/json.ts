@@ -1,5 +1,6 @@
 /** The machine-readable plan (`lago plan --json`), described by schemas/plan.schema.json. Pure. */
 import type { Plan } from "./plan.ts";
+import { maskChanges } from "./sensitive.ts";
 
 export function planToJson(plan: Plan): Record<string, unknown> {
   return {
@@ -13,7 +14,7 @@ export function planToJson(plan: Plan): Record<string, unknown> {
       kind: c.kind,
       action: c.action,
       depends_on: c.dependsOn,
-      changes: c.changes.map((x) => ({
+      changes: maskChanges(c.kind, c.changes).map((x) => ({
         path: x.path,
         before: x.before ?? null,
         after: x.after ?? null,
@@ -24,14 +25,17 @@ export function planToJson(plan: Plan): Record<string, unknown> {
       replace_reasons: c.replaceReasons,
       requires_restart: c.requiresRestart,
       restart: c.restart,
+      ...(c.disrupts ? { disrupts: c.disrupts } : {}),
+      releases: c.releases,
     })),
     drift: plan.drift.map((d) => ({
       address: d.address,
       kind: d.kind,
       type: d.type,
-      changes: d.changes.map((x) => ({ path: x.path, before: x.before ?? null, after: x.after ?? null })),
+      changes: maskChanges(d.kind, d.changes).map((x) => ({ path: x.path, before: x.before ?? null, after: x.after ?? null })),
       ...(d.reason ? { reason: d.reason } : {}),
     })),
     pending_restarts: plan.pendingRestarts,
+    notices: plan.notices,
   };
 }

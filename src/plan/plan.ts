@@ -5,7 +5,7 @@
 import type { AttrChange, Attrs, DesiredResource, Kind, Observed, RecordedResource } from "../resources/types.ts";
 import { kindOf } from "../resources/registry.ts";
 import type { State } from "../state/state.ts";
-import { diffAttrs } from "./diff.ts";
+import { diffAttrs, underPrefix } from "./diff.ts";
 import { dependencyOrder } from "../graph/graph.ts";
 
 export type Action = "create" | "update" | "replace" | "delete" | "no-op";
@@ -22,6 +22,15 @@ export interface ResourceChange {
   requiresRestart: boolean;
   /** With `apply --restart`, the VM is restarted. */
   restart: boolean;
+  /** An in-place update that interrupts the resources depending on this one, and why. */
+  disrupts: string | undefined;
+  /**
+   * Dependencies this resource lets go of before they are disrupted and takes
+   * again after (a VM's NICs on a network that is replaced or restarted).
+   */
+  releases: string[];
+  /** The resource as refresh found it (absent for a create); apply records it first. */
+  refreshed: RecordedResource | undefined;
   /** The recorded attributes (after refresh), absent for a create. */
   before: Attrs | undefined;
   /** The desired attributes, absent for a delete. */
@@ -51,6 +60,8 @@ export interface Plan {
   desired: DesiredResource[];
   /** A plan of destroying everything. */
   destroy: boolean;
+  /** Things the user should know that change nothing (a template kept although a newer version exists). */
+  notices: string[];
 }
 
 export interface PlanInput {
@@ -122,6 +133,9 @@ export function computePlan(input: PlanInput): Plan {
       replaceReasons: [],
       requiresRestart: false,
       restart: false,
+      disrupts: undefined,
+      releases: [],
+      refreshed: cur,
       before: cur?.attrs,
       after: d.attrs,
     };
@@ -132,18 +146,38 @@ export function computePlan(input: PlanInput): Plan {
       for (const c of change.changes) if (c.forcesReplacement && c.reason && !change.replaceReasons.includes(c.reason)) change.replaceReasons.push(c.reason);
       if (cur.status === "tainted") change.replaceReasons.push(`it is tainted${cur.reason ? `: ${cur.reason}` : ""}`);
       if (forceReplace.has(d.address)) change.replaceReasons.push("replacement requested with --replace");
-      // A dependency that is replaced, or recreated after it vanished, may force this resource too.
+      const disruptive = change.changes.filter((c) => !c.forcesReplacement && kind.disruptiveOn?.some((r) => underPrefix(c.path, r.path)));
+      const reasons = new Set<string>();
+      for (const c of disruptive) for (const r of kind.disruptiveOn ?? []) if (underPrefix(c.path, r.path)) reasons.add(r.reason);
+      if (reasons.size) change.disrupts = [...reasons].join("; ");
+      // A dependency that is replaced, restarted, or recreated after it vanished, may disrupt this resource.
+      const reattach: { dep: string; reason: string }[] = [];
       for (const depAddress of d.dependsOn) {
         const dep = changes.get(depAddress);
-        const recreated = dep && (dep.action === "replace" || (dep.action === "create" && input.state.resources.has(depAddress)));
-        if (!dep || !recreated) continue;
-        const reaction = kind.onDependencyReplaced?.({ address: depAddress, kind: dep.kind }, d.attrs);
+        if (!dep) continue;
+        const how =
+          dep.action === "replace" || (dep.action === "create" && input.state.resources.has(depAddress)) ? "replace" : dep.action === "update" && dep.disrupts ? "restart" : undefined;
+        if (!how) continue;
+        const reaction = kind.onDependencyDisrupted?.({ address: depAddress, kind: dep.kind, how }, d.attrs);
         if (!reaction) continue;
         if (reaction.action === "replace") change.replaceReasons.push(reaction.reason);
-        else change.changes.push({ path: `(dependency) ${depAddress}`, before: null, after: null, forcesReplacement: false, reason: reaction.reason });
+        else {
+          if (reaction.action === "restart") change.disrupts = change.disrupts ? `${change.disrupts}; ${reaction.reason}` : reaction.reason;
+          if (cur.dependsOn.includes(depAddress)) reattach.push({ dep: depAddress, reason: reaction.reason });
+          else change.changes.push({ path: `(dependency) ${depAddress}`, before: null, after: null, forcesReplacement: false, reason: reaction.reason });
+        }
       }
-      if (change.replaceReasons.length) change.action = "replace";
-      else if (change.changes.length) change.action = "update";
+      if (cur.unfinished) change.changes.push({ path: "(unfinished)", before: null, after: null, forcesReplacement: false, reason: `${cur.unfinished}; it is updated again` });
+      if (change.replaceReasons.length) {
+        change.action = "replace";
+        change.disrupts = undefined;
+      } else {
+        for (const r of reattach) {
+          change.releases.push(r.dep);
+          change.changes.push({ path: `(dependency) ${r.dep}`, before: null, after: null, forcesReplacement: false, reason: r.reason });
+        }
+        if (change.changes.length) change.action = "update";
+      }
       change.requiresRestart = change.action === "update" && change.changes.some((c) => c.requiresRestart) && cur.attrs.running === true;
       const pending = pendingRestartOf(cur);
       if (input.restart && change.action !== "replace" && (change.requiresRestart || pending.length)) {
@@ -168,9 +202,47 @@ export function computePlan(input: PlanInput): Plan {
       replaceReasons: [],
       requiresRestart: false,
       restart: false,
+      disrupts: undefined,
+      releases: [],
+      refreshed: rec,
       before: rec.attrs,
       after: undefined,
     });
+  }
+
+  // A subnet passes from a lease that goes to one that comes (a net renamed with its gw or static IPs):
+  // the new lease waits for the old one's release (see `subnetHandovers`), which waits for its network's
+  // delete; the VMs kept on that network let go of it first, so that their update (attaching them to
+  // the new network) does not have to come before it.
+  for (const { from } of subnetHandovers(changes.values())) {
+    // What is kept and uses the old lease itself (a net forwarding DNS to the management net's subnet)
+    // lets go of it too: its update waits for the new lease, which waits for the old one's delete.
+    for (const y of changes.values()) {
+      if ((y.action !== "update" && y.action !== "no-op") || !y.refreshed?.dependsOn.includes(from) || y.releases.includes(from)) continue;
+      if (!kindOf(y.kind).withoutDependency) continue;
+      y.releases.push(from);
+      y.changes.push({ path: `(dependency) ${from}`, before: null, after: null, forcesReplacement: false, reason: `it lets go of ${from} before it is deleted: its subnet passes to another net` });
+      y.action = "update";
+    }
+    for (const net of changes.values()) {
+      if (net.kind !== "network" || net.action !== "delete" || !net.refreshed?.dependsOn.includes(from)) continue;
+      for (const y of changes.values()) {
+        if ((y.action !== "update" && y.action !== "no-op") || !y.refreshed?.dependsOn.includes(net.address) || y.releases.includes(net.address)) continue;
+        if (!kindOf(y.kind).withoutDependency) continue;
+        y.releases.push(net.address);
+        y.changes.push({ path: `(dependency) ${net.address}`, before: null, after: null, forcesReplacement: false, reason: `it lets go of ${net.address} before it is deleted: its subnet passes to another net` });
+        y.action = "update";
+      }
+    }
+  }
+
+  // What lets go of dependencies before they are disrupted also lets go, in that step, of those that
+  // are deleted: their deletes would otherwise wait for its update, which waits for what replaces the
+  // released ones, which may wait for those deletes (a template disk that becomes an empty one: its
+  // build is deleted while the disk is replaced under the kept VM).
+  for (const c of changes.values()) {
+    if (!c.releases.length || !c.refreshed) continue;
+    for (const dep of c.refreshed.dependsOn) if (changes.get(dep)?.action === "delete" && !c.releases.includes(dep)) c.releases.push(dep);
   }
 
   let selected = [...changes.values()];
@@ -203,7 +275,28 @@ export function computePlan(input: PlanInput): Plan {
     summary,
     desired,
     destroy: input.destroy ?? false,
+    notices: [],
   };
+}
+
+/**
+ * Leases created (or replaced) for a subnet that a lease deleted (or replaced) by the same plan
+ * holds: the old one must be released first. `from` and `to` are lease addresses.
+ */
+export function subnetHandovers(changes: Iterable<ResourceChange>): { from: string; to: string }[] {
+  const list = [...changes];
+  const held = new Map<string, string>();
+  for (const c of list) {
+    const subnet = c.refreshed?.outputs.subnet;
+    if (c.kind === "lease" && (c.action === "delete" || c.action === "replace") && typeof subnet === "string") held.set(subnet, c.address);
+  }
+  const out: { from: string; to: string }[] = [];
+  for (const c of list) {
+    const requested = c.after?.requested;
+    const from = typeof requested === "string" ? held.get(requested) : undefined;
+    if (c.kind === "lease" && (c.action === "create" || c.action === "replace") && from && from !== c.address) out.push({ from, to: c.address });
+  }
+  return out;
 }
 
 export function hasChanges(plan: Plan): boolean {

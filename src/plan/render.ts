@@ -2,6 +2,7 @@
 import { stringify } from "safe-stable-stringify";
 import type { Json } from "../resources/types.ts";
 import type { Drift, Plan, ResourceChange } from "./plan.ts";
+import { maskChanges, maskSensitive } from "./sensitive.ts";
 
 export interface Style {
   green(s: string): string;
@@ -32,10 +33,10 @@ function show(v: Json | undefined): string {
 function changeLines(c: ResourceChange, st: Style): string[] {
   const lines: string[] = [];
   if (c.action === "create") {
-    for (const [k, v] of Object.entries(c.after ?? {})) lines.push(`      ${k}: ${show(v)}`);
+    for (const [k, v] of Object.entries(maskSensitive(c.kind, c.after ?? {}))) lines.push(`      ${k}: ${show(v)}`);
     return lines;
   }
-  for (const x of c.changes) {
+  for (const x of maskChanges(c.kind, c.changes)) {
     if (x.path.startsWith("(")) {
       lines.push(`      ${st.dim(`# ${x.reason ?? x.path}`)}`);
       continue;
@@ -61,7 +62,8 @@ function header(c: ResourceChange, st: Style): string {
       return `  ${st.green("+")} ${st.bold(c.address)} will be created`;
     case "update": {
       const note = c.restart ? " and restarted" : c.requiresRestart ? " (takes effect after restart: lago apply --restart)" : "";
-      return `  ${st.yellow("~")} ${st.bold(c.address)} will be updated in place${note}`;
+      const disrupts = c.disrupts ? `, interrupting what uses it: ${c.disrupts}` : "";
+      return `  ${st.yellow("~")} ${st.bold(c.address)} will be updated in place${note}${disrupts}`;
     }
     case "replace":
       return `${st.magenta("-/+")} ${st.bold(c.address)} must be replaced`;
@@ -77,7 +79,7 @@ function header(c: ResourceChange, st: Style): string {
 function driftLines(d: Drift, st: Style): string[] {
   if (d.type === "deleted") return [`  ${st.red("!")} ${st.bold(d.address)} was deleted outside lago`];
   if (d.type === "damaged") return [`  ${st.red("!")} ${st.bold(d.address)} is damaged${d.reason ? `: ${d.reason}` : ""}`];
-  return [`  ${st.yellow("!")} ${st.bold(d.address)} changed outside lago`, ...d.changes.map((x) => `      ${displayPath(x.path)}: ${show(x.before)} → ${show(x.after)}`)];
+  return [`  ${st.yellow("!")} ${st.bold(d.address)} changed outside lago`, ...maskChanges(d.kind, d.changes).map((x) => `      ${displayPath(x.path)}: ${show(x.before)} → ${show(x.after)}`)];
 }
 
 export function summaryLine(plan: Plan): string {
@@ -100,6 +102,7 @@ export function renderPlan(plan: Plan, st: Style = plainStyle): string {
     for (const c of changes) out.push(header(c, st), ...changeLines(c, st), "");
     out.push(st.bold(summaryLine(plan)));
   }
+  for (const n of plan.notices) out.push("", st.dim(`Note: ${n}.`));
   if (plan.pendingRestarts.length) {
     out.push("", st.yellow(`Waiting for a restart to take effect: ${plan.pendingRestarts.join(", ")} (lago apply --restart)`));
   }

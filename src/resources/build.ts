@@ -34,7 +34,8 @@ export function customizeArgs(attrs: Attrs, publicKeyPath: string): string[] {
 export const buildKind: ResourceKind = {
   kind: "build",
   replaceOn: [{ path: "", reason: "build steps run once on a fresh disk" }],
-  onDependencyReplaced: (dep) => (dep.kind === "disk" ? { action: "replace", reason: `its disk ${dep.address} is replaced` } : undefined),
+  sensitive: ["/bootstrap/root_password"],
+  onDependencyDisrupted: (dep) => (dep.kind === "disk" ? { action: "replace", reason: `its disk ${dep.address} is replaced` } : undefined),
   taintOnInterruptedCreate: (self) => self.dependsOn.find((d) => d.startsWith("disk.")),
   async read(_ctx, current) {
     // A build leaves no object of its own: it happened if the state says so.

@@ -25,18 +25,23 @@ export const diskKind: ResourceKind = {
     { path: "/path", reason: "the image path changes" },
     { path: "/build_sha256", reason: "its build steps change: a fresh disk layer is needed" },
   ],
-  onDependencyReplaced: (dep) => (dep.kind === "template" ? { action: "replace", reason: `its template ${dep.address} is replaced` } : undefined),
+  onDependencyDisrupted: (dep) => (dep.kind === "template" ? { action: "replace", reason: `its template ${dep.address} is replaced` } : undefined),
   async read(ctx, current) {
     const path = diskPath(ctx, current.attrs);
-    const info = await ctx.drivers.images.info(path, { signal: ctx.signal });
+    const info = await ctx.drivers.images.info(path, { signal: ctx.signal, expectFormat: external(current.attrs) ? undefined : String(current.attrs.format) });
     if (!info) return undefined;
     const outputs = { path, virtual_size: info.virtualSize };
-    if (current.attrs.template && !info.backingFile) {
-      return { attrs: current.attrs, outputs, healthy: false, reason: `${path} has lost its backing template` };
+    if (typeof current.attrs.template === "string") {
+      const template = ctx.deps.get(current.attrs.template)?.outputs.path;
+      if (!info.backingFile) return { attrs: current.attrs, outputs, healthy: false, reason: `${path} has lost its backing template` };
+      if (typeof template === "string" && info.backingFile !== template) {
+        return { attrs: current.attrs, outputs, healthy: false, reason: `${path} is backed by ${info.backingFile}, not by its template ${template}` };
+      }
     }
     const attrs = { ...current.attrs };
-    // A disk grown outside lago shows as drift; the size the file asks for stays the minimum.
-    if (typeof attrs.size === "number" && info.virtualSize < attrs.size) attrs.size = info.virtualSize;
+    if (!external(attrs) && info.format !== attrs.format) attrs.format = info.format;
+    // The size the disk has: a disk grown or shrunk outside lago shows as drift.
+    if (typeof attrs.size === "number" && info.virtualSize !== attrs.size) attrs.size = info.virtualSize;
     return { attrs, outputs, healthy: true };
   },
   async create(ctx, desired) {

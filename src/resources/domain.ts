@@ -2,14 +2,16 @@
  * A persistent libvirt domain: started, and ready only when SSH answers with
  * the environment's key. Memory, vCPU and CPU changes redefine it in place and
  * wait for a restart (`apply --restart`); NICs and data disks are attached or
- * detached without recreating it.
+ * detached without recreating it, and re-attached when the network or data
+ * disk they use is replaced or restarted (the VM keeps its identity and MACs).
  */
 import { envPaths, libvirtName, libvirtPrefix } from "../env/context.ts";
 import { ProviderError } from "../errors.ts";
 import type { DomainCpuDef, DomainDef, DomainDiskDef, DomainNicDef, SshTarget } from "../drivers/types.ts";
 import { KEYPAIR } from "../graph/compile.ts";
-import { dependency, ipIn, macForIp, macForKey, memo, obj, str } from "./common.ts";
+import { dependency, diskAddress, inventoryOf, ipIn, macForIp, macForKey, obj, parseDiskAddress, str } from "./common.ts";
 import type { AttrChange, Attrs, Json, ReconcileContext, RecordedResource, ResourceKind } from "./types.ts";
+import type { DomainInfo, DomainView } from "../drivers/types.ts";
 
 const RESTART_PATHS = ["/memory", "/vcpu", "/cpu"];
 
@@ -26,6 +28,8 @@ function nicDefs(ctx: ReconcileContext, attrs: Attrs): NicPlan[] {
   return Object.entries(obj(attrs.nics))
     .map(([key, v]): NicPlan => {
       const nic = obj(v);
+      // An interface lago did not put there (found by refresh): known by its MAC only.
+      if (typeof nic.mac === "string") return { key, index: Number.MAX_SAFE_INTEGER, ip: undefined, def: { mac: nic.mac, network: String(nic.libvirt_network ?? ""), mtu: undefined } };
       const network = dependency(ctx, `network.${str(nic.net, "net")}`).outputs;
       const subnet = typeof network.subnet === "string" ? network.subnet : undefined;
       const ip = subnet && typeof nic.host === "number" ? ipIn(subnet, nic.host) : undefined;
@@ -48,7 +52,7 @@ function diskDefs(ctx: ReconcileContext, attrs: Attrs): (DomainDiskDef & { name:
   return Object.entries(obj(attrs.disks))
     .map(([name, v]) => {
       const d = obj(v);
-      const disk = dependency(ctx, `disk.${vm}.${name}`).outputs;
+      const disk = typeof d.source === "string" ? { path: d.source } : dependency(ctx, diskAddress(vm, name)).outputs;
       return {
         name,
         dev: str(d.dev, "dev"),
@@ -140,8 +144,118 @@ async function bootAndWait(ctx: ReconcileContext, attrs: Attrs, prior: Attrs | u
   return outputs;
 }
 
-function changedUnder(changes: AttrChange[], prefix: string): boolean {
-  return changes.some((c) => c.path === prefix || c.path.startsWith(`${prefix}/`));
+/**
+ * What libvirt reports for a CPU configured as `attrs.cpu` (libvirt names a
+ * CPU model's mode `custom`); undefined when lago leaves the CPU to the
+ * hypervisor (TCG without a model: libvirt fills in its default, e.g.
+ * `custom`/`qemu64`, which is not drift).
+ */
+function expectedCpu(attrs: Attrs): { mode: string; model: string | undefined } | undefined {
+  const cpu = obj(attrs.cpu);
+  if (cpu.mode === "model") return { mode: "custom", model: String(cpu.model) };
+  if (cpu.mode === "custom") {
+    const model = obj(cpu.custom).model;
+    return { mode: String(obj(cpu.custom)["@mode"] ?? "custom"), model: typeof model === "string" ? model : typeof obj(model)["#text"] === "string" ? String(obj(model)["#text"]) : undefined };
+  }
+  return attrs.domain_type === "kvm" ? { mode: "host-passthrough", model: undefined } : undefined;
+}
+
+const sameCpu = (a: { mode: string; model: string | undefined }, b: { mode: string; model: string | undefined }): boolean => a.mode === b.mode && (a.model ?? "") === (b.model ?? "");
+
+/** The configuration fields whose running value differs from the persistent one: they wait for a restart. */
+function pendingRestart(info: DomainInfo): string[] {
+  const live = info.live;
+  if (!info.running || !live) return [];
+  const pending: string[] = [];
+  if (live.memoryMiB !== info.config.memoryMiB) pending.push("memory");
+  if (live.vcpu !== info.config.vcpu) pending.push("vcpu");
+  if (!sameCpu(live.cpu, info.config.cpu)) pending.push("cpu");
+  return pending;
+}
+
+/**
+ * The attributes reality shows, in the recorded attributes' shape: a NIC is
+ * matched by its MAC, a disk by its device; a NIC on another network, with
+ * another MTU, or a disk with another source shows as a change; interfaces
+ * and disks lago did not put there show under `~<mac>` / `~<dev>` keys, so
+ * that an update removes them. libvirt's own spellings do not count.
+ */
+function observedAttrs(ctx: ReconcileContext, recorded: Attrs, info: DomainInfo): Attrs {
+  const config: DomainView = info.config;
+  const attrs: Attrs = { ...recorded, running: info.running, memory: config.memoryMiB, vcpu: config.vcpu };
+  const cpu = expectedCpu(recorded);
+  if (cpu && !sameCpu(config.cpu, cpu)) attrs.cpu = { mode: "observed", libvirt_mode: config.cpu.mode, model: config.cpu.model ?? null };
+  let nicPlans: NicPlan[] | undefined;
+  try {
+    nicPlans = nicDefs(ctx, recorded);
+  } catch {
+    // A network it uses is gone from the state: its NICs cannot be matched.
+    nicPlans = undefined;
+  }
+  if (nicPlans) {
+    const nics: { [k: string]: Json } = {};
+    const recordedNics = obj(recorded.nics);
+    const netName = (libvirtNetwork: string | undefined): string | null => (libvirtNetwork?.startsWith(libvirtPrefix(ctx.env)) ? libvirtNetwork.slice(libvirtPrefix(ctx.env).length) : (libvirtNetwork ?? null));
+    const matched = new Set<string>();
+    for (const plan of nicPlans) {
+      const real = config.nics.find((n) => n.mac.toLowerCase() === plan.def.mac.toLowerCase());
+      if (!real) continue;
+      matched.add(real.mac.toLowerCase());
+      const entry = obj(recordedNics[plan.key]);
+      const moved = real.network !== plan.def.network || (real.mtu ?? null) !== (plan.def.mtu ?? null);
+      nics[plan.key] = moved ? { ...entry, net: netName(real.network), mtu: real.mtu ?? null } : entry;
+    }
+    for (const real of config.nics) {
+      if (!matched.has(real.mac.toLowerCase())) nics[`~${real.mac.toLowerCase()}`] = { mac: real.mac.toLowerCase(), libvirt_network: real.network ?? null, net: netName(real.network) };
+    }
+    attrs.nics = nics;
+  }
+  let expected: (DomainDiskDef & { name: string })[] | undefined;
+  try {
+    expected = diskDefs(ctx, recorded);
+  } catch {
+    expected = undefined;
+  }
+  if (expected) {
+    const disks: { [k: string]: Json } = {};
+    const recordedDisks = obj(recorded.disks);
+    for (const want of expected) {
+      const real = config.disks.find((d) => d.dev === want.dev);
+      if (!real) continue;
+      const entry = obj(recordedDisks[want.name]);
+      const realFormat = real.format === "raw" || real.format === "qcow2" ? real.format : real.format;
+      const differs = real.path !== want.path || (realFormat ?? want.format) !== want.format || (real.bus ?? want.bus) !== want.bus || real.device !== want.device;
+      disks[want.name] = differs ? { ...entry, source: real.path ?? null, format: realFormat ?? null, bus: real.bus ?? null, device: real.device } : entry;
+    }
+    for (const real of config.disks) {
+      // Devices lago's own definition adds (such as a seed CD-ROM) are not disks of the spec.
+      if (real.device !== "disk" || expected.some((w) => w.dev === real.dev)) continue;
+      disks[`~${real.dev}`] = { dev: real.dev, source: real.path ?? null, format: real.format ?? null, bus: real.bus ?? null, device: real.device, boot: false, kind: "data" };
+    }
+    attrs.disks = disks;
+  }
+  return attrs;
+}
+
+/** Detach what goes and attach what comes, NICs by MAC and disks by device; a changed one is detached, then attached. */
+async function converge(ctx: ReconcileContext, name: string, prior: Attrs, desired: Attrs): Promise<void> {
+  const lv = ctx.drivers.libvirt;
+  const opts = { signal: ctx.signal };
+  const nicSig = (n: NicPlan): string => `${n.def.mac.toLowerCase()}|${n.def.network}|${n.def.mtu ?? ""}`;
+  const priorNics = nicDefs(ctx, prior);
+  const wantNics = nicDefs(ctx, desired);
+  const wantSigs = new Set(wantNics.map(nicSig));
+  const priorSigs = new Set(priorNics.map(nicSig));
+  for (const n of priorNics) if (!wantSigs.has(nicSig(n))) await lv.detachNic(name, n.def.mac, opts);
+  for (const n of wantNics) if (!priorSigs.has(nicSig(n))) await lv.attachNic(name, n.def, opts);
+
+  const diskSig = (d: DomainDiskDef): string => `${d.dev}|${d.path}|${d.format}|${d.bus}|${d.device}`;
+  const priorDisks = diskDefs(ctx, prior);
+  const wantDisks = diskDefs(ctx, desired);
+  const wantDiskSigs = new Set(wantDisks.map(diskSig));
+  const priorDiskSigs = new Set(priorDisks.map(diskSig));
+  for (const d of priorDisks) if (!wantDiskSigs.has(diskSig(d))) await lv.detachDisk(name, d.dev, opts);
+  for (const d of wantDisks) if (!priorDiskSigs.has(diskSig(d))) await lv.attachDisk(name, d, opts);
 }
 
 export const domainKind: ResourceKind = {
@@ -151,47 +265,48 @@ export const domainKind: ResourceKind = {
     { path: "/domain_type", reason: "the libvirt domain type changes" },
   ],
   restartOn: RESTART_PATHS,
-  onDependencyReplaced: (dep, self) => {
+  onDependencyDisrupted: (dep, self) => {
     if (dep.kind === "build") return { action: "replace", reason: `${dep.address} is redone on a fresh disk` };
     if (dep.kind === "disk") {
-      const name = dep.address.split(".").slice(2).join(".");
-      const disk = obj(obj(self.disks)[name]);
+      const disk = obj(obj(self.disks)[parseDiskAddress(dep.address).disk]);
       return disk.kind === "template"
         ? { action: "replace", reason: `its disk ${dep.address} is replaced` }
-        : { action: "update", reason: `its disk ${dep.address} is recreated and re-attached` };
+        : { action: "reattach", reason: `its disk ${dep.address} is detached while it is recreated, then attached again` };
     }
-    if (dep.kind === "network") return { action: "update", reason: `${dep.address} is recreated: its NICs are re-attached` };
+    if (dep.kind === "network") {
+      return {
+        action: "reattach",
+        reason: `its NICs on ${dep.address} are detached while the network is ${dep.how === "replace" ? "recreated" : "restarted"}, then attached again (same MACs)`,
+      };
+    }
     return undefined;
+  },
+  withoutDependency(attrs, dep) {
+    if (dep.startsWith("network.")) {
+      const net = dep.slice("network.".length);
+      return { ...attrs, nics: Object.fromEntries(Object.entries(obj(attrs.nics)).filter(([, v]) => obj(v).net !== net)) };
+    }
+    if (dep.startsWith("disk.")) {
+      const { disk } = parseDiskAddress(dep);
+      return { ...attrs, disks: Object.fromEntries(Object.entries(obj(attrs.disks)).filter(([k]) => k !== disk)) };
+    }
+    return attrs;
   },
   async read(ctx, current) {
     const name = libvirtName(ctx.env, str(current.attrs.name, "name"));
-    const all = await memo(ctx, `domains:${libvirtPrefix(ctx.env)}`, () => ctx.drivers.libvirt.listDomains(libvirtPrefix(ctx.env), { signal: ctx.signal }));
-    const info = all.find((d) => d.name === name);
+    const info = (await inventoryOf(ctx)).domains.get(name);
     if (!info) return undefined;
-    const attrs: Attrs = { ...current.attrs, running: info.running, memory: info.memoryMiB, vcpu: info.vcpu };
-    let nicPlans: NicPlan[] = [];
+    const attrs = observedAttrs(ctx, current.attrs, info);
+    let ip: string | undefined;
     try {
-      nicPlans = nicDefs(ctx, current.attrs);
+      ip = managementIp(current.attrs, nicDefs(ctx, current.attrs));
     } catch {
-      // A network it uses is gone from the state: its NICs cannot be matched, nor its address known.
-      nicPlans = [];
+      ip = undefined;
     }
-    const ip = managementIp(current.attrs, nicPlans);
     // Ready means SSH answered once with the environment's key (its host key is pinned);
     // a VM whose create was interrupted before that is not.
     attrs.ready = info.running && (!ip || typeof current.outputs?.host_key === "string");
-    // NICs and disks missing from the persistent config show as drift.
-    const nics: { [k: string]: Json } = {};
-    const macs = new Set(info.macs.map((m) => m.toLowerCase()));
-    for (const [key, v] of Object.entries(obj(current.attrs.nics))) {
-      const plan = nicPlans.find((n) => n.key === key);
-      if (!plan || macs.has(plan.def.mac.toLowerCase())) nics[key] = v;
-    }
-    attrs.nics = nics;
-    const disks: { [k: string]: Json } = {};
-    for (const [key, v] of Object.entries(obj(current.attrs.disks))) if (info.devs.includes(String(obj(v).dev))) disks[key] = v;
-    attrs.disks = disks;
-    return { attrs, outputs: { ...(current.outputs ?? {}), libvirt_name: name, ip: ip ?? null }, healthy: true };
+    return { attrs, outputs: { ...(current.outputs ?? {}), libvirt_name: name, ip: ip ?? null, pendingRestart: pendingRestart(info) }, healthy: true };
   },
   async create(ctx, desired) {
     await ctx.drivers.libvirt.defineDomain(definition(ctx, desired), { signal: ctx.signal });
@@ -201,54 +316,32 @@ export const domainKind: ResourceKind = {
     const lv = ctx.drivers.libvirt;
     const opts = { signal: ctx.signal };
     const name = libvirtName(ctx.env, str(desired.name, "name"));
-    const reattachAll = (kind: "network" | "disk"): Set<string> =>
-      new Set(changes.filter((c) => c.path.startsWith(`(dependency) ${kind}.`)).map((c) => c.path.slice("(dependency) ".length)));
-
-    // NICs: detach what goes (or whose network was recreated), attach what comes.
-    const recreatedNets = reattachAll("network");
-    const priorNics = nicDefs(ctx, prior.attrs);
-    const wantNics = nicDefs(ctx, desired);
-    const wantMacs = new Map(wantNics.map((n) => [n.def.mac, n]));
-    for (const n of priorNics) {
-      const net = `network.${String(obj(obj(prior.attrs.nics)[n.key]).net)}`;
-      if (!wantMacs.has(n.def.mac) || recreatedNets.has(net)) await lv.detachNic(name, n.def.mac, opts);
-    }
-    const priorMacs = new Set(priorNics.map((n) => n.def.mac));
-    for (const n of wantNics) {
-      const net = `network.${String(obj(obj(desired.nics)[n.key]).net)}`;
-      if (!priorMacs.has(n.def.mac) || recreatedNets.has(net)) await lv.attachNic(name, n.def, opts);
-    }
-
-    // Data disks: the same, by dev.
-    const recreatedDisks = reattachAll("disk");
-    const vm = str(desired.name, "name");
-    const priorDisks = Object.entries(obj(prior.attrs.disks)).map(([k, v]) => ({ name: k, dev: String(obj(v).dev) }));
-    const wantDisks = diskDefs(ctx, desired);
-    const wantDevs = new Map(wantDisks.map((d) => [d.dev, d]));
-    for (const d of priorDisks) {
-      if (!wantDevs.has(d.dev) || recreatedDisks.has(`disk.${vm}.${d.name}`)) await lv.detachDisk(name, d.dev, opts);
-    }
-    const priorDevs = new Set(priorDisks.map((d) => d.dev));
-    for (const d of wantDisks) {
-      if (!priorDevs.has(d.dev) || recreatedDisks.has(`disk.${vm}.${d.name}`)) await lv.attachDisk(name, d, opts);
-    }
-
+    await converge(ctx, name, prior.attrs, desired);
     // Everything else lives in the persistent definition.
     await lv.defineDomain(definition(ctx, desired), opts);
-    const pendingBefore = Array.isArray(prior.outputs.pendingRestart) ? prior.outputs.pendingRestart.map(String) : [];
-    const pending = new Set(pendingBefore);
-    for (const p of RESTART_PATHS) if (changedUnder(changes, p)) pending.add(p.slice(1));
+    const pending = new Set(Array.isArray(prior.outputs.pendingRestart) ? prior.outputs.pendingRestart.map(String) : []);
+    for (const p of RESTART_PATHS) if (changes.some((c) => c.path === p || c.path.startsWith(`${p}/`))) pending.add(p.slice(1));
     const priorHostKey = typeof prior.outputs.host_key === "string" ? prior.outputs.host_key : null;
-    if (prior.attrs.running !== true || prior.attrs.ready !== true) {
+    // A running VM whose management net gained addresses (a bridge became a NAT net) never answered SSH there.
+    const gainsAddress = prior.attrs.running === true && priorHostKey === null && managementIp(desired, nicDefs(ctx, desired)) !== undefined;
+    if (desired.running === true && (prior.attrs.running !== true || prior.attrs.ready !== true || gainsAddress)) {
       // Stopped, or never confirmed ready: (re)start it and wait for SSH.
-      return bootAndWait(ctx, desired, prior.outputs);
+      const outputs = await bootAndWait(ctx, desired, prior.outputs);
+      // Started before, not restarted now: what waited for a restart still does.
+      return prior.attrs.running === true ? { ...outputs, pendingRestart: [...pending].sort() } : outputs;
     }
-    if (pending.size && ctx.restart) {
+    if (prior.attrs.running === true && pending.size && ctx.restart) {
       ctx.progress(`restarting to apply ${[...pending].sort().join(", ")}`);
       await lv.stopDomain(name, ctx.env.config.shutdownTimeout * 1000, opts);
       return bootAndWait(ctx, desired, prior.outputs);
     }
-    return { ...prior.outputs, libvirt_name: name, host_key: priorHostKey, pendingRestart: [...pending].sort() };
+    let ip: string | null = null;
+    try {
+      ip = managementIp(desired, nicDefs(ctx, desired)) ?? null;
+    } catch {
+      ip = null;
+    }
+    return { ...prior.outputs, libvirt_name: name, ip, host_key: priorHostKey, pendingRestart: prior.attrs.running === true ? [...pending].sort() : [] };
   },
   async delete(ctx, prior) {
     await ctx.drivers.libvirt.deleteDomain(libvirtName(ctx.env, str(prior.attrs.name, "name")), { signal: ctx.signal });

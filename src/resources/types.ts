@@ -36,6 +36,13 @@ export interface RecordedResource {
   status: "ready" | "tainted";
   /** Why it is tainted. */
   reason?: string;
+  /**
+   * An update (or release) that failed or was interrupted part-way, and why:
+   * reality may match the attributes while what the update does beyond them
+   * (e.g. the order of a VM's devices) did not happen. The next plan updates
+   * it again; a successful update clears it.
+   */
+  unfinished?: string;
 }
 
 /** What `read` observed. */
@@ -88,8 +95,21 @@ export interface ReplacementRule {
   reason: string;
 }
 
-/** How a resource reacts when one of its dependencies is replaced. */
-export type DependencyReaction = { action: "replace" | "update"; reason: string } | undefined;
+/** How a dependency is disrupted: replaced (deleted, then created again), or restarted in place. */
+export type Disruption = "replace" | "restart";
+
+/**
+ * How a resource reacts when one of its dependencies is disrupted:
+ * - `replace`: it is replaced too;
+ * - `reattach`: it lets go of the dependency before the disruption (its
+ *   `withoutDependency` attributes are applied with `update`) and takes it
+ *   again after (a VM's NICs on a network that restarts);
+ * - `restart`: like `reattach`, and letting go disrupts its own dependents
+ *   in turn (a network whose subnet lease is replaced stops, then starts in
+ *   its new subnet: the VMs on it let go of it first).
+ * `undefined`: unaffected.
+ */
+export type DependencyReaction = { action: "replace" | "reattach" | "restart"; reason: string } | undefined;
 
 /**
  * A resource kind. Its reconciler is idempotent in every method:
@@ -108,8 +128,22 @@ export interface ResourceKind {
   replaceOn: ReplacementRule[];
   /** Attribute paths (prefixes) whose in-place update takes effect only after a VM restart. */
   restartOn?: string[];
-  /** Reaction to a dependency being replaced. */
-  onDependencyReplaced?: (dep: { address: string; kind: Kind }, self: Attrs) => DependencyReaction;
+  /**
+   * Attribute changes applied in place that interrupt the resources depending
+   * on this one (a network restarted for a new MTU): they react as to a
+   * disruption (see {@link DependencyReaction}).
+   */
+  disruptiveOn?: ReplacementRule[];
+  /** Reaction to a dependency being disrupted. */
+  onDependencyDisrupted?: (dep: { address: string; kind: Kind; how: Disruption }, self: Attrs) => DependencyReaction;
+  /**
+   * For `reattach`: these attributes without whatever uses `dependency`
+   * (pure). The engine applies them with `update` before the dependency is
+   * disrupted, and the desired attributes after.
+   */
+  withoutDependency?: (attrs: Attrs, dependency: string) => Attrs;
+  /** Attribute paths holding secrets: shown as `(sensitive)` in plans. */
+  sensitive?: string[];
   /** When a create of this kind was interrupted, taint this dependency instead of reading back (builds taint their disk). */
   taintOnInterruptedCreate?: (self: { attrs: Attrs; dependsOn: string[] }) => string | undefined;
   read(ctx: ReconcileContext, current: { attrs: Attrs; outputs: Attrs | undefined }): Promise<Observed | undefined>;

@@ -164,8 +164,9 @@ function validateNics(ctx: Context, name: string, domain: Record<string, unknown
   });
 
   if (!allKnown) return;
-  const mgmt = [...ctx.management].map(tick).join(", ");
   if (onManagement.length === 0) {
+    // Built only here: with one management net per few domains, building it for every domain is quadratic.
+    const mgmt = [...ctx.management].map(tick).join(", ");
     const which = ctx.management.size === 1 ? `the management network ${mgmt}` : `a management network (${mgmt})`;
     sink.at(nicsPointer, `domain ${tick(name)} has no NIC on ${which}: Lago reaches the VM over SSH through it`);
   } else if (onManagement.length > 1) {
@@ -218,6 +219,8 @@ function validateDisks(ctx: Context, domainName: string, disks: unknown[], disks
     if (typeof disk.name === "string") {
       const unsafe = unsafeNameMessage("disk name", disk.name);
       if (unsafe) sink.at(joinPointer(pointer, "name"), unsafe);
+      // `disk.<vm>.<disk>` must name one disk: VM names may contain dots, so disk names may not.
+      else if (disk.name.includes(".")) sink.at(joinPointer(pointer, "name"), `disk name ${tick(disk.name)} contains \`.\`: disk names may not (lago addresses disks as disk.<vm>.<disk>, and VM names may contain dots); use \`_\` or \`-\``);
       const first = names.get(disk.name);
       if (first !== undefined) {
         sink.at(joinPointer(pointer, "name"), `disk name ${tick(disk.name)} is used twice in domain ${tick(domainName)} (first by ${tick(pointerLabel(first, ctx.doc))}); disk names must be unique within a domain`);

@@ -10,6 +10,7 @@ import { stringify } from "safe-stable-stringify";
 import { StateError } from "../errors.ts";
 import { KINDS, type Attrs, type Kind, type RecordedResource } from "../resources/types.ts";
 import { writeFileAtomic } from "../util/fs-atomic.ts";
+import type { StoredResource } from "./journal.ts";
 
 export const STATE_FORMAT_VERSION = 1;
 
@@ -49,18 +50,8 @@ export function readState(file: string): State {
   }
   const resources = new Map<string, RecordedResource>();
   for (const [address, r] of Object.entries(raw.resources)) {
-    if (!isObject(r) || !KINDS.includes(r.kind as Kind) || !isObject(r.attrs) || !Array.isArray(r.depends_on)) {
-      throw new StateError(`state ${file}: resource ${address} is malformed`);
-    }
-    const rec: RecordedResource = {
-      address,
-      kind: r.kind as Kind,
-      attrs: r.attrs as Attrs,
-      outputs: (isObject(r.outputs) ? r.outputs : {}) as Attrs,
-      dependsOn: (r.depends_on as unknown[]).map(String),
-      status: r.status === "tainted" ? "tainted" : "ready",
-    };
-    if (typeof r.reason === "string") rec.reason = r.reason;
+    const rec = fromStored(address, r);
+    if (!rec) throw new StateError(`state ${file}: resource ${address} is malformed`);
     resources.set(address, rec);
   }
   return {
@@ -72,20 +63,33 @@ export function readState(file: string): State {
   };
 }
 
+/** A recorded resource as the state file and the journal store it. */
+export function toStored(r: RecordedResource): StoredResource {
+  return { kind: r.kind, attrs: r.attrs, outputs: r.outputs, depends_on: r.dependsOn, status: r.status, ...(r.reason ? { reason: r.reason } : {}), ...(r.unfinished ? { unfinished: r.unfinished } : {}) };
+}
+
+/** Back from {@link toStored}; undefined when malformed. */
+export function fromStored(address: string, r: unknown): RecordedResource | undefined {
+  if (!isObject(r) || !KINDS.includes(r.kind as Kind) || !isObject(r.attrs) || !Array.isArray(r.depends_on)) return undefined;
+  const rec: RecordedResource = {
+    address,
+    kind: r.kind as Kind,
+    attrs: r.attrs as Attrs,
+    outputs: (isObject(r.outputs) ? r.outputs : {}) as Attrs,
+    dependsOn: (r.depends_on as unknown[]).map(String),
+    status: r.status === "tainted" ? "tainted" : "ready",
+  };
+  if (typeof r.reason === "string") rec.reason = r.reason;
+  if (typeof r.unfinished === "string") rec.unfinished = r.unfinished;
+  return rec;
+}
+
 /** Canonical JSON of a state (sorted keys and resources). */
 export function serializeState(state: State): string {
   const resources: Record<string, unknown> = {};
   for (const address of [...state.resources.keys()].sort()) {
     const r = state.resources.get(address);
-    if (!r) continue;
-    resources[address] = {
-      kind: r.kind,
-      attrs: r.attrs,
-      outputs: r.outputs,
-      depends_on: r.dependsOn,
-      status: r.status,
-      ...(r.reason ? { reason: r.reason } : {}),
-    };
+    if (r) resources[address] = toStored(r);
   }
   return `${stringify(
     {
@@ -102,9 +106,11 @@ export function serializeState(state: State): string {
 
 /**
  * Write the state atomically, bumping the serial and assigning a lineage on
- * the first write. Mutates `state.serial`/`state.lineage`.
+ * the first write. Mutates `state.serial`/`state.lineage`. Does nothing once
+ * `alive` returns false (in-process crash simulation).
  */
-export function writeState(file: string, state: State): void {
+export function writeState(file: string, state: State, alive: () => boolean = () => true): void {
+  if (!alive()) return;
   if (!state.lineage) state.lineage = randomUUID();
   state.serial += 1;
   writeFileAtomic(file, serializeState(state), 0o600);

@@ -110,7 +110,8 @@ test("SIGKILL after every journal record of an edit that replaces, deletes, upda
     let n = 1;
     for (;;) {
       sb.init(BASE);
-      assert.equal((await sb.lago(["apply", "--auto-approve"])).code, 0);
+      const reset = await sb.lago(["apply", "--auto-approve"]);
+      assert.equal(reset.code, 0, `back to the base after kill #${n - 1}:\n${reset.stdout}\n${reset.stderr}`);
       sb.init(edited);
       const killed = await sb.lago(["apply", "--auto-approve", "--parallelism", "2"], { env: { LAGO_TEST_CRASH_AFTER_JOURNAL: String(n) } });
       if (killed.signal !== "SIGKILL") {

@@ -10,6 +10,8 @@ import path from "node:path";
 import { execFile } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import type { WorldData } from "../../src/drivers/fake/world.ts";
+import { loadState } from "../../src/state/store.ts";
+import { serializeState } from "../../src/state/state.ts";
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
 const BIN = path.join(REPO_ROOT, "bin", "lago.js");
@@ -26,6 +28,8 @@ export interface Sandbox {
   work: string;
   worldFile: string;
   repoMetadata: string;
+  /** The environment `lago()` runs with, plus `extra` (for tests that spawn lago themselves). */
+  env(extra?: Record<string, string>): Record<string, string>;
   /** Run `lago ARGS` in the work dir. */
   lago(args: string[], opts?: { env?: Record<string, string>; input?: string }): Promise<RunResult>;
   /** Write the init file. */
@@ -80,6 +84,9 @@ export function makeSandbox(): Sandbox {
     work,
     worldFile,
     repoMetadata,
+    env(extra = {}) {
+      return { ...baseEnv, ...extra };
+    },
     lago(args, opts = {}) {
       return new Promise((resolve) => {
         const child = execFile(process.execPath, [BIN, ...args], { cwd: work, env: { ...baseEnv, ...opts.env }, maxBuffer: 64 * 1024 * 1024 }, (_error, stdout, stderr) => {
@@ -100,8 +107,10 @@ export function makeSandbox(): Sandbox {
       }
     },
     state() {
-      const file = path.join(work, ".lago", "default", "state.json");
-      return existsSync(file) ? JSON.parse(readFileSync(file, "utf8")) : { serial: 0, lineage: "", resources: {} };
+      // The state is the checkpoint plus the journal of a run in progress (or killed).
+      const dir = path.join(work, ".lago", "default");
+      const { state } = loadState({ state: path.join(dir, "state.json"), journal: path.join(dir, "journal.jsonl") });
+      return JSON.parse(serializeState(state));
     },
     cleanup() {
       rmSync(root, { recursive: true, force: true });

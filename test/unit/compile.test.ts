@@ -140,10 +140,11 @@ test("a small spec compiles to exactly these resources", () => {
         net: "data",
         type: "bridge",
         management: false,
+        bridge_index: 0,
         gateway: null,
         dhcp: null,
         dns_domain: null,
-        dns_records: {},
+        dns: {},
         dns_forward: null,
         mtu: 9000,
         hosts: {},
@@ -159,10 +160,11 @@ test("a small spec compiles to exactly these resources", () => {
         net: "lago",
         type: "nat",
         management: true,
+        bridge_index: 1,
         gateway: 1,
         dhcp: { start: 100, end: 200 },
         dns_domain: "lago.local",
-        dns_records: {},
+        dns: { h2: ["vm01"] },
         dns_forward: null,
         mtu: null,
         hosts: { "vm01#lago#0": { vm: "vm01", host: 2 } },
@@ -258,10 +260,13 @@ test("NIC host numbers are sticky: a VM that sorts first does not renumber the o
   assert.deepEqual(hostsOf(compileText(THREE(["vm01", "vm02", "vm03"])), "lago"), { "vm01#lago#0": 2, "vm02#lago#0": 3, "vm03#lago#0": 4 });
 });
 
-test("a freed host number is reused by the next new NIC, lowest first", () => {
+test("a freed host number is not reused in the apply that frees it, but by a later one, lowest first", () => {
   const prior = appliedState(compileText(THREE(["vm01", "vm02", "vm03"])), "0".repeat(64));
+  // vm01 goes while vm04 comes: vm04 must not take vm01's address (and MAC) while vm01 may still be up.
   const after = compileText(THREE(["vm02", "vm03", "vm04"]), prior);
-  assert.deepEqual(hostsOf(after, "lago"), { "vm02#lago#0": 3, "vm03#lago#0": 4, "vm04#lago#0": 2 });
+  assert.deepEqual(hostsOf(after, "lago"), { "vm02#lago#0": 3, "vm03#lago#0": 4, "vm04#lago#0": 5 });
+  const later = compileText(THREE(["vm02", "vm03", "vm04", "vm05"]), appliedState(after, "1".repeat(64)));
+  assert.deepEqual(hostsOf(later, "lago"), { "vm02#lago#0": 3, "vm03#lago#0": 4, "vm04#lago#0": 5, "vm05#lago#0": 2 });
 });
 
 test("static IPs keep their host number and pin the requested subnet; dynamic NICs avoid it", () => {
@@ -287,7 +292,8 @@ test("a static IP wins over a host number recorded for a dynamic NIC", () => {
   assert.deepEqual(hostsOf(compileText(THREE(["vm01", "vm02"])), "lago"), { "vm01#lago#0": 2, "vm02#lago#0": 3 });
   const text = THREE(["vm01", "vm02"]).replace("  vm02:\n    nics:\n      - net: lago\n", "  vm02:\n    nics:\n      - net: lago\n        ip: 192.168.200.2\n");
   const after = compileText(text, prior);
-  assert.deepEqual(hostsOf(after, "lago"), { "vm01#lago#0": 3, "vm02#lago#0": 2 });
+  // vm01 is displaced; it skips .3 too, which vm02 still holds until it moves to .2.
+  assert.deepEqual(hostsOf(after, "lago"), { "vm01#lago#0": 4, "vm02#lago#0": 2 });
 });
 
 test("gw pins the subnet and the gateway host number", () => {

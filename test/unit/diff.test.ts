@@ -97,15 +97,21 @@ test("a rule on the whole resource (path \"\") forces replacement for any change
   ]);
 });
 
-test("network: host additions are in place, gateway and mtu force replacement", () => {
+test("network: host additions and gateway/MTU changes are in place; only the type and the bridge force replacement", () => {
   const network = kindOf("network");
-  const before: Attrs = { net: "lago", gateway: 1, mtu: null, hosts: { "vm01#lago#0": { vm: "vm01", host: 2 } } };
-  const after: Attrs = { net: "lago", gateway: 254, mtu: 9000, hosts: { "vm01#lago#0": { vm: "vm01", host: 2 }, "vm02#lago#0": { vm: "vm02", host: 3 } } };
+  const before: Attrs = { net: "lago", type: "nat", gateway: 1, mtu: null, hosts: { "vm01#lago#0": { vm: "vm01", host: 2 } } };
+  const after: Attrs = { net: "lago", type: "bridge", gateway: 254, mtu: 9000, hosts: { "vm01#lago#0": { vm: "vm01", host: 2 }, "vm02#lago#0": { vm: "vm02", host: 3 } } };
   assert.deepEqual(diffAttrs(before, after, network), [
-    { path: "/gateway", before: 1, after: 254, forcesReplacement: true, reason: "the gateway changes" },
+    { path: "/gateway", before: 1, after: 254, forcesReplacement: false },
     { path: "/hosts/vm02#lago#0", before: undefined, after: { vm: "vm02", host: 3 }, forcesReplacement: false },
-    { path: "/mtu", before: null, after: 9000, forcesReplacement: true, reason: "the MTU changes" },
+    { path: "/mtu", before: null, after: 9000, forcesReplacement: false },
+    { path: "/type", before: "nat", after: "bridge", forcesReplacement: true, reason: "the network type changes" },
   ]);
+  // The in-place ones that restart the network are named, with why.
+  assert.deepEqual(
+    network.disruptiveOn?.map((r) => r.path),
+    ["/mtu", "/gateway", "/dns_domain", "/dns_forward", "/active"],
+  );
 });
 
 test("without a kind nothing forces replacement or a restart", () => {

@@ -181,14 +181,22 @@ test("sd* disks get a virtio-scsi controller; a cdrom is read-only without disca
     </interface>
 `,
   );
-  assert.deepEqual(parseDomainXml(xml), {
-    name: "lago-0a1b2c3d-vm01",
-    metadata: META,
-    macs: ["54:52:c0:a8:c8:02", "54:52:c0:a8:c9:02"],
-    devs: ["vda", "sdb", "hdc"],
-    memoryMiB: 2048,
-    vcpu: 2,
-  });
+  const parsed = parseDomainXml(xml);
+  assert.deepEqual(
+    parsed.view.nics,
+    [
+      { mac: "54:52:c0:a8:c8:02", network: "lago-0a1b2c3d-lago", mtu: undefined },
+      { mac: "54:52:c0:a8:c9:02", network: "lago-0a1b2c3d-data", mtu: 9000 },
+    ],
+  );
+  assert.deepEqual(
+    parsed.view.disks.map((d) => [d.dev, d.bus, d.format, d.device]),
+    [
+      ["vda", "virtio", "qcow2", "disk"],
+      ["sdb", "scsi", "raw", "disk"],
+      ["hdc", "ide", "raw", "cdrom"],
+    ],
+  );
 });
 
 test("no scsi controller without sd* disks", () => {
@@ -199,10 +207,13 @@ test("metadata round trip through the generated domain XML", () => {
   assert.deepEqual(parseDomainXml(domainXml(DEF)), {
     name: "lago-0a1b2c3d-vm01",
     metadata: META,
-    macs: ["54:52:c0:a8:c8:02"],
-    devs: ["vda"],
-    memoryMiB: 2048,
-    vcpu: 2,
+    view: {
+      memoryMiB: 2048,
+      vcpu: 2,
+      cpu: { mode: "host-passthrough", model: undefined },
+      nics: [{ mac: "54:52:c0:a8:c8:02", network: "lago-0a1b2c3d-lago", mtu: undefined }],
+      disks: [{ dev: "vda", path: "/work/.lago/default/disks/vm01_root.qcow2", format: "qcow2", bus: "virtio", device: "disk" }],
+    },
   });
 });
 
@@ -246,11 +257,19 @@ test("parseDomainXml reads what libvirt prints: KiB memory, attributes on vcpu, 
   assert.deepEqual(parseDomainXml(VIRSH_DOMAIN), {
     name: "lago-0a1b2c3d-vm01",
     metadata: META,
-    macs: ["54:52:c0:a8:c8:02"],
-    devs: ["vda"],
-    memoryMiB: 2048,
-    vcpu: 2,
+    view: {
+      memoryMiB: 2048,
+      vcpu: 2,
+      cpu: { mode: "host-passthrough", model: undefined },
+      nics: [{ mac: "54:52:c0:a8:c8:02", network: "lago-0a1b2c3d-lago", mtu: undefined }],
+      disks: [{ dev: "vda", path: "/work/.lago/default/disks/vm01_root.qcow2", format: "qcow2", bus: "virtio", device: "disk" }],
+    },
   });
+  // A named CPU model comes back as libvirt's `custom` mode with the model text.
+  const modelled = VIRSH_DOMAIN.replace(/<cpu mode='host-passthrough'[\s\S]*?<\/cpu>/, "<cpu mode='custom' match='exact' check='partial'>\n    <model fallback='allow'>Skylake-Client</model>\n  </cpu>");
+  assert.deepEqual(parseDomainXml(modelled).view.cpu, { mode: "custom", model: "Skylake-Client" });
+  // No <cpu> at all: the hypervisor's default.
+  assert.deepEqual(parseDomainXml(VIRSH_DOMAIN.replace(/<cpu mode='host-passthrough'[\s\S]*?<\/cpu>/, "")).view.cpu, { mode: "none", model: undefined });
 });
 
 test("a domain lago did not create has no metadata", () => {
@@ -393,6 +412,11 @@ test("parseNetworkXml reads libvirt's net-dumpxml output", () => {
     name: "lago-0a1b2c3d-lago",
     bridge: "lgo1234567890",
     metadata: '{"address":"network.lago"}',
+    mode: "nat",
+    gateway: "192.168.200.1",
+    mtu: undefined,
+    domain: "lago.local",
+    forwarder: undefined,
     dhcp: { start: "192.168.200.100", end: "192.168.200.254" },
     hosts: [
       { mac: "54:52:c0:a8:c8:02", ip: "192.168.200.2", name: "vm01" },
@@ -415,7 +439,19 @@ test("parseNetworkXml of an isolated bridge: no dhcp, no hosts", () => {
   <dns enable='no'/>
 </network>
 `;
-  assert.deepEqual(parseNetworkXml(xml), { name: "lago-0a1b2c3d-data", bridge: "lgoabcdef0123", metadata: undefined, dhcp: undefined, hosts: [], dnsHosts: [] });
+  assert.deepEqual(parseNetworkXml(xml), {
+    name: "lago-0a1b2c3d-data",
+    bridge: "lgoabcdef0123",
+    metadata: undefined,
+    mode: "isolated",
+    gateway: undefined,
+    mtu: 9000,
+    domain: undefined,
+    forwarder: undefined,
+    dhcp: undefined,
+    hosts: [],
+    dnsHosts: [],
+  });
 });
 
 test("parseNetworkXml round-trips networkXml", () => {
@@ -424,6 +460,11 @@ test("parseNetworkXml round-trips networkXml", () => {
     name: NAT.name,
     bridge: NAT.bridge,
     metadata: NAT.metadata,
+    mode: "nat",
+    gateway: NAT.gateway,
+    mtu: NAT.mtu,
+    domain: NAT.domain,
+    forwarder: NAT.dnsForwarder,
     dhcp: NAT.dhcp,
     hosts: NAT.hosts,
     dnsHosts: NAT.dnsHosts,

@@ -56,10 +56,13 @@ test("libvirt names are injective in (env, name); case matters", () => {
   assert.notEqual(libvirtName(envA, "Net"), libvirtName(envA, "net"));
 });
 
-test("bridge names fit Linux's 15 characters", () => {
+test("bridge names fit Linux's 15 characters and are injective in (env, bridge index)", () => {
   fc.assert(
-    fc.property(anyName, (n) => {
-      assert.ok(bridgeName(envA, n).length <= 15);
+    fc.property(fc.constantFrom(envA, envB), fc.constantFrom(envA, envB), fc.nat(36 ** 4 - 1), fc.nat(36 ** 4 - 1), (e1, e2, i1, i2) => {
+      fc.pre(e1 !== e2 || i1 !== i2);
+      assert.ok(bridgeName(e1, i1).length <= 15);
+      assert.notEqual(bridgeName(e1, i1), bridgeName(e2, i2));
     }),
+    { numRuns: 2000 },
   );
 });

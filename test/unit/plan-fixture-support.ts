@@ -59,7 +59,8 @@ export function fixtureTemplates(spec: EnvSpec): Map<string, TemplateResolution>
 
 export function listFixtures(): string[] {
   return readdirSync(FIXTURES_DIR, { withFileTypes: true })
-    .filter((e) => e.isDirectory() && /^\d{3}-/.test(e.name))
+    // Folders with a sequence.json are edit sequences, replayed by test/engine/properties-fixtures.test.ts.
+    .filter((e) => e.isDirectory() && /^\d{3}-/.test(e.name) && !existsSync(path.join(FIXTURES_DIR, e.name, "sequence.json")))
     .map((e) => e.name)
     .sort();
 }
@@ -91,12 +92,12 @@ function outputsOf(r: DesiredResource, subnets: Map<string, string>): Attrs {
     case "network":
       return {
         libvirt_name: `lago-0a1b2c3d-${String(a.net)}`,
-        bridge: "lgo0a1b2c3d4e",
+        bridge: `lgo0a1b2c3d${Number(a.bridge_index ?? 0).toString(36).padStart(4, "0")}`,
         subnet: a.type === "nat" ? (subnets.get(String(a.net)) ?? null) : null,
       };
     case "disk":
       return {
-        path: typeof a.path === "string" ? a.path : `/work/.lago/default/disks/${String(a.vm)}_${String(a.name)}.${String(a.format)}`,
+        path: typeof a.path === "string" ? a.path : `/work/.lago/default/vms/${String(a.vm)}/disks/${String(a.name)}.${String(a.format)}`,
         virtual_size: typeof a.size === "number" ? a.size : 10737418240,
       };
     case "build":

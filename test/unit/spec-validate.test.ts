@@ -296,3 +296,17 @@ test("$VAR expansion: known variables, LAGO_INITFILE_PATH, unknown ones kept as 
     ["/images/root.qcow2", "/e/b.qcow2", "$UNSET/c.qcow2", "/e/sub/$UNSET/d.qcow2"],
   );
 });
+
+test("a disk name may not contain a dot: disk.<vm>.<disk> must name one disk, and VM names may contain dots", () => {
+  const text = lines(
+    "domains:",
+    "  foreman.example.com:",
+    "    nics: [{net: lago}]",
+    "    disks:",
+    "      - {name: root, type: empty, size: 1G, dev: vda}",
+    "      - {name: b.c, type: empty, size: 1G, dev: vdb}",
+  ) + LAGO_NET;
+  assert.deepEqual(problems(text), [
+    "6:16: disk name `b.c` contains `.`: disk names may not (lago addresses disks as disk.<vm>.<disk>, and VM names may contain dots); use `_` or `-`",
+  ]);
+});

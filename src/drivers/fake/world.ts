@@ -1,11 +1,27 @@
 /**
  * A fake world for engine tests: libvirt, qemu-img, virt-customize and SSH
- * simulated on a JSON file, so that it survives the process being killed.
+ * simulated on plain data. Two modes:
+ * - file-backed (`new FakeWorld(path)`): every call reads and rewrites a JSON
+ *   file, so the world survives the process being killed (CLI tests);
+ * - in memory (`new FakeWorld(undefined)`): zero latency, for in-process
+ *   property tests and the engine benchmark.
+ *
  * Faults can be injected at a chosen call: `fail:<method>[@<substring>]` throws
  * a CommandError, `hang:<method>[@<substring>]` never returns (until aborted).
  * Set them with the `faults` option or `LAGO_FAKE_FAULTS` (comma-separated).
+ *
+ * Crashes can be injected between any two driver calls, including two calls
+ * of one reconciler (after `define`, before `start`): with `crash` in-process
+ * (the world stops answering: every later call hangs, and `onCrash` tells the
+ * test harness), or with `LAGO_FAKE_CRASH=<n>:before|after` in a child process
+ * (SIGKILL before or after performing the n-th call).
+ *
+ * Like libvirt, the world rewrites what it is given: MACs come back in upper
+ * case and lists in another order, so the engine must not mistake libvirt's
+ * own rewrites for drift. Restarting a network drops the link of every
+ * interface attached to it until the interface is re-attached, as libvirt does.
  */
-import { existsSync, readFileSync, rmSync, statSync } from "node:fs";
+import { closeSync, existsSync, openSync, readFileSync, readSync, rmSync, statSync } from "node:fs";
 import { CommandError } from "../../errors.ts";
 import { writeFileAtomic } from "../../util/fs-atomic.ts";
 import type {
@@ -15,8 +31,10 @@ import type {
   DomainDiskDef,
   DomainInfo,
   DomainNicDef,
+  DomainView,
   ImageDriver,
   ImageInfo,
+  Inventory,
   LibvirtDriver,
   NetworkDef,
   NetworkHostDef,
@@ -25,18 +43,22 @@ import type {
   SshTarget,
 } from "../types.ts";
 
-interface FakeDomain {
+export interface FakeDomain {
   def: DomainDef;
   running: boolean;
   id: number | null;
-  /** The definition the running instance booted with. */
+  /** The definition the running instance booted with (and live changes since). */
   live: DomainDef | null;
   boots: number;
+  /** Live interfaces by MAC: the generation of the network they are linked to. */
+  links: Record<string, number>;
 }
 
-interface FakeNetwork {
+export interface FakeNetwork {
   def: NetworkDef;
   active: boolean;
+  /** Grows every time the network starts: links made before are broken. */
+  generation: number;
 }
 
 export interface WorldData {
@@ -48,31 +70,123 @@ export interface WorldData {
   nextId: number;
 }
 
-function emptyWorld(): WorldData {
+export function emptyWorld(): WorldData {
   return { domains: {}, networks: {}, images: {}, customized: [], calls: [], nextId: 1 };
+}
+
+export interface FakeWorldOptions {
+  faults?: string[] | undefined;
+  /** In-process crash: at the `at`-th call (1-based), before or after performing it. */
+  crash?: { at: number; when: "before" | "after"; onCrash: () => void } | undefined;
+  /** Keep the log of calls (default: true for a file-backed world, false in memory). */
+  recordCalls?: boolean | undefined;
+  /** In memory: start from (and share) this world, e.g. the one a crashed session left. */
+  data?: WorldData | undefined;
+}
+
+/** The first bytes of a file (where a fake image names its backing file), without reading all of it. */
+function readHead(file: string): string {
+  const fd = openSync(file, "r");
+  try {
+    const buf = Buffer.alloc(64);
+    return buf.subarray(0, readSync(fd, buf, 0, 64, 0)).toString("latin1");
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** A MAC as the world reports it back: libvirt's own spelling may differ from what lago wrote. */
+const rewriteMac = (mac: string): string => mac.toUpperCase();
+
+/** Whether a live interface is linked to its (active) network. */
+export function linked(w: WorldData, dom: FakeDomain, nic: DomainNicDef): boolean {
+  const net = w.networks[nic.network];
+  return !!net?.active && dom.links[nic.mac.toLowerCase()] === net.generation;
 }
 
 export class FakeWorld {
   private readonly faults: string[];
+  private readonly crash: FakeWorldOptions["crash"];
+  private readonly crashEnv: { at: number; when: "before" | "after" } | undefined;
+  private readonly recordCalls: boolean;
+  private memory: WorldData | undefined;
+  private count = 0;
+  private dead = false;
+  /** Running domains by live MAC (zero latency: no scan per SSH call); rebuilt when the world is replaced. */
+  private macs: { data: WorldData; byMac: Map<string, Set<string>>; ofDomain: Map<string, string[]> } | undefined;
+  private readonly touched = new Set<string>();
 
+  /** `file`: the JSON file the world lives in; undefined: in memory. */
   constructor(
-    readonly file: string,
-    options: { faults?: string[] } = {},
+    readonly file: string | undefined,
+    options: FakeWorldOptions = {},
   ) {
     this.faults = options.faults ?? (process.env.LAGO_FAKE_FAULTS ?? "").split(",").filter(Boolean);
+    this.crash = options.crash;
+    const env = /^(\d+):(before|after)$/.exec(process.env.LAGO_FAKE_CRASH ?? "");
+    this.crashEnv = env ? { at: Number(env[1]), when: env[2] as "before" | "after" } : undefined;
+    this.recordCalls = options.recordCalls ?? file !== undefined;
+    if (file === undefined) this.memory = options.data ?? emptyWorld();
   }
 
+  /** The world as it is now (the live object in memory mode: do not mutate). */
   read(): WorldData {
-    if (!existsSync(this.file)) return emptyWorld();
+    if (this.memory) return this.memory;
+    if (!this.file || !existsSync(this.file)) return emptyWorld();
     return JSON.parse(readFileSync(this.file, "utf8")) as WorldData;
   }
 
-  private write(data: WorldData): void {
-    writeFileAtomic(this.file, JSON.stringify(data, null, 1));
+  /** Note that a domain's definition or run state may have changed (for the MAC index). */
+  touch(domain: string): void {
+    this.touched.add(domain);
   }
 
-  /** Record the call, apply injected faults, then mutate the world. */
+  /** Names of the running domains with a live interface of this MAC. */
+  domainsWithMac(d: WorldData, mac: string): string[] {
+    if (!this.macs || this.macs.data !== d || !this.memory) {
+      this.macs = { data: d, byMac: new Map(), ofDomain: new Map() };
+      this.touched.clear();
+      for (const name of Object.keys(d.domains)) this.touched.add(name);
+    }
+    const { byMac, ofDomain } = this.macs;
+    for (const name of this.touched) {
+      for (const m of ofDomain.get(name) ?? []) byMac.get(m)?.delete(name);
+      const dom = d.domains[name];
+      const now = dom?.running ? (dom.live?.nics ?? []).map((n) => n.mac.toLowerCase()) : [];
+      ofDomain.set(name, now);
+      for (const m of now) byMac.set(m, (byMac.get(m) ?? new Set()).add(name));
+    }
+    this.touched.clear();
+    return [...(byMac.get(mac) ?? [])];
+  }
+
+  /** Replace the world (tests simulate changes made outside lago this way). */
+  write(data: WorldData): void {
+    if (this.memory) this.memory = data;
+    else if (this.file) writeFileAtomic(this.file, JSON.stringify(data, null, 1));
+  }
+
+  /** Number of driver calls made so far (through this object). */
+  get calls(): number {
+    return this.count;
+  }
+
+  private die(): Promise<never> {
+    this.dead = true;
+    this.crash?.onCrash();
+    // A dead world never answers: the caller's promise chain is abandoned.
+    return new Promise<never>(() => undefined);
+  }
+
+  /** Record the call, apply injected faults and crashes, then mutate the world. */
   async call<T>(method: string, detail: string, opts: CallOptions | undefined, fn: (w: WorldData) => T): Promise<T> {
+    if (this.dead) return new Promise<never>(() => undefined);
+    const n = ++this.count;
+    const crashNow = (when: "before" | "after"): boolean => (this.crash?.at === n && this.crash.when === when) || (this.crashEnv?.at === n && this.crashEnv.when === when);
+    if (crashNow("before")) {
+      if (this.crashEnv) process.kill(process.pid, "SIGKILL");
+      return this.die();
+    }
     for (const fault of this.faults) {
       const [mode, spec = ""] = fault.split(":", 2);
       const [m, match] = spec.split("@", 2);
@@ -90,9 +204,13 @@ export class FakeWorld {
       }
     }
     const data = this.read();
-    data.calls.push(`${method} ${detail}`);
+    if (this.recordCalls) data.calls.push(`${method} ${detail}`);
     const result = fn(data);
     this.write(data);
+    if (crashNow("after")) {
+      if (this.crashEnv) process.kill(process.pid, "SIGKILL");
+      return this.die();
+    }
     return result;
   }
 
@@ -105,97 +223,144 @@ function missing(what: string, name: string): never {
   throw new CommandError(["fake", what, name], 1, `error: failed to get ${what} '${name}'`);
 }
 
+/** What libvirt reports for a `cpu_custom` CPU: its `@mode` (default custom) and the model's text, written as a string or as `#text`. */
+function customCpuView(custom: Record<string, unknown>): { mode: string; model: string | undefined } {
+  const model = custom.model;
+  const text = typeof model === "string" ? model : model && typeof model === "object" && typeof (model as Record<string, unknown>)["#text"] === "string" ? String((model as Record<string, unknown>)["#text"]) : undefined;
+  return { mode: typeof custom["@mode"] === "string" ? custom["@mode"] : "custom", model: text };
+}
+
+function view(def: DomainDef): DomainView {
+  return {
+    memoryMiB: def.memoryMiB,
+    vcpu: def.vcpu,
+    // libvirt's rewrite of a TCG domain defined without a CPU: its default model, `qemu64`.
+    cpu: def.cpu.mode === "model" ? { mode: "custom", model: def.cpu.model } : def.cpu.mode === "custom" ? customCpuView(def.cpu.custom) : def.type === "kvm" ? { mode: "host-passthrough", model: undefined } : { mode: "custom", model: "qemu64" },
+    // libvirt lists devices in its own order and spells MACs its own way.
+    nics: [...def.nics].reverse().map((n) => ({ mac: rewriteMac(n.mac), network: n.network, mtu: n.mtu })),
+    disks: [...def.disks].reverse().map((d) => ({ dev: d.dev, path: d.path, format: d.format, bus: d.bus, device: d.device })),
+  };
+}
+
+function domainsOf(d: WorldData, prefix: string): DomainInfo[] {
+  return Object.entries(d.domains)
+    .filter(([name]) => name.startsWith(prefix))
+    .map(([name, dom]) => ({
+      name,
+      id: dom.id ?? undefined,
+      running: dom.running,
+      metadata: dom.def.metadata,
+      config: view(dom.def),
+      live: dom.live ? view(dom.live) : undefined,
+    }));
+}
+
+function networksOf(d: WorldData, prefix: string): NetworkInfo[] {
+  return Object.entries(d.networks)
+    .filter(([name]) => name.startsWith(prefix))
+    .map(([name, n]) => ({
+      name,
+      active: n.active,
+      bridge: n.def.bridge,
+      metadata: n.def.metadata,
+      mode: n.def.mode,
+      gateway: n.def.gateway || undefined,
+      mtu: n.def.mtu,
+      domain: n.def.domain,
+      forwarder: n.def.dnsForwarder,
+      dhcp: n.def.dhcp,
+      hosts: [...n.def.hosts].reverse().map((h) => ({ ...h, mac: rewriteMac(h.mac) })),
+      dnsHosts: [...n.def.dnsHosts].reverse().map((h) => ({ ip: h.ip, names: [...h.names].reverse() })),
+    }));
+}
+
 class FakeLibvirt implements LibvirtDriver {
   constructor(private readonly w: FakeWorld) {}
 
+  inventory(prefix: string, opts?: CallOptions): Promise<Inventory> {
+    return this.w.call("inventory", prefix, opts, (d) => ({ domains: domainsOf(d, prefix), networks: networksOf(d, prefix) }));
+  }
+
   listDomains(prefix: string, opts?: CallOptions): Promise<DomainInfo[]> {
-    return this.w.call("listDomains", prefix, opts, (d) =>
-      Object.entries(d.domains)
-        .filter(([name]) => name.startsWith(prefix))
-        .map(([name, dom]) => ({
-          name,
-          id: dom.id ?? undefined,
-          running: dom.running,
-          metadata: dom.def.metadata,
-          macs: dom.def.nics.map((n) => n.mac),
-          devs: dom.def.disks.map((x) => x.dev),
-          memoryMiB: dom.def.memoryMiB,
-          vcpu: dom.def.vcpu,
-        })),
-    );
+    return this.w.call("listDomains", prefix, opts, (d) => domainsOf(d, prefix));
   }
 
   listNetworks(prefix: string, opts?: CallOptions): Promise<NetworkInfo[]> {
-    return this.w.call("listNetworks", prefix, opts, (d) =>
-      Object.entries(d.networks)
-        .filter(([name]) => name.startsWith(prefix))
-        .map(([name, n]) => ({
-          name,
-          active: n.active,
-          bridge: n.def.bridge,
-          metadata: n.def.metadata,
-          dhcp: n.def.dhcp,
-          hosts: n.def.hosts,
-          dnsHosts: n.def.dnsHosts,
-        })),
-    );
+    return this.w.call("listNetworks", prefix, opts, (d) => networksOf(d, prefix));
   }
 
   defineDomain(def: DomainDef, opts?: CallOptions): Promise<void> {
     return this.w.call("defineDomain", def.name, opts, (d) => {
+      this.w.touch(def.name);
       for (const disk of def.disks) if (!d.images[disk.path] && !existsSync(disk.path)) throw new CommandError(["fake", "define", def.name], 1, `Cannot access storage file '${disk.path}'`);
       for (const nic of def.nics) if (!d.networks[nic.network]) missing("network", nic.network);
       const existing = d.domains[def.name];
-      d.domains[def.name] = existing ? { ...existing, def } : { def, running: false, id: null, live: null, boots: 0 };
+      d.domains[def.name] = existing ? { ...existing, def } : { def, running: false, id: null, live: null, boots: 0, links: {} };
     });
   }
 
   startDomain(name: string, opts?: CallOptions): Promise<void> {
     return this.w.call("startDomain", name, opts, (d) => {
+      this.w.touch(name);
       const dom = d.domains[name] ?? missing("domain", name);
       if (dom.running) return;
       for (const nic of dom.def.nics) if (!d.networks[nic.network]?.active) throw new CommandError(["fake", "start", name], 1, `network '${nic.network}' is not active`);
+      for (const disk of dom.def.disks) if (!d.images[disk.path] && !existsSync(disk.path)) throw new CommandError(["fake", "start", name], 1, `Cannot access storage file '${disk.path}'`);
       dom.running = true;
       dom.id = d.nextId++;
       dom.live = dom.def;
       dom.boots += 1;
+      dom.links = Object.fromEntries(dom.def.nics.map((n) => [n.mac.toLowerCase(), d.networks[n.network]?.generation ?? 0]));
     });
   }
 
   stopDomain(name: string, _timeoutMs: number, opts?: CallOptions): Promise<void> {
     return this.w.call("stopDomain", name, opts, (d) => {
+      this.w.touch(name);
       const dom = d.domains[name] ?? missing("domain", name);
       dom.running = false;
       dom.id = null;
       dom.live = null;
+      dom.links = {};
     });
   }
 
   deleteDomain(name: string, opts?: CallOptions): Promise<void> {
     return this.w.call("deleteDomain", name, opts, (d) => {
+      this.w.touch(name);
       delete d.domains[name];
     });
   }
 
   attachNic(domain: string, nic: DomainNicDef, opts?: CallOptions): Promise<void> {
     return this.w.call("attachNic", `${domain} ${nic.mac}`, opts, (d) => {
+      this.w.touch(domain);
       const dom = d.domains[domain] ?? missing("domain", domain);
-      if (!d.networks[nic.network]) missing("network", nic.network);
-      if (!dom.def.nics.some((n) => n.mac === nic.mac)) dom.def = { ...dom.def, nics: [...dom.def.nics, nic] };
-      if (dom.live && !dom.live.nics.some((n) => n.mac === nic.mac)) dom.live = { ...dom.live, nics: [...dom.live.nics, nic] };
+      const net = d.networks[nic.network] ?? missing("network", nic.network);
+      const same = (n: DomainNicDef): boolean => n.mac.toLowerCase() === nic.mac.toLowerCase();
+      if (!dom.def.nics.some(same)) dom.def = { ...dom.def, nics: [...dom.def.nics, nic] };
+      if (dom.live) {
+        if (!net.active) throw new CommandError(["fake", "attach-device", domain], 1, `network '${nic.network}' is not active`);
+        if (!dom.live.nics.some(same)) dom.live = { ...dom.live, nics: [...dom.live.nics, nic] };
+        dom.links[nic.mac.toLowerCase()] = net.generation;
+      }
     });
   }
 
   detachNic(domain: string, mac: string, opts?: CallOptions): Promise<void> {
     return this.w.call("detachNic", `${domain} ${mac}`, opts, (d) => {
+      this.w.touch(domain);
       const dom = d.domains[domain] ?? missing("domain", domain);
-      dom.def = { ...dom.def, nics: dom.def.nics.filter((n) => n.mac !== mac) };
-      if (dom.live) dom.live = { ...dom.live, nics: dom.live.nics.filter((n) => n.mac !== mac) };
+      const other = (n: DomainNicDef): boolean => n.mac.toLowerCase() !== mac.toLowerCase();
+      dom.def = { ...dom.def, nics: dom.def.nics.filter(other) };
+      if (dom.live) dom.live = { ...dom.live, nics: dom.live.nics.filter(other) };
+      delete dom.links[mac.toLowerCase()];
     });
   }
 
   attachDisk(domain: string, disk: DomainDiskDef, opts?: CallOptions): Promise<void> {
     return this.w.call("attachDisk", `${domain} ${disk.dev}`, opts, (d) => {
+      this.w.touch(domain);
       const dom = d.domains[domain] ?? missing("domain", domain);
       if (!d.images[disk.path] && !existsSync(disk.path)) throw new CommandError(["fake", "attach-disk"], 1, `Cannot access storage file '${disk.path}'`);
       if (!dom.def.disks.some((x) => x.dev === disk.dev)) dom.def = { ...dom.def, disks: [...dom.def.disks, disk] };
@@ -205,6 +370,7 @@ class FakeLibvirt implements LibvirtDriver {
 
   detachDisk(domain: string, dev: string, opts?: CallOptions): Promise<void> {
     return this.w.call("detachDisk", `${domain} ${dev}`, opts, (d) => {
+      this.w.touch(domain);
       const dom = d.domains[domain] ?? missing("domain", domain);
       dom.def = { ...dom.def, disks: dom.def.disks.filter((x) => x.dev !== dev) };
       if (dom.live) dom.live = { ...dom.live, disks: dom.live.disks.filter((x) => x.dev !== dev) };
@@ -221,19 +387,44 @@ class FakeLibvirt implements LibvirtDriver {
     });
   }
 
+  private checkFree(d: WorldData, def: NetworkDef): void {
+    for (const [name, n] of Object.entries(d.networks)) {
+      if (name === def.name) continue;
+      if (n.def.bridge === def.bridge) throw new CommandError(["fake", "net-start", def.name], 1, `bridge ${def.bridge} is in use`);
+      if (def.gateway && n.def.gateway === def.gateway) throw new CommandError(["fake", "net-start", def.name], 1, `address ${def.gateway} is in use by ${name}`);
+    }
+  }
+
   createNetwork(def: NetworkDef, opts?: CallOptions): Promise<void> {
     return this.w.call("createNetwork", def.name, opts, (d) => {
-      for (const [name, n] of Object.entries(d.networks)) {
-        if (name !== def.name && n.def.bridge === def.bridge) throw new CommandError(["fake", "net-start", def.name], 1, `bridge ${def.bridge} is in use`);
-        if (name !== def.name && def.gateway && n.def.gateway === def.gateway) throw new CommandError(["fake", "net-start", def.name], 1, `address ${def.gateway} is in use by ${name}`);
-      }
-      d.networks[def.name] = { def, active: true };
+      const existing = d.networks[def.name];
+      if (existing?.active) return;
+      this.checkFree(d, def);
+      d.networks[def.name] = { def: existing?.def ?? def, active: true, generation: (existing?.generation ?? 0) + 1 };
+    });
+  }
+
+  redefineNetwork(def: NetworkDef, opts?: CallOptions): Promise<void> {
+    return this.w.call("redefineNetwork", def.name, opts, (d) => {
+      const existing = d.networks[def.name] ?? missing("network", def.name);
+      this.checkFree(d, def);
+      d.networks[def.name] = { def, active: true, generation: existing.generation + 1 };
+    });
+  }
+
+  stopNetwork(name: string, opts?: CallOptions): Promise<void> {
+    return this.w.call("stopNetwork", name, opts, (d) => {
+      const n = d.networks[name];
+      if (n) n.active = false;
     });
   }
 
   startNetwork(name: string, opts?: CallOptions): Promise<void> {
     return this.w.call("startNetwork", name, opts, (d) => {
-      (d.networks[name] ?? missing("network", name)).active = true;
+      const n = d.networks[name] ?? missing("network", name);
+      if (n.active) return;
+      n.active = true;
+      n.generation += 1;
     });
   }
 
@@ -246,21 +437,22 @@ class FakeLibvirt implements LibvirtDriver {
   addNetworkHost(network: string, host: NetworkHostDef, opts?: CallOptions): Promise<void> {
     return this.w.call("addNetworkHost", `${network} ${host.ip}`, opts, (d) => {
       const n = d.networks[network] ?? missing("network", network);
-      if (!n.def.hosts.some((h) => h.mac === host.mac)) n.def = { ...n.def, hosts: [...n.def.hosts, host] };
+      const hosts = n.def.hosts.filter((h) => h.mac.toLowerCase() !== host.mac.toLowerCase() && h.ip !== host.ip);
+      n.def = { ...n.def, hosts: [...hosts, host] };
     });
   }
 
   removeNetworkHost(network: string, host: NetworkHostDef, opts?: CallOptions): Promise<void> {
     return this.w.call("removeNetworkHost", `${network} ${host.ip}`, opts, (d) => {
       const n = d.networks[network] ?? missing("network", network);
-      n.def = { ...n.def, hosts: n.def.hosts.filter((h) => h.mac !== host.mac) };
+      n.def = { ...n.def, hosts: n.def.hosts.filter((h) => h.mac.toLowerCase() !== host.mac.toLowerCase()) };
     });
   }
 
   addDnsHost(network: string, host: { ip: string; names: string[] }, opts?: CallOptions): Promise<void> {
     return this.w.call("addDnsHost", `${network} ${host.ip}`, opts, (d) => {
       const n = d.networks[network] ?? missing("network", network);
-      if (!n.def.dnsHosts.some((h) => h.ip === host.ip)) n.def = { ...n.def, dnsHosts: [...n.def.dnsHosts, host] };
+      n.def = { ...n.def, dnsHosts: [...n.def.dnsHosts.filter((h) => h.ip !== host.ip), host] };
     });
   }
 
@@ -292,7 +484,8 @@ class FakeImages implements ImageDriver {
   createOverlay(path: string, backing: string, backingFormat: string, size: number | undefined, opts?: CallOptions): Promise<void> {
     return this.w.call("createOverlay", path, opts, (d) => {
       if (!d.images[backing] && !existsSync(backing)) throw new CommandError(["fake", "qemu-img", "create", path], 1, `Could not open backing file '${backing}'`);
-      const base = d.images[backing]?.virtualSize ?? 0;
+      const base = d.images[backing]?.virtualSize ?? (existsSync(backing) ? statSync(backing).size : 0);
+      if (size !== undefined && size < base) throw new CommandError(["fake", "qemu-img", "create", path], 1, `the overlay cannot be smaller than its backing image`);
       d.images[path] = { format: "qcow2", virtualSize: Math.max(base, size ?? 0), backingFile: backing, backingFormat };
     });
   }
@@ -306,9 +499,9 @@ class FakeImages implements ImageDriver {
   info(path: string, opts?: CallOptions): Promise<ImageInfo | undefined> {
     return this.w.call("imageInfo", path, opts, (d) => {
       const known = d.images[path];
-      if (known) return known;
+      if (known) return { ...known };
       if (existsSync(path)) {
-        const head = readFileSync(path).subarray(0, 64).toString("latin1");
+        const head = readHead(path);
         const backing = /BACKING=(\S+)/.exec(head)?.[1];
         return { format: "qcow2", virtualSize: statSync(path).size, backingFile: backing, backingFormat: backing ? "raw" : undefined };
       }
@@ -319,6 +512,7 @@ class FakeImages implements ImageDriver {
   resize(path: string, _format: string, size: number, opts?: CallOptions): Promise<void> {
     return this.w.call("resize", path, opts, (d) => {
       const img = d.images[path] ?? missing("image", path);
+      if (size < img.virtualSize) throw new CommandError(["fake", "qemu-img", "resize", path], 1, "shrinking is refused");
       img.virtualSize = size;
     });
   }
@@ -342,16 +536,24 @@ class FakeCustomize implements CustomizeDriver {
   }
 }
 
-/** SSH answers when a running domain has a NIC whose MAC matches the address (Lago's MAC scheme). */
+/** The MAC lago gives an address (Lago's scheme: 54:52 and the four octets). */
+function macOf(host: string): string {
+  return `54:52:${host
+    .split(".")
+    .map((o) => Number(o).toString(16).padStart(2, "0"))
+    .join(":")}`;
+}
+
+/** SSH answers when a running domain has an interface with the address's MAC, linked to its network. */
 class FakeSsh implements SshDriver {
   constructor(private readonly w: FakeWorld) {}
 
   private find(d: WorldData, host: string): string | undefined {
-    const mac = `54:52:${host
-      .split(".")
-      .map((o) => Number(o).toString(16).padStart(2, "0"))
-      .join(":")}`;
-    return Object.entries(d.domains).find(([, dom]) => dom.running && dom.live?.nics.some((n) => n.mac === mac))?.[0];
+    const mac = macOf(host);
+    return this.w.domainsWithMac(d, mac).find((name) => {
+      const dom = d.domains[name];
+      return !!dom?.live?.nics.some((n) => n.mac.toLowerCase() === mac && linked(d, dom, n));
+    });
   }
 
   waitReady(target: SshTarget, _timeoutMs: number, opts?: CallOptions): Promise<string> {

@@ -4,7 +4,7 @@
  * libvirt XML: what it needs is stored in `<metadata>` under its own namespace.
  */
 import { XMLParser } from "fast-xml-parser";
-import type { DomainCpuDef, DomainDef, DomainDiskDef, DomainInfo, DomainNicDef, NetworkDef, NetworkHostDef, NetworkInfo } from "../types.ts";
+import type { DomainCpuDef, DomainDef, DomainDiskDef, DomainNicDef, DomainView, NetworkDef, NetworkHostDef, NetworkInfo } from "../types.ts";
 import { el, renderXml, type XmlElement, type XmlNode } from "../../util/xml.ts";
 
 export const LAGO_NS = "https://lago.dev/xmlns/libvirt/1";
@@ -148,7 +148,7 @@ export function networkXml(def: NetworkDef): string {
 const parser = new XMLParser({
   ignoreAttributes: false,
   attributeNamePrefix: "@",
-  isArray: (name) => ["disk", "interface", "host", "hostname", "range", "ip"].includes(name),
+  isArray: (name) => ["disk", "interface", "host", "hostname", "range", "ip", "forwarder"].includes(name),
   parseAttributeValue: false,
   parseTagValue: false,
 });
@@ -168,21 +168,47 @@ function readMetadata(root: X): string | undefined {
 
 const KIB_PER: Record<string, number> = { b: 1 / 1024, bytes: 1 / 1024, k: 1, kib: 1, kb: 1000 / 1024, m: 1024, mib: 1024, mb: 1e6 / 1024, g: 1024 * 1024, gib: 1024 * 1024 };
 
-/** Facts from a domain's (inactive) XML. */
-export function parseDomainXml(xml: string): Omit<DomainInfo, "id" | "running"> {
-  const root = asObj(parser.parse(xml).domain);
+function domainView(root: X): DomainView {
   const mem = asObj(root.memory);
   const unit = String(mem["@unit"] ?? "KiB").toLowerCase();
   const kib = Number(text(root.memory)) * (KIB_PER[unit] ?? 1);
   const devices = asObj(root.devices);
+  const cpu = asObj(root.cpu);
+  const hasCpu = root.cpu !== undefined;
+  const mtu = (v: unknown): number | undefined => {
+    const size = asObj(v)["@size"];
+    return size === undefined ? undefined : Number(size);
+  };
   return {
-    name: text(root.name),
-    metadata: readMetadata(root),
-    macs: asArr(devices.interface).map((i) => String(asObj(asObj(i).mac)["@address"] ?? "").toLowerCase()),
-    devs: asArr(devices.disk).map((d) => String(asObj(asObj(d).target)["@dev"] ?? "")),
     memoryMiB: Math.round(kib / 1024),
     vcpu: Number(text(root.vcpu)),
+    cpu: { mode: hasCpu ? String(cpu["@mode"] ?? "custom") : "none", model: cpu.model === undefined ? undefined : text(cpu.model) || undefined },
+    nics: asArr(devices.interface).map((i) => {
+      const nic = asObj(i);
+      const network = asObj(nic.source)["@network"];
+      return { mac: String(asObj(nic.mac)["@address"] ?? "").toLowerCase(), network: network === undefined ? undefined : String(network), mtu: mtu(nic.mtu) };
+    }),
+    disks: asArr(devices.disk).map((d) => {
+      const disk = asObj(d);
+      const source = asObj(disk.source);
+      const file = source["@file"] ?? source["@dev"];
+      const driver = asObj(disk.driver)["@type"];
+      const bus = asObj(disk.target)["@bus"];
+      return {
+        dev: String(asObj(disk.target)["@dev"] ?? ""),
+        path: file === undefined ? undefined : String(file),
+        format: driver === undefined ? undefined : String(driver),
+        bus: bus === undefined ? undefined : String(bus),
+        device: String(disk["@device"] ?? "disk"),
+      };
+    }),
   };
+}
+
+/** Facts from a domain's XML (live or inactive): name, lago's metadata and what lago manages. */
+export function parseDomainXml(xml: string): { name: string; metadata: string | undefined; view: DomainView } {
+  const root = asObj(parser.parse(xml).domain);
+  return { name: text(root.name), metadata: readMetadata(root), view: domainView(root) };
 }
 
 /** Facts from a network's XML. */
@@ -191,13 +217,22 @@ export function parseNetworkXml(xml: string): Omit<NetworkInfo, "active"> {
   const ip = asObj(asArr(root.ip)[0]);
   const dhcp = asObj(ip.dhcp);
   const range = asObj(asArr(dhcp.range)[0]);
+  const dns = asObj(root.dns);
+  const forwarder = asArr(dns.forwarder).map((f) => asObj(f)["@addr"]).find((a) => a !== undefined);
+  const mtu = asObj(root.mtu)["@size"];
+  const domain = asObj(root.domain)["@name"];
   return {
     name: text(root.name),
     bridge: String(asObj(root.bridge)["@name"] ?? ""),
     metadata: readMetadata(root),
+    mode: root.forward === undefined ? "isolated" : String(asObj(root.forward)["@mode"] ?? "nat"),
+    gateway: ip["@address"] === undefined ? undefined : String(ip["@address"]),
+    mtu: mtu === undefined ? undefined : Number(mtu),
+    domain: domain === undefined ? undefined : String(domain),
+    forwarder: forwarder === undefined ? undefined : String(forwarder),
     dhcp: range["@start"] ? { start: String(range["@start"]), end: String(range["@end"]) } : undefined,
     hosts: asArr(dhcp.host).map((h) => ({ mac: String(asObj(h)["@mac"] ?? "").toLowerCase(), ip: String(asObj(h)["@ip"] ?? ""), name: String(asObj(h)["@name"] ?? "") })),
-    dnsHosts: asArr(asObj(root.dns).host).map((h) => ({ ip: String(asObj(h)["@ip"] ?? ""), names: asArr(asObj(h).hostname).map(text) })),
+    dnsHosts: asArr(dns.host).map((h) => ({ ip: String(asObj(h)["@ip"] ?? ""), names: asArr(asObj(h).hostname).map(text) })),
   };
 }
 

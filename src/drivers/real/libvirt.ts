@@ -1,16 +1,18 @@
 /**
  * LibvirtDriver over `virsh` (argument arrays; XML passed as files or as
  * single arguments, never through a shell). Reads are batched: one `virsh`
- * process lists every object of the environment.
+ * process reads every object of the environment (virsh-session.ts).
  */
 import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { CommandError, LagoError } from "../../errors.ts";
-import type { CallOptions, DomainDef, DomainDiskDef, DomainInfo, DomainNicDef, LibvirtDriver, NetworkDef, NetworkHostDef, NetworkInfo } from "../types.ts";
+import type { CallOptions, DomainDef, DomainDiskDef, DomainInfo, DomainNicDef, DomainView, Inventory, LibvirtDriver, NetworkDef, NetworkHostDef, NetworkInfo } from "../types.ts";
+import { withVirshSession } from "./virsh-session.ts";
 import { run } from "./exec.ts";
 import { dhcpHostXml, diskXml, dnsHostXml, domainXml, networkXml, nicXml, parseDomainXml, parseNetworkXml, rangeXml, withMetadata } from "./libvirt-xml.ts";
 import { renderXml } from "../../util/xml.ts";
+import { grantQemuAccess, type ManagedRoots, type QemuIdentity } from "./qemu-access.ts";
 
 const SAFE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 const TIMEOUT = 120_000;
@@ -21,8 +23,39 @@ function checkName(name: string): string {
   return name;
 }
 
+/** How to let qemu reach a domain's files: whose identity it runs with, and which directories are lago's. */
+export interface QemuAccessOptions {
+  identity: () => Promise<QemuIdentity | undefined>;
+  roots: ManagedRoots;
+}
+
 export class VirshLibvirt implements LibvirtDriver {
-  constructor(private readonly uri: string) {}
+  private identity: Promise<QemuIdentity | undefined> | undefined;
+
+  constructor(
+    private readonly uri: string,
+    private readonly access?: QemuAccessOptions,
+  ) {}
+
+  /** Before qemu opens them: the images (with their backing chains) and directories reachable by qemu's user, or a clear error. */
+  private async grantAccess(disks: DomainDiskDef[], dirs: string[], opts?: CallOptions): Promise<void> {
+    if (!this.access) return;
+    this.identity ??= this.access.identity();
+    const id = await this.identity;
+    if (!id) return;
+    const images: string[] = [];
+    for (const d of disks) {
+      try {
+        const { stdout } = await run("qemu-img", ["info", "--backing-chain", "--output=json", "-U", d.path], { timeoutMs: 60_000, signal: opts?.signal });
+        const chain = JSON.parse(stdout) as { filename?: unknown }[];
+        for (const layer of chain) if (typeof layer.filename === "string") images.push(layer.filename);
+      } catch {
+        // Unreadable or missing: qemu's own error will say so.
+        images.push(d.path);
+      }
+    }
+    await grantQemuAccess(images, dirs, id, this.access.roots);
+  }
 
   private async virsh(args: string[], opts?: CallOptions, timeoutMs = TIMEOUT): Promise<string> {
     const { stdout } = await run("virsh", ["-c", this.uri, "-q", ...args], { timeoutMs, signal: opts?.signal });
@@ -40,45 +73,68 @@ export class VirshLibvirt implements LibvirtDriver {
     }
   }
 
-  /** Several read-only virsh commands in one process: `virsh 'cmd1 a; cmd2 b'`, names checked safe. */
-  private async batch(commands: string[][], opts?: CallOptions): Promise<string> {
-    if (!commands.length) return "";
-    const line = commands.map((c) => c.map((token) => (/^--[a-z][a-z-]*$/.test(token) ? token : checkName(token))).join(" ")).join(" ; ");
-    return this.virsh([line], opts);
+  /**
+   * Every domain and network whose name starts with `prefix`, with the
+   * persistent and (when running) live definitions, read in one virsh process.
+   */
+  async inventory(prefix: string, opts?: CallOptions): Promise<Inventory> {
+    return withVirshSession(
+      this.uri,
+      async (round) => {
+        const [domainTable = "", networkTable = ""] = await round([["list", "--all"], ["net-list", "--all"]]);
+        const domains = domainTable
+          .split("\n")
+          .map((l) => l.trim().split(/\s+/))
+          .filter((r) => r.length >= 3 && r[1]?.startsWith(prefix))
+          .map((r) => ({ name: checkName(r[1] ?? ""), id: r[0] === "-" ? undefined : Number(r[0]), state: r.slice(2).join(" ") }));
+        const networks = networkTable
+          .split("\n")
+          .map((l) => l.trim().split(/\s+/))
+          .filter((r) => r.length >= 2 && r[0]?.startsWith(prefix))
+          .map((r) => ({ name: checkName(r[0] ?? ""), active: r[1] === "active" }));
+        const running = (state: string): boolean => state === "running" || state === "paused" || state === "in shutdown";
+        const commands: string[][] = [];
+        for (const d of domains) {
+          commands.push(["dumpxml", "--inactive", d.name]);
+          if (running(d.state)) commands.push(["dumpxml", d.name]);
+        }
+        for (const n of networks) commands.push(["net-dumpxml", n.name]);
+        const outputs = await round(commands);
+        let i = 0;
+        const next = (): string => outputs[i++] ?? "";
+        const domainInfos: DomainInfo[] = [];
+        for (const d of domains) {
+          const config = next();
+          const live = running(d.state) ? next() : undefined;
+          // A domain undefined between the two rounds has no XML: it is gone.
+          if (!config.includes("<domain")) continue;
+          const parsed = parseDomainXml(config);
+          domainInfos.push({
+            name: d.name,
+            id: d.id,
+            running: running(d.state),
+            metadata: parsed.metadata,
+            config: parsed.view,
+            live: live?.includes("<domain") ? parseDomainXml(live).view : undefined,
+          });
+        }
+        const networkInfos: NetworkInfo[] = [];
+        for (const n of networks) {
+          const xml = next();
+          if (xml.includes("<network")) networkInfos.push({ ...parseNetworkXml(xml), active: n.active });
+        }
+        return { domains: domainInfos, networks: networkInfos };
+      },
+      { timeoutMs: TIMEOUT, signal: opts?.signal },
+    );
   }
 
   async listDomains(prefix: string, opts?: CallOptions): Promise<DomainInfo[]> {
-    const table = await this.virsh(["list", "--all"], opts);
-    const rows = table
-      .split("\n")
-      .map((l) => l.trim().split(/\s+/))
-      .filter((r) => r.length >= 3 && r[1]?.startsWith(prefix));
-    if (!rows.length) return [];
-    const xml = await this.batch(rows.map((r) => ["dumpxml", "--inactive", r[1] ?? ""]), opts);
-    const docs = xml.split(/(?<=<\/domain>)/).filter((d) => d.includes("<domain"));
-    const byName = new Map(docs.map((d) => { const info = parseDomainXml(d); return [info.name, info]; }));
-    return rows.flatMap((r) => {
-      const info = byName.get(r[1] ?? "");
-      if (!info) return [];
-      const state = r.slice(2).join(" ");
-      return [{ ...info, id: r[0] === "-" ? undefined : Number(r[0]), running: state === "running" || state === "paused" || state === "in shutdown" }];
-    });
+    return (await this.inventory(prefix, opts)).domains;
   }
 
   async listNetworks(prefix: string, opts?: CallOptions): Promise<NetworkInfo[]> {
-    const table = await this.virsh(["net-list", "--all"], opts);
-    const rows = table
-      .split("\n")
-      .map((l) => l.trim().split(/\s+/))
-      .filter((r) => r.length >= 2 && r[0]?.startsWith(prefix));
-    if (!rows.length) return [];
-    const xml = await this.batch(rows.map((r) => ["net-dumpxml", r[0] ?? ""]), opts);
-    const docs = xml.split(/(?<=<\/network>)/).filter((d) => d.includes("<network"));
-    const byName = new Map(docs.map((d) => { const info = parseNetworkXml(d); return [info.name, info]; }));
-    return rows.flatMap((r) => {
-      const info = byName.get(r[0] ?? "");
-      return info ? [{ ...info, active: r[1] === "active" }] : [];
-    });
+    return (await this.inventory(prefix, opts)).networks;
   }
 
   private async domainState(name: string, opts?: CallOptions): Promise<string | undefined> {
@@ -90,9 +146,9 @@ export class VirshLibvirt implements LibvirtDriver {
     }
   }
 
-  private async domainXmlInactive(name: string, opts?: CallOptions): Promise<ReturnType<typeof parseDomainXml> | undefined> {
+  private async domainXmlInactive(name: string, opts?: CallOptions): Promise<DomainView | undefined> {
     try {
-      return parseDomainXml(await this.virsh(["dumpxml", "--inactive", checkName(name)], opts));
+      return parseDomainXml(await this.virsh(["dumpxml", "--inactive", checkName(name)], opts)).view;
     } catch (err) {
       if (err instanceof CommandError && /failed to get domain|Domain not found/i.test(err.stderr)) return undefined;
       throw err;
@@ -100,7 +156,8 @@ export class VirshLibvirt implements LibvirtDriver {
   }
 
   async defineDomain(def: DomainDef, opts?: CallOptions): Promise<void> {
-    mkdirSync(path.dirname(def.consoleLog), { recursive: true });
+    mkdirSync(path.dirname(def.consoleLog), { recursive: true, mode: 0o700 });
+    await this.grantAccess(def.disks, [path.dirname(def.consoleLog)], opts);
     const uuid = (await this.domainState(def.name, opts)) === undefined ? undefined : (await this.virsh(["domuuid", checkName(def.name)], opts)).trim();
     await this.withXmlFile(domainXml(def, uuid), (file) => this.virsh(["define", file], opts));
   }
@@ -148,14 +205,14 @@ export class VirshLibvirt implements LibvirtDriver {
   async attachNic(domain: string, nic: DomainNicDef, opts?: CallOptions): Promise<void> {
     const info = await this.domainXmlInactive(domain, opts);
     if (!info) throw new CommandError(["virsh", "attach-device", domain], 1, `domain ${domain} does not exist`);
-    if (info.macs.includes(nic.mac.toLowerCase())) return;
+    if (info.nics.some((n) => n.mac === nic.mac.toLowerCase())) return;
     const flags = await this.liveFlags(domain, opts);
     await this.withXmlFile(renderXml(nicXml(nic)), (file) => this.virsh(["attach-device", domain, file, ...flags], opts));
   }
 
   async detachNic(domain: string, mac: string, opts?: CallOptions): Promise<void> {
     const info = await this.domainXmlInactive(domain, opts);
-    if (!info || !info.macs.includes(mac.toLowerCase())) return;
+    if (!info?.nics.some((n) => n.mac === mac.toLowerCase())) return;
     const flags = await this.liveFlags(domain, opts);
     await this.virsh(["detach-interface", domain, "network", "--mac", mac, ...flags], opts);
   }
@@ -163,14 +220,15 @@ export class VirshLibvirt implements LibvirtDriver {
   async attachDisk(domain: string, disk: DomainDiskDef, opts?: CallOptions): Promise<void> {
     const info = await this.domainXmlInactive(domain, opts);
     if (!info) throw new CommandError(["virsh", "attach-device", domain], 1, `domain ${domain} does not exist`);
-    if (info.devs.includes(disk.dev)) return;
+    if (info.disks.some((d) => d.dev === disk.dev)) return;
+    await this.grantAccess([disk], [], opts);
     const flags = await this.liveFlags(domain, opts);
     await this.withXmlFile(renderXml(diskXml(disk)), (file) => this.virsh(["attach-device", domain, file, ...flags], opts));
   }
 
   async detachDisk(domain: string, dev: string, opts?: CallOptions): Promise<void> {
     const info = await this.domainXmlInactive(domain, opts);
-    if (!info || !info.devs.includes(dev)) return;
+    if (!info?.disks.some((d) => d.dev === dev)) return;
     const flags = await this.liveFlags(domain, opts);
     await this.virsh(["detach-disk", domain, dev, ...flags], opts);
   }
@@ -199,6 +257,19 @@ export class VirshLibvirt implements LibvirtDriver {
     if (!existing) await this.withXmlFile(networkXml(def), (file) => this.virsh(["net-define", file], opts));
     if (!existing?.active) await this.virsh(["net-start", def.name], opts);
     await this.virsh(["net-autostart", def.name, "--disable"], opts).catch(() => undefined);
+  }
+
+  async redefineNetwork(def: NetworkDef, opts?: CallOptions): Promise<void> {
+    const existing = await this.networkState(def.name, opts);
+    if (existing?.active) await this.virsh(["net-destroy", checkName(def.name)], opts);
+    await this.withXmlFile(networkXml(def), (file) => this.virsh(["net-define", file], opts));
+    await this.virsh(["net-start", checkName(def.name)], opts);
+    await this.virsh(["net-autostart", def.name, "--disable"], opts).catch(() => undefined);
+  }
+
+  async stopNetwork(name: string, opts?: CallOptions): Promise<void> {
+    const existing = await this.networkState(name, opts);
+    if (existing?.active) await this.virsh(["net-destroy", checkName(name)], opts);
   }
 
   async startNetwork(name: string, opts?: CallOptions): Promise<void> {
