@@ -2,18 +2,18 @@
  * `npm run bench -- --real [--write]`: wall time of applying examples/two-vms
  * on the real stack (per resource and in total, with --parallelism 1 and the
  * default 4), and of a no-op plan with the VMs running. Runs inside the test
- * bed (scripts/testbed.sh; needs root); with --write, replaces the
- * "Real apply (libvirt)" section of bench/results.md.
+ * bed (scripts/testbed.sh; needs root) under the machine's VM lock
+ * (flock /tmp/lago-vm.lock); with --write, replaces the "Real apply
+ * (libvirt)" section of bench/results.{json,md}.
  */
 import { spawnSync } from "node:child_process";
-import { readFileSync, writeFileSync, existsSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { machineLines, sectionText, writeSection, type Section } from "./report.ts";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
-const RESULTS = path.join(ROOT, "bench", "results.md");
-const HEADING = "## Real apply (libvirt)";
+const LOCK = process.env.LAGO_VM_LOCK ?? "/tmp/lago-vm.lock";
 
 interface Timing {
   total: number;
@@ -67,8 +67,6 @@ async function inTestbed(): Promise<number> {
   const addresses = [...new Set([...one.perResource.keys(), ...four.perResource.keys()])].sort();
   const cpu = os.cpus()[0]?.model ?? "unknown CPU";
   const lines = [
-    HEADING,
-    "",
     `Measured ${new Date().toISOString().slice(0, 10)} by \`npm run bench -- --real\` (bench/real.ts) on ${os.cpus().length} × ${cpu}, Node ${process.version},`,
     "inside the test bed: domain type `qemu` (TCG, no KVM), the tiny test template (template already in the store).",
     "Environment: examples/two-vms (2 VMs, 2 NAT nets, 2 virt-customize runs, 1 extra disk; 13 resources).",
@@ -81,13 +79,11 @@ async function inTestbed(): Promise<number> {
     `No-op \`lago plan\` with both VMs running (refresh included, whole CLI process): median ${noop[2] ?? 0} ms (min ${noop[0] ?? 0}, max ${noop[4] ?? 0}).`,
     "",
   ];
-  const section = lines.join("\n");
-  process.stdout.write(`${section}\n`);
+  const section: Section = { id: "real", title: "Real apply (libvirt)", measuredAt: new Date().toISOString(), machine: machineLines(), markdown: lines.join("\n"), figures: [] };
+  process.stdout.write(`${sectionText(section)}\n`);
   if (process.argv.includes("--write") || process.env.BENCH_WRITE === "1") {
-    const text = existsSync(RESULTS) ? readFileSync(RESULTS, "utf8") : "";
-    const at = text.indexOf(HEADING);
-    writeFileSync(RESULTS, `${(at < 0 ? `${text.trimEnd()}\n\n` : text.slice(0, at))}${section}`);
-    process.stderr.write(`bench: wrote ${RESULTS}\n`);
+    writeSection(section);
+    process.stderr.write("bench: wrote the real-apply section of bench/results.md and bench/results.json\n");
   }
   return 0;
 }
@@ -95,7 +91,7 @@ async function inTestbed(): Promise<number> {
 /** Entry point for bench/run.ts --real: re-runs itself inside the test bed when needed. */
 export async function runRealBench(): Promise<number> {
   if (process.env.LAGO_TEST_TEMPLATE_REPO) return inTestbed();
-  const r = spawnSync("bash", [path.join(ROOT, "scripts", "testbed.sh"), "run", process.execPath, "--import", "tsx", path.join(ROOT, "bench", "real.ts"), ...process.argv.slice(2)], {
+  const r = spawnSync("flock", ["-o", "-w", "7200", LOCK, "bash", path.join(ROOT, "scripts", "testbed.sh"), "run", process.execPath, "--import", "tsx", path.join(ROOT, "bench", "real.ts"), ...process.argv.slice(2)], {
     stdio: "inherit",
     cwd: ROOT,
   });
