@@ -37,5 +37,7 @@ export function planToJson(plan: Plan): Record<string, unknown> {
     })),
     pending_restarts: plan.pendingRestarts,
     notices: plan.notices,
+    stopped: plan.stopped ?? [],
+    snapshots_lost: (plan.snapshotsLost ?? []).map((l) => ({ address: l.address, snapshots: l.snapshots })),
   };
 }

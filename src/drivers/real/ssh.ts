@@ -30,7 +30,7 @@ export class HostKeyMismatchError extends LagoError {
   }
 }
 
-interface Connection {
+export interface Connection {
   client: SshClient;
   hostKey: string;
 }
@@ -47,7 +47,7 @@ function describeError(err: unknown): string {
 }
 
 /** One connection attempt, host key verified; resolves once authenticated. */
-function connect(target: SshTarget, privateKey: Buffer, readyTimeoutMs: number, signal: AbortSignal | undefined): Promise<Connection> {
+export function connect(target: SshTarget, privateKey: Buffer, readyTimeoutMs: number, signal: AbortSignal | undefined): Promise<Connection> {
   return new Promise((resolve, reject) => {
     if (signal?.aborted) {
       reject(cancelledError(`connecting to ${where(target)}`));
@@ -157,7 +157,8 @@ function execOn(
   });
 }
 
-async function readKey(target: SshTarget): Promise<Buffer> {
+/** The target's private key, or an SSH_KEY error naming the file. */
+export async function readKey(target: SshTarget): Promise<Buffer> {
   try {
     return await readFile(target.privateKeyPath);
   } catch (err) {
