@@ -20,7 +20,6 @@ import { toDot } from "../graph/graph.ts";
 import { eventRenderer } from "./events.ts";
 import type { Emit } from "../engine/events.ts";
 import { readState } from "../state/state.ts";
-import { recordedSshTarget } from "../resources/domain.ts";
 import { EXIT } from "./exit-codes.ts";
 import type { Cli } from "./main.ts";
 
@@ -197,20 +196,6 @@ export function show(cli: Cli, opts: { json?: boolean }): void {
     for (const [k, v] of Object.entries(r.attrs)) cli.out.write(`    ${k}: ${JSON.stringify(v)}\n`);
     for (const [k, v] of Object.entries(r.outputs)) cli.out.write(`    ${st.dim(`${k}: ${JSON.stringify(v)}`)}\n`);
   }
-}
-
-export async function ssh(cli: Cli, vm: string, command: string[], opts: { timeout: number }): Promise<void> {
-  const env = cli.env();
-  const state = showState(env);
-  const domain = state.resources.get(`domain.${vm}`);
-  const keys = state.resources.get("keypair");
-  if (!domain || !keys) throw new UsageError(`no VM ${vm} in environment ${env.name}`, { hint: "see `lago show`" });
-  const target = recordedSshTarget(domain, keys);
-  if (!target) throw new UsageError(`VM ${vm} has no address on a management net lago can reach`);
-  const result = await createDrivers(env).ssh.exec(target, command.join(" "), { timeoutMs: opts.timeout * 1000 });
-  cli.out.write(result.stdout);
-  cli.err.write(result.stderr);
-  cli.exitCode = result.code;
 }
 
 export async function graph(cli: Cli, opts: { file: string }): Promise<void> {

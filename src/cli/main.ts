@@ -8,10 +8,12 @@ import { Command, Option, CommanderError } from "commander";
 import { ConfigError, LagoError, UsageError, formatDiagnostic, indent } from "../errors.ts";
 import { loadConfig, type ConfigOverrides } from "../config/config.ts";
 import { findWorkdir, makeEnvContext, type EnvContext } from "../env/context.ts";
+import { currentEnvName } from "../env/current.ts";
 import type { Style } from "../plan/render.ts";
 import { makeStyle } from "./output.ts";
 import { EXIT } from "./exit-codes.ts";
 import type { ApplyOpts, PlanOpts } from "./commands.ts";
+import { addOpsCommands } from "./ops-commands.ts";
 
 export { EXIT };
 
@@ -53,7 +55,10 @@ export class Cli {
       "lago.domain_type": g.domainType,
     };
     const config = loadConfig(process.env, overrides);
-    return makeEnvContext(findWorkdir(process.cwd(), g.workdir), g.env, config);
+    const workdir = findWorkdir(process.cwd(), g.workdir);
+    // Without --env, the environment `lago env select` made current (Lago's set-current), else "default".
+    const name = this.program.getOptionValueSource("env") === "default" ? (currentEnvName(workdir) ?? g.env) : g.env;
+    return makeEnvContext(workdir, name, config);
   }
 
   /**
@@ -152,19 +157,11 @@ export function buildProgram(): { program: Command; cli: Cli } {
     .action(async (opts: { json?: boolean }) => (await commands()).show(cli, opts));
 
   program
-    .command("ssh")
-    .description("run a command on a VM over SSH with the environment's key (host key pinned)")
-    .argument("<vm>", "VM name from the init file")
-    .argument("<command...>", "the command and its arguments, run by the VM's shell")
-    .option("--timeout <seconds>", "give up after this long", positiveInt, 60)
-    .passThroughOptions()
-    .action(async (vm: string, command: string[], opts: { timeout: number }) => (await commands()).ssh(cli, vm, command, opts));
-
-  program
     .command("graph")
     .description("print the resource graph in Graphviz DOT")
     .option("-f, --file <file>", "init file", "LagoInitFile")
     .action(async (opts: { file: string }) => (await commands()).graph(cli, opts));
+  addOpsCommands(program, cli);
   return { program, cli };
 }
 
