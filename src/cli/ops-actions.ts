@@ -12,7 +12,7 @@ import { envStatus } from "../ops/status.ts";
 import { startVms, stopVms, type PowerResult } from "../ops/power.ts";
 import { remoteCommand } from "../ops/command-line.ts";
 import { captureOnVm, interactiveOnVm, runOnVm } from "../ops/remote.ts";
-import { sshConfig as renderSshConfig } from "../ops/ssh-config.ts";
+import { sshConfig as renderSshConfig, sshConfigFile } from "../ops/ssh-config.ts";
 import { copyFromVm, copyToVm } from "../ops/copy.ts";
 import { deploy as deployOp } from "../ops/deploy.ts";
 import { collect as collectOp } from "../ops/collect.ts";
@@ -128,7 +128,8 @@ export async function shell(cli: Cli, vm: string, command: string[]): Promise<vo
   if (tty) stdin.setRawMode(true);
   stdin.resume();
   try {
-    const status = await interactiveOnVm(ctx, vm, command.length ? remoteCommand(command) : undefined, {
+    const rest = command[0] === "--" ? command.slice(1) : command;
+    const status = await interactiveOnVm(ctx, vm, rest.length ? remoteCommand(rest) : undefined, {
       term: process.env.TERM ?? "xterm-256color",
       rows: stdout.rows ?? 24,
       cols: stdout.columns ?? 80,
@@ -162,8 +163,10 @@ export async function ssh(cli: Cli, vm: string, command: string[], opts: { timeo
   cli.exitCode = exitCodeOf(status);
 }
 
-export async function sshConfig(cli: Cli): Promise<void> {
-  cli.out.write(renderSshConfig(context(cli)));
+export async function sshConfig(cli: Cli, opts: { path?: boolean }): Promise<void> {
+  const ctx = context(cli);
+  const text = renderSshConfig(ctx);
+  cli.out.write(opts.path ? `${sshConfigFile(ctx)}\n` : text);
 }
 
 export async function serialConsole(cli: Cli, vm: string): Promise<void> {

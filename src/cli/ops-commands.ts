@@ -67,8 +67,13 @@ export function addOpsCommands(program: Command, cli: Cli): void {
   program
     .command("ssh-config")
     .description("an OpenSSH client configuration for every VM, with its key and pinned host key")
-    .addHelpText("after", "\nExample:\n  ssh -F <(lago ssh-config) vm01")
-    .action(async () => (await actions()).sshConfig(cli));
+    .option("--path", "write it to the environment's ssh directory and print that file's path")
+    .addHelpText(
+      "after",
+      "\nExamples:\n  ssh -F \"$(lago ssh-config --path)\" vm01\n  lago ssh-config > lago.ssh && scp -F lago.ssh file vm01:\n\n" +
+        "(`ssh -F <(lago ssh-config)` does not work with OpenSSH 8 and later: ssh closes inherited file descriptors before reading -F.)",
+    )
+    .action(async (opts: { path?: boolean }) => (await actions()).sshConfig(cli, opts));
 
   program
     .command("console")

@@ -12,8 +12,9 @@ export function shellQuote(arg: string): string {
   return `'${arg.replaceAll("'", `'"'"'`)}'`;
 }
 
-/** The remote command for `argv` (see the module comment). Pure. */
+/** The remote command for `argv` (see the module comment); a leading `--` separator is dropped. Pure. */
 export function remoteCommand(argv: readonly string[]): string {
-  if (argv.length === 1) return argv[0] ?? "";
-  return argv.map(shellQuote).join(" ");
+  const args = argv[0] === "--" ? argv.slice(1) : argv;
+  if (args.length === 1) return args[0] ?? "";
+  return args.map(shellQuote).join(" ");
 }

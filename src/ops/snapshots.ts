@@ -72,8 +72,10 @@ export async function takeSnapshot(ctx: OpsContext, name: string, names: readonl
     const running = vms.filter((v) => states.get(v.libvirtName)?.state !== "shut off");
     const created: VmView[] = [];
     let failure: unknown;
-    ctx.emit({ type: "vm", vm: running.map((v) => v.name).join(", ") || "-", message: "pausing" });
-    const paused = await eachVm(running, async (vm) => ctx.virsh.suspend(vm.libvirtName));
+    const paused = await eachVm(running, async (vm) => {
+      ctx.emit({ type: "vm", vm: vm.name, message: "pausing" });
+      await ctx.virsh.suspend(vm.libvirtName);
+    });
     try {
       throwIfFailed("pausing", paused);
       const taken = await eachVm(vms, async (vm) => {

@@ -53,7 +53,7 @@ export function renderKnownHosts(entries: SshConfigEntry[]): string {
 
 /** The ssh_config text. Pure. */
 export function renderSshConfig(envName: string, knownHostsFile: string, entries: SshConfigEntry[]): string {
-  const lines = [`# lago environment ${envName}: use with ssh -F <(lago ssh-config) VM`];
+  const lines = [`# lago environment ${envName}: ssh -F "$(lago ssh-config --path)" VM`];
   for (const e of entries) {
     lines.push(
       "",
@@ -88,9 +88,15 @@ export function knownHostsFile(ctx: OpsContext): string {
   return path.join(envPaths.keys(ctx.env), "known_hosts");
 }
 
+/** Where the environment's ssh_config file lives (`ssh -F "$(lago ssh-config --path)" vm01`). */
+export function sshConfigFile(ctx: OpsContext): string {
+  return path.join(envPaths.keys(ctx.env), "config");
+}
+
 /**
  * The configuration for every VM of the environment. Writes the pinned host
- * keys to the environment's known_hosts file (atomically) first.
+ * keys to the environment's known_hosts file and the configuration to its
+ * config file (both atomically), and returns the configuration.
  */
 export function sshConfig(ctx: OpsContext): string {
   const view = envView(ctx.env, readState(envPaths.state(ctx.env)));
@@ -99,5 +105,7 @@ export function sshConfig(ctx: OpsContext): string {
   const file = knownHostsFile(ctx);
   mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
   writeFileAtomic(file, renderKnownHosts(entries), 0o600);
-  return renderSshConfig(ctx.env.name, file, entries);
+  const config = renderSshConfig(ctx.env.name, file, entries);
+  writeFileAtomic(sshConfigFile(ctx), config, 0o600);
+  return config;
 }

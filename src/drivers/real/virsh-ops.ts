@@ -48,17 +48,26 @@ export function parseNetworkList(table: string, prefix: string): Map<string, { a
   return out;
 }
 
-/** Parse the output of `echo @@<dom>; snapshot-list --name <dom>; …` into snapshot names per domain. Pure. */
-export function parseSnapshotLists(text: string): Map<string, string[]> {
+/**
+ * Parse the output of `echo @@<dom>; snapshot-list --name <dom>; …` into
+ * snapshot names per domain. virsh's `echo` ends its line only when more
+ * output follows on another line, so a marker may run into the first name:
+ * the known domain names tell where it ends. Pure.
+ */
+export function parseSnapshotLists(text: string, names: readonly string[]): Map<string, string[]> {
   const out = new Map<string, string[]>();
-  let current: string[] | undefined;
-  for (const raw of text.split("\n")) {
-    const line = raw.trim();
-    if (!line) continue;
-    if (line.startsWith("@@")) {
-      current = [];
-      out.set(line.slice(2), current);
-    } else current?.push(line);
+  const longestFirst = [...names].sort((a, b) => b.length - a.length);
+  for (const segment of text.split("@@").slice(1)) {
+    const name = longestFirst.find((n) => segment.startsWith(n));
+    if (name === undefined) continue;
+    out.set(
+      name,
+      segment
+        .slice(name.length)
+        .split("\n")
+        .map((l) => l.trim())
+        .filter(Boolean),
+    );
   }
   return out;
 }
@@ -130,7 +139,7 @@ export class VirshOps {
     const present = names.filter((n) => exist.has(n));
     if (!present.length) return new Map();
     const line = present.map((n) => `echo @@${checkName(n)} ; snapshot-list --name ${n}`).join(" ; ");
-    return parseSnapshotLists(await this.virsh([line]));
+    return parseSnapshotLists(await this.virsh([line]), present);
   }
 
   /**
