@@ -4,7 +4,6 @@
  */
 import path from "node:path";
 import { UsageError } from "../errors.ts";
-import { loadSpec } from "../spec/load.ts";
 import type { EnvSpec } from "../spec/types.ts";
 import { makeOpsContext, type OpsContext } from "../ops/context.ts";
 import type { OpsEvent } from "../ops/events.ts";
@@ -71,7 +70,9 @@ function context(cli: Cli, emit: (e: OpsEvent) => void = () => undefined): OpsCo
   return makeOpsContext(cli.env(), { signal: cli.interruptible(), lockTimeoutMs: timeout * 1000, emit });
 }
 
+/** The init file (the YAML and schema machinery loads only for the verbs that read it). */
 async function initFile(file: string): Promise<EnvSpec> {
+  const { loadSpec } = await import("../spec/load.ts");
   return loadSpec(path.resolve(file));
 }
 
