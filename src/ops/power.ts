@@ -4,39 +4,19 @@
  * so that a VM stopped on purpose is not drift: plans keep it stopped until
  * `lago start`.
  */
-import { LagoError, errorMessage } from "../errors.ts";
+import { LagoError } from "../errors.ts";
 import { updateState } from "../engine/session.ts";
 import { libvirtPrefix } from "../env/context.ts";
 import type { State } from "../state/state.ts";
 import { STOPPED_ON_PURPOSE } from "../resources/domain-records.ts";
 import { engineSession, type OpsContext } from "./context.ts";
 import { envView, selectVms, type VmView } from "./view.ts";
+import { eachVm, throwIfFailed } from "./each-vm.ts";
 
 export interface PowerResult {
   vm: string;
   /** What happened: `started`, `already running`, `powered off`, `shut down`, `rebooted`, `already stopped`. */
   outcome: string;
-}
-
-/** Run `fn` for every VM at once; collect each outcome or error. */
-export async function eachVm<T>(vms: VmView[], fn: (vm: VmView) => Promise<T>): Promise<{ vm: VmView; value?: T; error?: unknown }[]> {
-  const settled = await Promise.allSettled(vms.map((vm) => fn(vm)));
-  return settled.map((s, i) => {
-    const vm = vms[i] as VmView;
-    return s.status === "fulfilled" ? { vm, value: s.value } : { vm, error: s.reason };
-  });
-}
-
-/** Throw one error naming every VM that failed (after the others were recorded). */
-export function throwIfFailed(verb: string, results: { vm: VmView; error?: unknown }[]): void {
-  const failed = results.filter((r) => r.error !== undefined);
-  if (!failed.length) return;
-  const first = failed[0]?.error;
-  throw new LagoError(
-    "OPERATION_FAILED",
-    `${verb} failed on ${failed.length} VM${failed.length === 1 ? "" : "s"}:\n${failed.map((f) => `  ${f.vm.name}: ${errorMessage(f.error).replaceAll("\n", "\n    ")}`).join("\n")}`,
-    { hint: first instanceof LagoError ? first.hint : undefined, cause: first },
-  );
 }
 
 function record(state: State, vm: VmView, running: boolean, extra: { hostKey?: string | undefined; freshBoot: boolean; onPurpose: boolean }): void {

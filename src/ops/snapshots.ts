@@ -14,7 +14,7 @@ import { updateState } from "../engine/session.ts";
 import { readState, type State } from "../state/state.ts";
 import { SNAPSHOTS, STOPPED_ON_PURPOSE, recordedSnapshots, snapshotsJson, type SnapshotRecord } from "../resources/domain-records.ts";
 import { engineSession, type OpsContext } from "./context.ts";
-import { eachVm, throwIfFailed } from "./power.ts";
+import { eachVm, throwIfFailed } from "./each-vm.ts";
 import { envView, selectVms, type VmView } from "./view.ts";
 
 const SNAPSHOT_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
