@@ -5,10 +5,9 @@
  * exported layer backed by it, or any other path that still exists (a Lago
  * prefix). Pruning removes only images nobody uses, each under its lock.
  */
-import { existsSync, statSync } from "node:fs";
+import { existsSync, readFileSync, statSync } from "node:fs";
 import path from "node:path";
 import { UsageError } from "../errors.ts";
-import { readState } from "../state/state.ts";
 import { loadTemplateRepo, resolveTemplate, templateStoreKey } from "../templates/repo.ts";
 import { TemplateStoreAdmin, type StoreImage } from "../drivers/real/template-store-admin.ts";
 import type { OpsContext } from "./context.ts";
@@ -24,19 +23,24 @@ export interface RepoTemplate {
   versions: { version: string; key: string; stored: boolean }[];
 }
 
-/** Whether `user` (a path registered in `.users`) still needs the image at `image`. */
+/**
+ * Whether `user` (a path registered in `.users`) still needs the image at
+ * `image`: a lago environment while its state mentions the image (its path or
+ * store key, wherever a resource records it: templates, layers under a disk);
+ * an environment directory without a state yet (being applied); any other
+ * path while it exists (an exported layer, a Lago prefix).
+ */
 export function userNeeds(user: string, image: string): boolean {
   if (!path.isAbsolute(user) || !existsSync(user)) return false;
+  if (!statSync(user).isDirectory()) return true;
   const stateFile = path.join(user, "state.json");
-  if (statSync(user).isDirectory() && existsSync(stateFile)) {
-    // A lago environment: it needs the image while its state records a template stored there.
-    try {
-      return [...readState(stateFile).resources.values()].some((r) => r.kind === "template" && r.outputs.path === image);
-    } catch {
-      return true;
-    }
+  if (!existsSync(stateFile)) return true;
+  try {
+    const text = readFileSync(stateFile, "utf8");
+    return text.includes(JSON.stringify(image).slice(1, -1)) || text.includes(path.basename(image));
+  } catch {
+    return true;
   }
-  return true;
 }
 
 function entry(img: StoreImage): TemplateEntry {

@@ -64,6 +64,8 @@ test("a store image is in use while a registered user needs it: an environment r
     writeFileSync(path.join(dir, "layer.qcow2"), "");
     assert.equal(userNeeds(path.join(dir, "layer.qcow2"), image), true, "an exported layer");
     assert.equal(userNeeds("lago template fetch 123", image), false, "not a path");
+    mkdirSync(path.join(dir, "w", ".lago", "being-applied"));
+    assert.equal(userNeeds(path.join(dir, "w", ".lago", "being-applied"), image), true, "an environment without a state yet");
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
