@@ -144,12 +144,20 @@ export class SshSession {
         const unresize = terminal.onResize?.((rows, cols) => channel.setWindow(rows, cols, 0, 0));
         channel.on("data", (d: Buffer) => terminal.output.write(d));
         channel.stderr.on("data", (d: Buffer) => terminal.output.write(d));
-        waitExit(channel, command ? `command \`${command}\`` : "the shell", this.target, {})
-          .then(resolve, reject)
-          .finally(() => {
-            terminal.input.off("data", forward);
-            unresize?.();
-          });
+        const detach = (): void => {
+          terminal.input.off("data", forward);
+          unresize?.();
+        };
+        waitExit(channel, command ? `command \`${command}\`` : "the shell", this.target, {}).then(
+          (status) => {
+            detach();
+            resolve(status);
+          },
+          (err: unknown) => {
+            detach();
+            reject(err);
+          },
+        );
       };
       if (command === undefined) this.conn.client.shell(pty, started);
       else this.conn.client.exec(command, { pty }, started);
