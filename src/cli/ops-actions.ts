@@ -266,6 +266,7 @@ export async function templateList(cli: Cli, opts: { json?: boolean }): Promise<
   }
   if (res.repository) {
     cli.out.write(`\nRepository ${res.repository.origin}:\n`);
+    if (res.repository.error) cli.out.write(`  cannot read it: ${res.repository.error}\n`);
     for (const t of res.repository.templates) cli.out.write(`  ${t.name}: ${t.versions.map((v) => `${v.version}${v.stored ? " (stored)" : ""}`).join(", ")}\n`);
   }
 }

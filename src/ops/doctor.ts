@@ -120,7 +120,7 @@ export async function doctor(ctx: OpsContext): Promise<Check[]> {
     checks.push({
       name: "kvm",
       status: "ok",
-      detail: `domain type qemu (emulation, no KVM)${devKvm && libvirtKvm ? "; KVM is available: set domain_type = kvm for much faster VMs" : ""}`,
+      detail: `domain type qemu (emulation, no KVM)${devKvm && libvirtKvm ? "; libvirt reports KVM support: if it works on this machine, domain_type = kvm is much faster" : ""}`,
     });
   }
   checks.push(

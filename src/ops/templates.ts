@@ -7,7 +7,7 @@
  */
 import { existsSync, readFileSync, statSync } from "node:fs";
 import path from "node:path";
-import { UsageError } from "../errors.ts";
+import { UsageError, errorMessage } from "../errors.ts";
 import { loadTemplateRepo, resolveTemplate, templateStoreKey } from "../templates/repo.ts";
 import { TemplateStoreAdmin, type StoreImage } from "../drivers/real/template-store-admin.ts";
 import type { OpsContext } from "./context.ts";
@@ -48,13 +48,25 @@ function entry(img: StoreImage): TemplateEntry {
   return { ...img, liveUsers, inUse: liveUsers.length > 0 };
 }
 
+export interface RepositoryListing {
+  origin: string;
+  templates: RepoTemplate[];
+  /** Why the repository could not be read (the store is listed all the same). */
+  error?: string | undefined;
+}
+
 /** The store's images, and what the configured repository offers (when there is one). Read-only. */
-export async function listTemplates(ctx: OpsContext): Promise<{ store: string; images: TemplateEntry[]; repository: { origin: string; templates: RepoTemplate[] } | undefined }> {
+export async function listTemplates(ctx: OpsContext): Promise<{ store: string; images: TemplateEntry[]; repository: RepositoryListing | undefined }> {
   const admin = new TemplateStoreAdmin(ctx.env.config.templateStore);
   const images = (await admin.list()).map(entry);
-  let repository: { origin: string; templates: RepoTemplate[] } | undefined;
+  let repository: RepositoryListing | undefined;
   if (ctx.env.config.templateRepoPath) {
-    const repo = await loadTemplateRepo(ctx.env.config.templateRepoPath, { signal: ctx.signal });
+    let repo: Awaited<ReturnType<typeof loadTemplateRepo>>;
+    try {
+      repo = await loadTemplateRepo(ctx.env.config.templateRepoPath, { signal: ctx.signal });
+    } catch (err) {
+      return { store: admin.storeDir, images, repository: { origin: ctx.env.config.templateRepoPath, templates: [], error: errorMessage(err) } };
+    }
     const stored = new Set(images.map((i) => i.key));
     repository = {
       origin: repo.origin,
