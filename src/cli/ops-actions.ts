@@ -76,6 +76,7 @@ async function initFile(file: string): Promise<EnvSpec> {
   return loadSpec(path.resolve(file));
 }
 
+/** `lago status [--json]`: the environment's VMs and nets as they are now. */
 export async function status(cli: Cli, opts: { json?: boolean }): Promise<void> {
   const s = await envStatus(context(cli));
   if (opts.json) return json(cli, s);
@@ -108,6 +109,7 @@ export async function status(cli: Cli, opts: { json?: boolean }): Promise<void> 
   cli.out.write(`${out.join("\n")}\n`);
 }
 
+/** `lago start|stop|shutdown [--reboot] [VM…]`: power, recorded in the state; one line per VM. */
 export async function power(cli: Cli, action: "start" | "stop" | "shutdown" | "reboot", vms: string[], opts: { json?: boolean }): Promise<void> {
   const r = renderer(cli);
   const ctx = context(cli, r.emit);
@@ -121,6 +123,7 @@ function exitCodeOf(status: { code: number; signal: string | undefined }): numbe
   return status.code >= 0 ? status.code : 255;
 }
 
+/** `lago shell VM [COMMAND…]`: an interactive session on a remote terminal the size of ours; exits with its code. */
 export async function shell(cli: Cli, vm: string, command: string[]): Promise<void> {
   const ctx = context(cli);
   const stdin = process.stdin;
@@ -149,6 +152,7 @@ export async function shell(cli: Cli, vm: string, command: string[]): Promise<vo
   }
 }
 
+/** `lago ssh VM -- CMD…`: output streamed and exit code passed through (`--json`: collected). */
 export async function ssh(cli: Cli, vm: string, command: string[], opts: { timeout?: number; json?: boolean }): Promise<void> {
   const ctx = context(cli);
   const line = remoteCommand(command);
@@ -164,12 +168,14 @@ export async function ssh(cli: Cli, vm: string, command: string[], opts: { timeo
   cli.exitCode = exitCodeOf(status);
 }
 
+/** `lago ssh-config [--path]`: the OpenSSH configuration, or the path of the file it was written to. */
 export async function sshConfig(cli: Cli, opts: { path?: boolean }): Promise<void> {
   const ctx = context(cli);
   const text = renderSshConfig(ctx);
   cli.out.write(opts.path ? `${sshConfigFile(ctx)}\n` : text);
 }
 
+/** `lago console VM`: virsh's serial console on our terminal. */
 export async function serialConsole(cli: Cli, vm: string): Promise<void> {
   const ctx = context(cli);
   const target = oneVm(envView(ctx.env, readState(envPaths.state(ctx.env))), vm);
@@ -178,6 +184,7 @@ export async function serialConsole(cli: Cli, vm: string): Promise<void> {
   cli.exitCode = await ctx.virsh.console(target.libvirtName);
 }
 
+/** `lago copy-to-vm` / `lago copy-from-vm`: one recursive SFTP copy; a summary line. */
 export async function copy(cli: Cli, direction: "to" | "from", vm: string, source: string, destination: string, opts: { json?: boolean }): Promise<void> {
   const ctx = context(cli);
   const r = direction === "to" ? await copyToVm(ctx, vm, source, destination) : await copyFromVm(ctx, vm, source, destination);
@@ -187,6 +194,7 @@ export async function copy(cli: Cli, direction: "to" | "from", vm: string, sourc
   for (const s of r.skipped) cli.err.write(`skipped ${s.path}: ${s.reason}\n`);
 }
 
+/** `lago deploy [VM…]`: deploy scripts, their output prefixed with the VM's name. */
 export async function deploy(cli: Cli, vms: string[], opts: { file: string; json?: boolean }): Promise<void> {
   const spec = await initFile(opts.file);
   const r = renderer(cli, opts.json === true);
@@ -201,6 +209,7 @@ export async function deploy(cli: Cli, vms: string[], opts: { file: string; json
   }
 }
 
+/** `lago collect --output DIR [VM…]`: artifacts into DIR/<vm>/. */
 export async function collect(cli: Cli, vms: string[], opts: { output: string; strict?: boolean; file: string; json?: boolean }): Promise<void> {
   const spec = await initFile(opts.file);
   const r = renderer(cli, opts.json === true);
@@ -212,6 +221,7 @@ export async function collect(cli: Cli, vms: string[], opts: { output: string; s
   }
 }
 
+/** `lago ansible_hosts`: the INI inventory, or Ansible's inventory-script JSON (`--json`, `--list`, `--host`). */
 export async function ansibleHosts(cli: Cli, opts: { keys?: string[]; file: string; json?: boolean; list?: boolean; host?: string }): Promise<void> {
   const spec = await initFile(opts.file);
   const inv = ansibleInventory(context(cli), spec, opts.keys?.length ? opts.keys : DEFAULT_INVENTORY_KEYS);
@@ -223,6 +233,7 @@ export async function ansibleHosts(cli: Cli, opts: { keys?: string[]; file: stri
   cli.out.write(renderIni(inv));
 }
 
+/** `lago snapshot NAME [VM…]` and `lago snapshot --list`. */
 export async function snapshot(cli: Cli, name: string | undefined, vms: string[], opts: { list?: boolean; json?: boolean }): Promise<void> {
   if (opts.list) {
     if (name !== undefined) throw new UsageError("lago snapshot --list takes no snapshot name");
@@ -240,6 +251,7 @@ export async function snapshot(cli: Cli, name: string | undefined, vms: string[]
   cli.out.write(`Snapshot ${res.name} of ${res.vms.map((v) => `${v.vm} (${v.state})`).join(", ")} taken in ${formatDuration(res.elapsedMs)}.\n`);
 }
 
+/** `lago revert NAME [VM…]`. */
 export async function revert(cli: Cli, name: string, vms: string[], opts: { json?: boolean }): Promise<void> {
   const r = renderer(cli, opts.json === true);
   const res = await revertSnapshot(context(cli, r.emit), name, vms);
@@ -247,6 +259,7 @@ export async function revert(cli: Cli, name: string, vms: string[], opts: { json
   cli.out.write(`Reverted ${res.vms.map((v) => `${v.vm} (${v.state})`).join(", ")} to ${res.name} in ${formatDuration(res.elapsedMs)}.\n`);
 }
 
+/** `lago export --output DIR [VM…] [--standalone]`. */
 export async function exportVms(cli: Cli, vms: string[], opts: { output: string; standalone?: boolean; initFileName: string; file: string; json?: boolean }): Promise<void> {
   const spec = await initFile(opts.file);
   const r = renderer(cli, opts.json === true);
@@ -256,6 +269,7 @@ export async function exportVms(cli: Cli, vms: string[], opts: { output: string;
   cli.out.write(`Init file: ${res.initFile}\nRecreate the VMs with: lago apply -f ${res.initFile} --env NAME\n`);
 }
 
+/** `lago template list [--json]`. */
 export async function templateList(cli: Cli, opts: { json?: boolean }): Promise<void> {
   const res = await listTemplates(context(cli));
   if (opts.json) return json(cli, res);
@@ -271,12 +285,14 @@ export async function templateList(cli: Cli, opts: { json?: boolean }): Promise<
   }
 }
 
+/** `lago template fetch NAME[:VERSION]`. */
 export async function templateFetch(cli: Cli, ref: string): Promise<void> {
   const r = renderer(cli);
   const res = await fetchTemplate(context(cli, r.emit), ref);
   cli.out.write(`${res.key} is in the store: ${res.path}\n`);
 }
 
+/** `lago template prune [--dry-run]`. */
 export async function templatePrune(cli: Cli, opts: { dryRun?: boolean; json?: boolean }): Promise<void> {
   const res = await pruneTemplates(context(cli), { dryRun: opts.dryRun === true });
   if (opts.json) return json(cli, res);
@@ -285,6 +301,7 @@ export async function templatePrune(cli: Cli, opts: { dryRun?: boolean; json?: b
   if (!res.removed.length) cli.out.write("Nothing to remove.\n");
 }
 
+/** `lago env list [--json]`. */
 export async function envList(cli: Cli, opts: { json?: boolean }): Promise<void> {
   const workdir = cli.env().workdir;
   const envs = listEnvs(workdir);
@@ -293,12 +310,14 @@ export async function envList(cli: Cli, opts: { json?: boolean }): Promise<void>
   for (const e of envs) cli.out.write(`${e.current ? "*" : " "} ${e.name}  ${e.vms.length} VM(s)${e.vms.length ? `: ${e.vms.join(", ")}` : ""}\n`);
 }
 
+/** `lago env select NAME`. */
 export async function envSelect(cli: Cli, name: string): Promise<void> {
   const workdir = cli.env().workdir;
   selectEnv(workdir, name);
   cli.out.write(`Environment ${name} is now the current one in ${workdir}.\n`);
 }
 
+/** `lago doctor [--json]`: exit 1 when a check fails. */
 export async function doctor(cli: Cli, opts: { json?: boolean }): Promise<void> {
   const checks = await doctorOp(context(cli));
   if (checks.some((c) => c.status === "fail")) cli.exitCode = EXIT.error;
