@@ -5,10 +5,10 @@
  * through {@link connect}, so the host key rules are the same as the engine's.
  */
 import type { ClientChannel, SFTPWrapper } from "ssh2";
-import { LagoError, errorMessage } from "../../errors.ts";
+import { LagoError } from "../../errors.ts";
 import type { SshTarget } from "../types.ts";
 import { cancelledError } from "../../util/sleep.ts";
-import { connect, readKey, type Connection } from "./ssh.ts";
+import { connect, describeError, readKey, where, type Connection } from "./ssh.ts";
 
 const CONNECT_TIMEOUT_MS = 30_000;
 
@@ -37,17 +37,6 @@ export interface PtyTerminal {
   output: NodeJS.WritableStream;
   /** Register a listener for window size changes; returns the unregister function. */
   onResize?: ((listener: (rows: number, cols: number) => void) => () => void) | undefined;
-}
-
-function where(t: SshTarget): string {
-  return `${t.user}@${t.host}:${t.port}`;
-}
-
-function describe(err: unknown): string {
-  const e = err as (Error & { level?: string; code?: string }) | undefined;
-  if (e instanceof Error && e.level === "client-authentication") return `authentication failed (${e.message})`;
-  if (e instanceof Error && e.code) return `${e.code}: ${e.message}`;
-  return errorMessage(err);
 }
 
 /** Resolve with the channel's exit status once it closes. */
@@ -95,7 +84,7 @@ export class SshSession {
       return new SshSession(await connect(target, key, opts.timeoutMs ?? CONNECT_TIMEOUT_MS, opts.signal), target);
     } catch (err) {
       if (err instanceof LagoError) throw err;
-      throw new LagoError("SSH_CONNECT", `cannot connect to ${where(target)}: ${describe(err)}`, { cause: err });
+      throw new LagoError("SSH_CONNECT", `cannot connect to ${where(target)}: ${describeError(err)}`, { cause: err });
     }
   }
 

@@ -35,11 +35,13 @@ export interface Connection {
   hostKey: string;
 }
 
-function where(t: SshTarget): string {
+/** `user@host:port`, for messages. */
+export function where(t: SshTarget): string {
   return `${t.user}@${t.host}:${t.port}`;
 }
 
-function describeError(err: unknown): string {
+/** An SSH error in words (authentication failures and socket codes named). */
+export function describeError(err: unknown): string {
   const e = err as (Error & { level?: string; code?: string }) | undefined;
   if (e instanceof Error && e.level === "client-authentication") return `authentication failed (${e.message})`;
   if (e instanceof Error && e.code) return `${e.code}: ${e.message}`;
