@@ -8,7 +8,7 @@ import { libvirtName, type EnvContext } from "../env/context.ts";
 import type { SshTarget } from "../drivers/types.ts";
 import type { State } from "../state/state.ts";
 import type { RecordedResource } from "../resources/types.ts";
-import { ipIn, macForIp, macForKey, obj } from "../resources/common.ts";
+import { diskAddress, ipIn, macForIp, macForKey, obj } from "../resources/common.ts";
 import { isStoppedOnPurpose, recordedSnapshots, type SnapshotRecord } from "../resources/domain-records.ts";
 
 export interface NicView {
@@ -120,7 +120,7 @@ export function envView(env: EnvContext, state: State): EnvView {
     const disks: DiskView[] = Object.entries(obj(rec.attrs.disks))
       .map(([diskName, v]) => {
         const d = obj(v);
-        const disk = r.get(`disk.${name}.${diskName}`);
+        const disk = r.get(diskAddress(name, diskName));
         return {
           name: diskName,
           path: text(disk?.outputs.path) ?? "",

@@ -17,6 +17,7 @@ import { loadSpec } from "../spec/load.ts";
 import type { EnvSpec } from "../spec/types.ts";
 import { applyEnv, planEnv, type Session } from "../engine/session.ts";
 import type { EngineEvent } from "../engine/events.ts";
+import type { ApplyOutcome } from "../engine/apply.ts";
 import type { Plan } from "../plan/plan.ts";
 import { makeOpsContext, type OpsContext } from "../ops/context.ts";
 import type { OpsEvent } from "../ops/events.ts";
@@ -262,12 +263,11 @@ export class Environment extends EventEmitter<EnvironmentEvents> {
   }
 }
 
-function failIfNotOk(verb: string, outcome: { ok: boolean; failed: { address: string; error: LagoError }[]; skipped: string[] } | undefined): void {
+function failIfNotOk(verb: string, outcome: ApplyOutcome | undefined): void {
   if (!outcome || outcome.ok) return;
   const first = outcome.failed[0]?.error;
-  throw new LagoError(
-    "APPLY_FAILED",
-    `${verb} failed: ${outcome.failed.map((f) => f.error.message).join("; ") || `${outcome.skipped.length} step(s) not done`}`,
-    { hint: first?.hint, cause: first },
-  );
+  const why = outcome.failed.length
+    ? outcome.failed.map((f) => f.error.message).join("; ")
+    : `${outcome.skipped.length} step(s) not done${outcome.interrupted ? " (interrupted)" : ""}: ${outcome.skipped.map((x) => `${x.address}: ${x.reason}`).join("; ")}`;
+  throw new LagoError("APPLY_FAILED", `${verb} failed: ${why}`, { hint: first?.hint, cause: first });
 }
