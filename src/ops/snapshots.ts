@@ -132,7 +132,11 @@ export async function revertSnapshot(ctx: OpsContext, name: string, names: reado
     const saved = new Map(vms.map((v) => [v.name, v.snapshots.get(name)?.state ?? "shut off"]));
     const loaded = await eachVm(vms, async (vm) => {
       ctx.emit({ type: "vm", vm: vm.name, message: `reverting to ${name}` });
+      // libvirt reverts the persistent definition too, to the running one saved with the snapshot:
+      // lago's definition stays (a change applied since the snapshot then waits for a restart).
+      const definition = await ctx.virsh.persistentXml(vm.libvirtName);
       await ctx.virsh.revertSnapshot(vm.libvirtName, name, saved.get(vm.name) === "running" ? "paused" : "as-saved");
+      await ctx.virsh.redefine(definition);
     });
     throwIfFailed("revert", loaded);
     const running = vms.filter((v) => saved.get(v.name) === "running");
