@@ -2,6 +2,7 @@
  * Commands and interactive sessions on a VM over SSH (`lago ssh`, `lago
  * shell`): the environment's key, the host key pinned at first contact.
  */
+import { UsageError } from "../errors.ts";
 import { envPaths } from "../env/context.ts";
 import { readState } from "../state/state.ts";
 import { SshSession, type ExitStatus, type PtyTerminal } from "../drivers/real/ssh-session.ts";
@@ -15,10 +16,24 @@ export interface RunOptions {
   timeoutMs?: number | undefined;
 }
 
-/** Open an SSH session to the VM named `vm` of the environment. The caller closes it. */
+/**
+ * Open an SSH session to the VM named `vm` of the environment. The caller
+ * closes it. When SSH does not answer because the VM is not running, the
+ * error says so and how to start it.
+ */
 export async function openSession(ctx: OpsContext, vm: string): Promise<SshSession> {
-  const target = sshTargetOf(oneVm(envView(ctx.env, readState(envPaths.state(ctx.env))), vm));
-  return SshSession.open(target, { signal: ctx.signal });
+  const view = oneVm(envView(ctx.env, readState(envPaths.state(ctx.env))), vm);
+  const target = sshTargetOf(view);
+  try {
+    return await SshSession.open(target, { signal: ctx.signal });
+  } catch (err) {
+    const state = (await ctx.virsh.domainStates(view.libvirtName).catch(() => undefined))?.get(view.libvirtName)?.state ?? "missing";
+    if (state === "running") throw err;
+    throw new UsageError(`VM ${vm} is ${state}: SSH cannot reach it`, {
+      hint: state === "missing" ? "recreate it with `lago apply`" : `start it with: lago start ${vm}`,
+      cause: err,
+    });
+  }
 }
 
 /** Run `command` (a remote shell command line) on `vm`, streaming its output; resolves with its exit status. */

@@ -305,6 +305,9 @@ test("snapshot and revert: consistent, with memory (no reboot), recorded in the 
 test("stop, start, shutdown: a VM stopped on purpose is not drift; plan says so and apply keeps it stopped", async () => {
   assert.match(await ok(env, ["stop", "vm02"]), /^vm02: powered off$/m);
   assert.equal(JSON.parse(await ok(env, ["status", "--json"])).vms[1].state, "shut off");
+  const unreachable = await env.lago(["ssh", "vm02", "true"]);
+  assert.equal(unreachable.code, 1);
+  assert.match(unreachable.stderr, /VM vm02 is shut off: SSH cannot reach it\nhint: start it with: lago start vm02/);
   const plan = JSON.parse(await ok(env, ["plan", "--json"]));
   assert.deepEqual(planActions(JSON.stringify(plan)), {}, (await env.lago(["plan"])).stdout);
   assert.deepEqual(plan.stopped, ["domain.vm02"]);
