@@ -80,12 +80,8 @@ export async function takeSnapshot(ctx: OpsContext, name: string, names: readonl
       throwIfFailed("pausing", paused);
       const taken = await eachVm(vms, async (vm) => {
         ctx.emit({ type: "vm", vm: vm.name, message: `taking snapshot ${name}` });
-        // libvirt writes the running definition (e.g. the CPU model qemu picked) into the persistent one
-        // when it snapshots a running domain: lago's definition is put back.
-        const definition = await ctx.virsh.persistentXml(vm.libvirtName);
         await ctx.virsh.createSnapshot(vm.libvirtName, name, `lago snapshot ${name} of environment ${ctx.env.name}`);
         created.push(vm);
-        await ctx.virsh.redefine(definition);
       });
       throwIfFailed("snapshot", taken);
     } catch (err) {
@@ -136,11 +132,7 @@ export async function revertSnapshot(ctx: OpsContext, name: string, names: reado
     const saved = new Map(vms.map((v) => [v.name, v.snapshots.get(name)?.state ?? "shut off"]));
     const loaded = await eachVm(vms, async (vm) => {
       ctx.emit({ type: "vm", vm: vm.name, message: `reverting to ${name}` });
-      // libvirt may revert the persistent definition too, to the running one saved with the snapshot:
-      // lago's definition stays (a change applied since the snapshot then waits for a restart).
-      const definition = await ctx.virsh.persistentXml(vm.libvirtName);
       await ctx.virsh.revertSnapshot(vm.libvirtName, name, saved.get(vm.name) === "running" ? "paused" : "as-saved");
-      await ctx.virsh.redefine(definition);
     });
     throwIfFailed("revert", loaded);
     const running = vms.filter((v) => saved.get(v.name) === "running");

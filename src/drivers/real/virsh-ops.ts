@@ -4,9 +4,6 @@
  * process answers for every domain of an environment.
  */
 import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import os from "node:os";
-import path from "node:path";
 import { CommandError, LagoError } from "../../errors.ts";
 import { commandNotFoundError, run } from "./exec.ts";
 
@@ -126,23 +123,6 @@ export class VirshOps {
   async revertSnapshot(name: string, snapshot: string, state: "paused" | "running" | "as-saved"): Promise<void> {
     const flags = state === "paused" ? ["--paused"] : state === "running" ? ["--running"] : [];
     await this.virsh(["snapshot-revert", checkName(name), "--snapshotname", checkName(snapshot, "snapshot"), "--force", ...flags], SNAPSHOT_TIMEOUT_MS);
-  }
-
-  /** The domain's persistent definition (XML), as libvirt holds it. */
-  async persistentXml(name: string): Promise<string> {
-    return this.virsh(["dumpxml", "--inactive", checkName(name)]);
-  }
-
-  /** Make `xml` the persistent definition of its domain again (`virsh define`); a running instance is untouched. */
-  async redefine(xml: string): Promise<void> {
-    const dir = mkdtempSync(path.join(os.tmpdir(), "lago-xml-"));
-    try {
-      const file = path.join(dir, "domain.xml");
-      writeFileSync(file, xml, { mode: 0o600 });
-      await this.virsh(["define", file]);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
   }
 
   /** Delete `snapshot` (its data and metadata); an absent one is fine. */
