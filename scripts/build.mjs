@@ -3,15 +3,29 @@
 // each verb loads only the modules it needs (`lago --version` loads commander and kleur).
 // Dependencies are bundled except those with native parts or dynamic requires.
 import { build } from "esbuild";
-import { renameSync, rmSync } from "node:fs";
+import { readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { OUTPUT as VALIDATOR, generate as generateValidator } from "./gen-schema-validator.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const dist = path.join(root, "dist");
 // Built beside dist/ and swapped in, so that a CLI started meanwhile never finds half a dist/.
 const outdir = path.join(root, `.dist-${process.pid}`);
 rmSync(outdir, { recursive: true, force: true });
+// The init-file schema, precompiled: no command pays for Ajv's compiler at run time. Written
+// only when it changed, and atomically (tests may be reading it while another build runs).
+const validator = generateValidator();
+let current;
+try {
+  current = readFileSync(VALIDATOR, "utf8");
+} catch {
+  current = undefined;
+}
+if (current !== validator) {
+  writeFileSync(`${VALIDATOR}.${process.pid}.tmp`, validator);
+  renameSync(`${VALIDATOR}.${process.pid}.tmp`, VALIDATOR);
+}
 await build({
   absWorkingDir: root,
   // lago: the CLI; sdk: `import { Environment } from "lago"` (package.json exports).

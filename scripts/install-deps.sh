@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what lago and its test suite need on Debian 12: the virtualization
-# stack, the tools the test template is built from, and the npm packages.
+# stack, the tools the test template is built from, tmux (the tests drive the CLI
+# on a real terminal), and the npm packages.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,7 +11,7 @@ packages=(
   qemu-utils qemu-system-x86 libvirt-daemon-system libvirt-clients libguestfs-tools dnsmasq-base
   linux-image-amd64 busybox-static dropbear-bin extlinux syslinux-common
   xz-utils iproute2 python3 openssh-client cpio kmod procps
-  openssh-sftp-server ansible-core
+  openssh-sftp-server ansible-core tmux
 )
 missing=()
 for p in "${packages[@]}"; do

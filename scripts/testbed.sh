@@ -27,6 +27,9 @@ DEFAULT_NET_AUTOSTART=/etc/libvirt/qemu/networks/autostart/default.xml
 if [[ -x /usr/bin/python3 ]]; then PYTHON=/usr/bin/python3; else PYTHON=python3; fi
 
 die() { printf 'testbed: ERROR: %s\n' "$*" >&2; exit 1; }
+# Run a daemon with no descriptor but stdin/stdout/stderr: one inherited from the caller (a
+# `flock` lock, a pipe) would otherwise live as long as the daemon does.
+no_fds() { local fd; for fd in /proc/"$BASHPID"/fd/*; do fd=${fd##*/}; if ((fd > 2)); then eval "exec $fd>&-" 2>/dev/null || true; fi; done; "$@"; }
 trap 'die "command failed (exit $?, line $LINENO): $BASH_COMMAND"' ERR
 log() { printf 'testbed: %s\n' "$*" >&2; }
 
@@ -107,7 +110,7 @@ ensure_virtlogd() {
     return 0
   fi
   log "starting virtlogd in $NS"
-  in_ns virtlogd -d || die "virtlogd failed to start"
+  (no_fds in_ns virtlogd -d) || die "virtlogd failed to start"
 }
 
 check_no_foreign_libvirtd() {
@@ -131,7 +134,7 @@ ensure_libvirtd() {
       rm -f -- "$DEFAULT_NET_AUTOSTART"
     fi
     log "starting libvirtd in $NS (log: $STATE/libvirtd.log)"
-    LIBVIRT_LOG_OUTPUTS="3:file:$STATE/libvirtd.log" in_ns libvirtd -d || die "libvirtd failed to start"
+    (LIBVIRT_LOG_OUTPUTS="3:file:$STATE/libvirtd.log" no_fds in_ns libvirtd -d) || die "libvirtd failed to start"
   fi
   for ((i = 0; i < 60; i++)); do
     if in_ns virsh -c "$CONN" version >/dev/null 2>&1; then break; fi
@@ -189,7 +192,7 @@ ensure_http() {
     rm -f -- "$HTTP_PID_FILE"
     # the server records its own pid (the shell execs python), so 'down' and 'run' can stop it
     # shellcheck disable=SC2016 # expanded by the inner sh
-    in_ns sh -c 'echo $$ >"$1"; shift; exec "$@"' sh "$HTTP_PID_FILE" \
+    no_fds in_ns sh -c 'echo $$ >"$1"; shift; exec "$@"' sh "$HTTP_PID_FILE" \
       "$PYTHON" -m http.server "$port" --bind 127.0.0.1 --directory "$TEMPLATE_DIR" \
       </dev/null >"$HTTP_LOG" 2>&1 &
     for ((i = 0; i < 50; i++)); do

@@ -3,81 +3,135 @@
  * --version` and `--help` never pay for the engine, the YAML and schema
  * libraries or the drivers.
  */
-import { readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { createInterface } from "node:readline/promises";
 import { stringify } from "safe-stable-stringify";
-import { UsageError } from "../errors.ts";
+import { LagoError, UsageError } from "../errors.ts";
+import { hintFor } from "../error-hints.ts";
 import { envPaths, type EnvContext } from "../env/context.ts";
 import { createDrivers } from "../drivers/factory.ts";
-import { loadSpec } from "../spec/load.ts";
 import type { EnvSpec } from "../spec/types.ts";
-import { applyEnv, compileSpec, planEnv, resolveTemplates, showState, type SavedPlan, type Session } from "../engine/session.ts";
-import { hasChanges, type Plan } from "../plan/plan.ts";
+import { applyEnv, compileSpec, planEnv, resolveTemplates, showState, type ApplyResult, type SavedPlan, type Session } from "../engine/session.ts";
+import { readSavedPlan, writeSavedPlan } from "../plan/saved-plan.ts";
+import { hasChanges } from "../plan/plan.ts";
 import { planToJson } from "../plan/json.ts";
-import { renderPlan, summaryLine } from "../plan/render.ts";
+import { renderPlan } from "../plan/render.ts";
 import { toDot } from "../graph/graph.ts";
-import { eventRenderer } from "./events.ts";
+import { chooseRenderer } from "./progress/choose.ts";
+import { errorJson } from "./progress/json-renderer.ts";
+import type { ProgressRenderer } from "./progress/renderer.ts";
+import { hintContext } from "./report-error.ts";
 import type { Emit } from "../engine/events.ts";
 import { readState } from "../state/state.ts";
+import { recordedSshTarget } from "../resources/domain.ts";
 import { EXIT } from "./exit-codes.ts";
 import type { Cli } from "./main.ts";
 
 function session(cli: Cli, env: EnvContext, emit: Emit, parallelism = 4, signal = cli.interruptible()): Session {
-  const timeout = Number(cli.globals().lockTimeout);
-  if (!Number.isFinite(timeout) || timeout < 0) throw new UsageError(`--lock-timeout takes seconds, got ${cli.globals().lockTimeout}`);
-  return { env, drivers: createDrivers(env), emit, signal, lockTimeoutMs: timeout * 1000, parallelism };
+  return { env, drivers: createDrivers(env), emit, signal, lockTimeoutMs: cli.globals().lockTimeout * 1000, parallelism };
 }
 
-async function loadInitFile(file: string | undefined): Promise<EnvSpec> {
-  return loadSpec(path.resolve(file ?? "LagoInitFile"));
+/** `-f`, and the variables of a templated init file (`--var`, `--var-file`). */
+export interface InitFileOpts {
+  file: string;
+  var?: string[];
+  varFile?: string[];
 }
 
-async function confirm(autoApprove: boolean, question: string): Promise<boolean> {
+async function loadInitFile(cli: Cli, opts: InitFileOpts): Promise<EnvSpec> {
+  const { config } = cli.env();
+  // Loaded here, not at the top: only the verbs that read an init file pay for YAML, the schema and templates.
+  const [{ loadSpec }, { templateVars }] = await Promise.all([import("../spec/load.ts"), import("../spec/template-vars.ts")]);
+  return loadSpec(path.resolve(opts.file), {
+    vars: templateVars(opts.varFile, opts.var),
+    hostAccess: { allowOutsidePaths: config.allowOutsidePaths, allowSystemPaths: config.allowSystemPaths },
+  });
+}
+
+/**
+ * Ask on the terminal (stderr, never stdout, which may carry JSON). Resolves
+ * to whether the answer was `yes`; Ctrl-C at the question counts as an
+ * interruption. Without a terminal it refuses: changes need --auto-approve.
+ */
+async function confirm(cli: Cli, autoApprove: boolean, question: string): Promise<boolean> {
   if (autoApprove) return true;
-  if (!process.stdin.isTTY || !process.stdout.isTTY) {
+  if (!process.stdin.isTTY || !process.stderr.isTTY) {
     throw new UsageError("refusing to change anything without confirmation: standard input is not a terminal", { hint: "pass --auto-approve to apply without asking" });
   }
-  const rl = createInterface({ input: process.stdin, output: process.stdout });
+  const rl = createInterface({ input: process.stdin, output: process.stderr, terminal: true });
+  const asking = new AbortController();
+  rl.on("SIGINT", () => {
+    cli.interrupted = "SIGINT";
+    asking.abort();
+  });
   try {
-    const answer = await rl.question(`${question}\n  Only 'yes' will be accepted: `);
+    const answer = await rl.question(`${question}\n  Only 'yes' will be accepted: `, { signal: asking.signal });
     return answer.trim() === "yes";
+  } catch (err) {
+    if (asking.signal.aborted) {
+      process.stderr.write("\n");
+      return false;
+    }
+    throw err;
   } finally {
     rl.close();
   }
 }
 
-function printOutcome(cli: Cli, plan: Plan, result: Awaited<ReturnType<typeof applyEnv>>, verb: string): void {
-  const st = cli.style();
-  if (!result.confirmed) {
-    cli.out.write(`${verb} cancelled.\n`);
-    cli.exitCode = EXIT.error;
-    return;
-  }
+/** The renderer for `apply`/`destroy`, hooked to Ctrl-C. */
+function renderer(cli: Cli, json: boolean): ProgressRenderer {
+  const r = chooseRenderer({ json, out: cli.out, err: cli.err, style: cli.style(), hints: hintContext(cli) });
+  cli.onInterrupt = (signal) => r.interrupted(signal);
+  return r;
+}
+
+/** Report how the run ended and set the exit code. */
+function finish(cli: Cli, r: ProgressRenderer, verb: "apply" | "destroy", result: ApplyResult): void {
   const outcome = result.outcome;
-  // Without an outcome nothing needed doing, and the plan said so.
-  if (!outcome) return;
-  if (outcome.ok) {
-    cli.out.write(`\n${st.green(st.bold(`${verb} complete!`))} ${summaryLine(plan).replace("Plan: ", "Resources: ").replace("to add", "added").replace("to change", "changed").replace("to replace", "replaced").replace("to destroy", "destroyed")}\n`);
-    return;
+  const hints = hintContext(cli);
+  for (const f of outcome?.failed ?? []) {
+    const cancelled = cli.interrupted !== undefined && /was cancelled/.test(f.error.message);
+    r.failure(f.address, f.error, cancelled ? undefined : hintFor(f.error, hints), cancelled);
   }
-  cli.exitCode = EXIT.error;
-  cli.err.write(`\n${st.red(st.bold(`${verb} failed.`))} ${outcome.failed.length} resource(s) failed, ${outcome.skipped.length} not attempted; the state records what was done.\n`);
-  for (const f of outcome.failed) {
-    cli.err.write(`\n${st.red("Error:")} ${f.error.message}\n`);
-    if (f.error.hint) cli.err.write(`${st.dim(`hint: ${f.error.hint}`)}\n`);
+  const ok = result.confirmed && (outcome?.ok ?? true) && !cli.interrupted;
+  cli.exitCode = cli.interrupted ? cli.interruptExitCode() : ok ? EXIT.ok : EXIT.error;
+  r.summary({
+    verb,
+    plan: result.plan,
+    ok,
+    exitCode: cli.exitCode,
+    done: outcome?.done ?? 0,
+    failed: outcome?.failed.length ?? 0,
+    skipped: outcome?.skipped.length ?? 0,
+    cancelled: !result.confirmed && !cli.interrupted,
+    interrupted: cli.interrupted,
+  });
+}
+
+/** Run `fn` with the renderer; a thrown error is also reported in the JSON stream. */
+async function rendering(cli: Cli, r: ProgressRenderer, json: boolean, fn: () => Promise<void>): Promise<void> {
+  try {
+    await fn();
+  } catch (err) {
+    r.close();
+    if (json && err instanceof LagoError) {
+      cli.out.write(`${JSON.stringify({ time: new Date().toISOString(), type: "error", error: errorJson(err, hintFor(err, hintContext(cli))) })}\n`);
+    }
+    throw err;
+  } finally {
+    r.close();
+    cli.onInterrupt = undefined;
   }
 }
 
-export async function validate(cli: Cli, opts: { file: string }): Promise<void> {
-  const spec = await loadInitFile(opts.file);
+export async function validate(cli: Cli, opts: InitFileOpts): Promise<void> {
+  const spec = await loadInitFile(cli, opts);
   const env = cli.env();
   if (env.config.templateRepoPath) await resolveTemplates(spec, env.config.templateRepoPath);
   cli.out.write(`${path.relative(process.cwd(), spec.file) || spec.file} is valid: ${spec.domains.length} domain(s), ${spec.nets.length} net(s).\n`);
 }
 
-export interface PlanOpts {
-  file: string;
+export interface PlanOpts extends InitFileOpts {
   json?: boolean;
   out?: string;
   detailedExitcode?: boolean;
@@ -90,7 +144,7 @@ export interface PlanOpts {
 }
 
 export async function plan(cli: Cli, opts: PlanOpts): Promise<void> {
-  const spec = opts.destroy ? undefined : await loadInitFile(opts.file);
+  const spec = opts.destroy ? undefined : await loadInitFile(cli, opts);
   const env = cli.env();
   const { plan, recovered } = await planEnv(session(cli, env, () => undefined), {
     spec,
@@ -107,15 +161,14 @@ export async function plan(cli: Cli, opts: PlanOpts): Promise<void> {
     cli.out.write(renderPlan(plan, cli.style()));
   }
   if (opts.out) {
-    const saved: SavedPlan = { kind: "lago-plan", formatVersion: 1, env: env.name, workdir: env.workdir, initFile: spec?.file ?? null, restart: opts.restart ?? false, plan };
-    writeFileSync(opts.out, `${JSON.stringify(saved)}\n`, { mode: 0o600 });
+    const saved: SavedPlan = { kind: "lago-plan", formatVersion: 1, env: env.name, workdir: env.workdir, initFile: spec?.file ?? null, restart: opts.restart ?? false, plan, template: spec?.template ?? null };
+    writeSavedPlan(opts.out, saved);
     if (!opts.json) cli.out.write(`\nSaved the plan to ${opts.out}. Apply exactly this plan with: lago apply ${opts.out}\n`);
   }
   if (opts.detailedExitcode && hasChanges(plan)) cli.exitCode = EXIT.changes;
 }
 
-export interface ApplyOpts {
-  file: string;
+export interface ApplyOpts extends InitFileOpts {
   autoApprove?: boolean;
   parallelism: number;
   restart?: boolean;
@@ -126,55 +179,77 @@ export interface ApplyOpts {
   upgradeTemplates?: boolean;
 }
 
+/** Options that shape a plan: with a saved plan they would be ignored, so they are refused. */
+const PLAN_SHAPING: readonly (readonly [key: string, flag: string])[] = [
+  ["file", "-f/--file"],
+  ["var", "--var"],
+  ["varFile", "--var-file"],
+  ["target", "--target"],
+  ["replace", "--replace"],
+  ["refresh", "--no-refresh"],
+  ["restart", "--restart"],
+  ["templateRepoPath", "--template-repo-path"],
+  ["domainType", "--domain-type"],
+  ["upgradeTemplates", "--upgrade-templates"],
+];
+
 export async function apply(cli: Cli, planfile: string | undefined, opts: ApplyOpts): Promise<void> {
-  const env = cli.env();
-  const st = cli.style();
-  let saved: SavedPlan | undefined;
-  if (planfile) {
-    try {
-      saved = JSON.parse(readFileSync(planfile, "utf8")) as SavedPlan;
-    } catch (err) {
-      throw new UsageError(`cannot read plan ${planfile}: ${(err as Error).message}`);
-    }
-    if (saved.kind !== "lago-plan" || saved.formatVersion !== 1) throw new UsageError(`${planfile} is not a lago plan`);
-    if (saved.env !== env.name || saved.workdir !== env.workdir) throw new UsageError(`${planfile} was made for environment ${saved.env} in ${saved.workdir}, not ${env.name} in ${env.workdir}`);
-  }
-  const spec = saved ? undefined : await loadInitFile(opts.file);
-  const result = await applyEnv(session(cli, env, eventRenderer(cli.out, st, opts.json === true), opts.parallelism), {
-    spec,
-    saved,
-    refresh: opts.refresh,
-    targets: opts.target,
-    replace: opts.replace,
-    restart: opts.restart ?? saved?.restart,
-    upgradeTemplates: opts.upgradeTemplates,
-    confirm: async (plan, recovered) => {
-      if (!opts.json) {
-        for (const r of recovered) cli.out.write(`${st.yellow(`An interrupted apply was found: ${r}`)}\n`);
-        cli.out.write(renderPlan(plan, st));
-        cli.out.write("\n");
+  const json = opts.json === true;
+  const r = renderer(cli, json);
+  await rendering(cli, r, json, async () => {
+    const env = cli.env();
+    let saved: SavedPlan | undefined;
+    if (planfile) {
+      const refused = PLAN_SHAPING.filter(([key]) => cli.given(key)).map(([, flag]) => flag);
+      if (refused.length) {
+        throw new UsageError(`${refused.join(", ")} cannot be used with a saved plan: ${planfile} already says exactly what to do`, {
+          hint: `apply it as it is (lago apply ${planfile}), or make a new plan with those options (lago plan … --out ${planfile})`,
+        });
       }
-      return saved !== undefined || confirm(opts.autoApprove === true, "Do you want to perform these actions?");
-    },
+      saved = readSavedPlan(planfile);
+      if (saved.env !== env.name || saved.workdir !== env.workdir) throw new UsageError(`${planfile} was made for environment ${saved.env} in ${saved.workdir}, not ${env.name} in ${env.workdir}`);
+    }
+    const spec = saved ? undefined : await loadInitFile(cli, opts);
+    let shown = false;
+    const result = await applyEnv(session(cli, env, r.emit, opts.parallelism), {
+      spec,
+      saved,
+      refresh: opts.refresh,
+      targets: opts.target,
+      replace: opts.replace,
+      restart: opts.restart ?? saved?.restart,
+      upgradeTemplates: opts.upgradeTemplates,
+      confirm: async (plan, recovered) => {
+        r.plan(plan, recovered);
+        shown = true;
+        return saved !== undefined || confirm(cli, opts.autoApprove === true, "Do you want to perform these actions?");
+      },
+    });
+    if (!shown) r.plan(result.plan, []);
+    finish(cli, r, "apply", result);
   });
-  if (!opts.json && !result.outcome && result.confirmed) cli.out.write(renderPlan(result.plan, st));
-  printOutcome(cli, result.plan, result, "Apply");
 }
 
 export async function destroy(cli: Cli, opts: { autoApprove?: boolean; parallelism: number; target?: string[]; json?: boolean }): Promise<void> {
-  const env = cli.env();
-  const st = cli.style();
-  const result = await applyEnv(session(cli, env, eventRenderer(cli.out, st, opts.json === true), opts.parallelism), {
-    spec: undefined,
-    destroy: true,
-    refresh: true,
-    targets: opts.target,
-    confirm: async (plan) => {
-      if (!opts.json) cli.out.write(`${renderPlan(plan, st)}\n`);
-      return confirm(opts.autoApprove === true, `Do you really want to destroy environment ${env.name}? Every VM, disk and network in it will be deleted.`);
-    },
+  const json = opts.json === true;
+  const r = renderer(cli, json);
+  await rendering(cli, r, json, async () => {
+    const env = cli.env();
+    let shown = false;
+    const result = await applyEnv(session(cli, env, r.emit, opts.parallelism), {
+      spec: undefined,
+      destroy: true,
+      refresh: true,
+      targets: opts.target,
+      confirm: async (plan, recovered) => {
+        r.plan(plan, recovered);
+        shown = true;
+        return confirm(cli, opts.autoApprove === true, `Do you really want to destroy environment ${env.name}? Every VM, disk and network in it will be deleted.`);
+      },
+    });
+    if (!shown) r.plan(result.plan, []);
+    finish(cli, r, "destroy", result);
   });
-  printOutcome(cli, result.plan, result, "Destroy");
 }
 
 export function show(cli: Cli, opts: { json?: boolean }): void {
@@ -198,8 +273,8 @@ export function show(cli: Cli, opts: { json?: boolean }): void {
   }
 }
 
-export async function graph(cli: Cli, opts: { file: string }): Promise<void> {
-  const spec = await loadInitFile(opts.file);
+export async function graph(cli: Cli, opts: InitFileOpts): Promise<void> {
+  const spec = await loadInitFile(cli, opts);
   const env = cli.env();
   const { desired } = await compileSpec(spec, showState(env), env);
   cli.out.write(toDot(desired));

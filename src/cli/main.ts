@@ -1,80 +1,39 @@
 /**
  * The `lago` command line. The only layer that prints or exits: one top-level
- * handler maps errors to exit codes and friendly output. Verbs are loaded on
- * demand (`commands.ts`): `lago --version` and `--help` load commander and
- * kleur only.
+ * handler (`report-error.ts`) maps errors to exit codes and friendly output.
+ * Verbs are loaded on demand (`commands.ts`): `lago --version` and `--help`
+ * load commander and kleur only.
+ *
+ * How a verb joins: a file exports a {@link RegisterVerbs} function that adds
+ * its commands to the program (their actions import the implementation
+ * lazily) and attaches examples with `examples()`; one line in `VERB_FILES`
+ * registers the file. Everything else is generic: the global options are
+ * copied onto every verb (nested ones too) after all files registered, so they
+ * work before or after it and show in its help; `cli.globals()` reads them,
+ * `cli.given(key)` tells a flag given from a default, `cli.interruptible()`
+ * gives the engine its abort signal (Ctrl-C → exit 130).
  */
-import { Command, Option, CommanderError } from "commander";
-import { ConfigError, LagoError, UsageError, formatDiagnostic, indent } from "../errors.ts";
-import { loadConfig, type ConfigOverrides } from "../config/config.ts";
-import { findWorkdir, makeEnvContext, type EnvContext } from "../env/context.ts";
-import { currentEnvName } from "../env/current.ts";
-import type { Style } from "../plan/render.ts";
-import { makeStyle } from "./output.ts";
-import { EXIT } from "./exit-codes.ts";
-import type { ApplyOpts, PlanOpts } from "./commands.ts";
+import { Command, InvalidArgumentError } from "commander";
+import { EXIT, EXIT_CODES_HELP } from "./exit-codes.ts";
+import { Cli } from "./cli.ts";
+import { addGlobalOptions, shareGlobalOptions } from "./global-options.ts";
+import { CORE_EXAMPLES, examples } from "./examples.ts";
+import { reportError } from "./report-error.ts";
 import { addOpsCommands } from "./ops-commands.ts";
+import type { ApplyOpts, InitFileOpts, PlanOpts } from "./commands.ts";
 
-export { EXIT };
+export { EXIT, Cli };
 
-interface GlobalOpts {
-  workdir?: string;
-  env: string;
-  color: boolean;
-  templateRepoPath?: string;
-  templateStore?: string;
-  leaseDir?: string;
-  domainType?: string;
-  lockTimeout: string;
-}
+/**
+ * A file of verbs: registers them on the program. Verb implementations are
+ * imported lazily inside their actions, so that `lago --version` stays fast.
+ */
+export type RegisterVerbs = (program: Command, cli: Cli) => void;
 
+const VAR_HELP = "a variable for an init file written as a Jinja2 template (repeatable)";
+const VAR_FILE_HELP = "a YAML or JSON file of template variables (repeatable; --var wins)";
 
 const commands = (): Promise<typeof import("./commands.ts")> => import("./commands.ts");
-
-export class Cli {
-  readonly out = process.stdout;
-  readonly err = process.stderr;
-  exitCode: number = EXIT.ok;
-
-  constructor(private readonly program: Command) {}
-
-  globals(): GlobalOpts {
-    return this.program.opts<GlobalOpts>();
-  }
-
-  style(stream: NodeJS.WriteStream = this.out): Style {
-    return makeStyle(stream, !this.globals().color);
-  }
-
-  env(): EnvContext {
-    const g = this.globals();
-    const overrides: ConfigOverrides = {
-      "init.template_repo_path": g.templateRepoPath,
-      "init.template_store": g.templateStore,
-      "lago.lease_dir": g.leaseDir,
-      "lago.domain_type": g.domainType,
-    };
-    const config = loadConfig(process.env, overrides);
-    const workdir = findWorkdir(process.cwd(), g.workdir);
-    // Without --env, the environment `lago env select` made current (Lago's set-current), else "default".
-    const name = this.program.getOptionValueSource("env") === "default" ? (currentEnvName(workdir) ?? g.env) : g.env;
-    return makeEnvContext(workdir, name, config);
-  }
-
-  /**
-   * Ctrl-C cancels what runs (commands are killed, nothing new starts) and lets
-   * the state and journal record it; a second Ctrl-C exits at once.
-   */
-  interruptible(): AbortSignal {
-    const controller = new AbortController();
-    process.once("SIGINT", () => {
-      this.err.write("\nInterrupted: cancelling running steps and saving the state (Ctrl-C again to quit now)...\n");
-      controller.abort();
-      process.once("SIGINT", () => process.exit(130));
-    });
-    return controller.signal;
-  }
-}
 
 function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
@@ -82,39 +41,51 @@ function collect(value: string, previous: string[] = []): string[] {
 
 function positiveInt(value: string): number {
   const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new UsageError(`expected a positive whole number, got ${JSON.stringify(value)}`);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError("expected a positive whole number.");
   return n;
 }
 
-export function buildProgram(): { program: Command; cli: Cli } {
+/**
+ * Verbs registered from other files, in the order `lago --help` lists them:
+ * add one line per file (e.g. `registerOpsVerbs` from `./ops-commands.ts`).
+ */
+const VERB_FILES: RegisterVerbs[] = [addOpsCommands];
+
+/**
+ * The whole command line: global options, the core verbs, then each file of
+ * `verbFiles`; finally what applies to every verb whoever registered it
+ * (global options accepted after it, listed in its help).
+ */
+export function buildProgram(verbFiles: readonly RegisterVerbs[] = VERB_FILES): { program: Command; cli: Cli } {
   const program = new Command();
   const cli = new Cli(program);
   program
     .name("lago")
     .description("Build and evolve local libvirt VM test environments from a LagoInitFile: plan, then apply.")
     .version("0.1.0")
-    .option("--workdir <dir>", "the .lago working directory (default: found from the current directory upwards)")
-    .option("--env <name>", "environment name inside the workdir", "default")
-    .option("--template-repo-path <path|url>", "Lago template repository metadata (repo.metadata)")
-    .option("--template-store <dir>", "shared template store")
-    .option("--lease-dir <dir>", "shared subnet lease store")
-    .addOption(new Option("--domain-type <type>", "libvirt domain type").choices(["kvm", "qemu"]))
-    .option("--lock-timeout <seconds>", "wait this long for the environment lock", "0")
-    .option("--no-color", "disable colors")
     .enablePositionalOptions()
     .showHelpAfterError()
-    .exitOverride();
+    .exitOverride()
+    .addHelpText("after", `\nGlobal options go before or after the verb: \`lago --env ci plan\` = \`lago plan --env ci\`.\n\n${EXIT_CODES_HELP}`)
+    .hook("preAction", (_program, action) => {
+      cli.command = action;
+    });
+  addGlobalOptions(program);
 
   program
     .command("validate")
     .description("check a LagoInitFile and report every problem as FILE:LINE:COL")
     .option("-f, --file <file>", "init file", "LagoInitFile")
-    .action(async (opts: { file: string }) => (await commands()).validate(cli, opts));
+    .option("--var <name=value>", VAR_HELP, collect)
+    .option("--var-file <file>", VAR_FILE_HELP, collect)
+    .action(async (opts: InitFileOpts) => (await commands()).validate(cli, opts));
 
   program
     .command("plan")
     .description("show what apply would change")
     .option("-f, --file <file>", "init file", "LagoInitFile")
+    .option("--var <name=value>", VAR_HELP, collect)
+    .option("--var-file <file>", VAR_FILE_HELP, collect)
     .option("--json", "print the plan as JSON (schemas/plan.schema.json)")
     .option("--out <planfile>", "save the plan for `lago apply PLANFILE`")
     .option("--detailed-exitcode", "exit 0 when there are no changes, 2 when there are, 1 on error")
@@ -131,6 +102,8 @@ export function buildProgram(): { program: Command; cli: Cli } {
     .description("converge the environment to the init file (or apply a saved plan)")
     .argument("[planfile]", "a plan saved with `lago plan --out`")
     .option("-f, --file <file>", "init file", "LagoInitFile")
+    .option("--var <name=value>", VAR_HELP, collect)
+    .option("--var-file <file>", VAR_FILE_HELP, collect)
     .option("--auto-approve", "do not ask for confirmation")
     .option("--parallelism <n>", "resources changed at the same time", positiveInt, 4)
     .option("--restart", "restart VMs whose changes wait for a restart (gracefully first)")
@@ -160,8 +133,16 @@ export function buildProgram(): { program: Command; cli: Cli } {
     .command("graph")
     .description("print the resource graph in Graphviz DOT")
     .option("-f, --file <file>", "init file", "LagoInitFile")
-    .action(async (opts: { file: string }) => (await commands()).graph(cli, opts));
-  addOpsCommands(program, cli);
+    .option("--var <name=value>", VAR_HELP, collect)
+    .option("--var-file <file>", VAR_FILE_HELP, collect)
+    .action(async (opts: InitFileOpts) => (await commands()).graph(cli, opts));
+
+  for (const cmd of program.commands) {
+    const list = CORE_EXAMPLES[cmd.name()];
+    if (list) examples(cmd, list);
+  }
+  for (const register of verbFiles) register(program, cli);
+  shareGlobalOptions(program);
   return { program, cli };
 }
 
@@ -170,29 +151,9 @@ export async function main(argv: string[]): Promise<number> {
   const { program, cli } = buildProgram();
   try {
     await program.parseAsync(argv);
-    return cli.exitCode;
+    return cli.interrupted ? cli.interruptExitCode() : cli.exitCode;
   } catch (err) {
-    return reportError(cli, err);
+    const code = reportError(cli, err);
+    return cli.interrupted ? cli.interruptExitCode() : code;
   }
-}
-
-function reportError(cli: Cli, err: unknown): number {
-  const st = cli.style(process.stderr);
-  if (err instanceof CommanderError) {
-    return err.code === "commander.helpDisplayed" || err.code === "commander.version" || err.code === "commander.help" ? EXIT.ok : EXIT.error;
-  }
-  if (err instanceof ConfigError) {
-    for (const d of err.diagnostics) cli.err.write(`${formatDiagnostic(d)}\n`);
-    cli.err.write(`${st.red(`${err.diagnostics.length} problem${err.diagnostics.length === 1 ? "" : "s"} found.`)}\n`);
-    return EXIT.error;
-  }
-  if (err instanceof LagoError) {
-    cli.err.write(`${st.red(err.code === "INTERNAL" ? "Internal error:" : "Error:")} ${err.message}\n`);
-    if (err.hint) cli.err.write(`${st.dim(`hint: ${err.hint}`)}\n`);
-    return err.code === "INTERNAL" ? EXIT.internal : EXIT.error;
-  }
-  const e = err instanceof Error ? err : new Error(String(err));
-  cli.err.write(`${st.red("Internal error:")} ${e.message}\n${st.dim("This is a bug in lago. Run with LAGO_DEBUG=1 for the stack trace.")}\n`);
-  if (process.env.LAGO_DEBUG) cli.err.write(`${indent(e.stack ?? "")}\n`);
-  return EXIT.internal;
 }

@@ -6,6 +6,7 @@
  */
 import type { Command } from "commander";
 import type { Cli } from "./main.ts";
+import { examples, type Example } from "./examples.ts";
 
 const actions = (): Promise<typeof import("./ops-actions.ts")> => import("./ops-actions.ts");
 
@@ -61,7 +62,6 @@ export function addOpsCommands(program: Command, cli: Cli): void {
     .option("--timeout <seconds>", "give up after this long", seconds)
     .option("--json", "print {code, stdout, stderr} as JSON instead")
     .passThroughOptions()
-    .addHelpText("after", "\nExamples:\n  lago ssh vm01 'dmesg | tail'\n  lago ssh vm01 -- printf '%s\\n' 'a b' '$HOME'")
     .action(async (vm: string, command: string[], opts: { timeout?: number; json?: boolean }) => (await actions()).ssh(cli, vm, command, opts));
 
   program
@@ -70,8 +70,7 @@ export function addOpsCommands(program: Command, cli: Cli): void {
     .option("--path", "write it to the environment's ssh directory and print that file's path")
     .addHelpText(
       "after",
-      "\nExamples:\n  ssh -F \"$(lago ssh-config --path)\" vm01\n  lago ssh-config > lago.ssh && scp -F lago.ssh file vm01:\n\n" +
-        "(`ssh -F <(lago ssh-config)` does not work with OpenSSH 8 and later: ssh closes inherited file descriptors before reading -F.)",
+      "\n`ssh -F <(lago ssh-config)` does not work with OpenSSH 8 and later: ssh closes inherited file descriptors before reading -F.",
     )
     .action(async (opts: { path?: boolean }) => (await actions()).sshConfig(cli, opts));
 
@@ -126,7 +125,6 @@ export function addOpsCommands(program: Command, cli: Cli): void {
       .option("--json", "Ansible's dynamic-inventory JSON")
       .option("--list", "the same as --json (Ansible's inventory script protocol)")
       .option("--host <vm>", "one host's variables as JSON (Ansible's inventory script protocol)")
-      .addHelpText("after", "\nExamples:\n  lago ansible_hosts > hosts && ansible -i hosts all -m raw -a uptime\n  lago ansible_hosts -k vm-type disks/0/metadata/distro")
       .action(async (opts: { keys?: string[]; file: string; json?: boolean; list?: boolean; host?: string }) => (await actions()).ansibleHosts(cli, opts));
   }
 
@@ -194,4 +192,99 @@ export function addOpsCommands(program: Command, cli: Cli): void {
     .description("check this machine: libvirt, KVM, qemu-img, virt-customize, store and lease directories, free disk")
     .option("--json", "as JSON")
     .action(async (opts: { json?: boolean }) => (await actions()).doctor(cli, opts));
+
+  attachExamples(program, "");
+}
+
+/** Examples of the everyday verbs, by command path. */
+const OPS_EXAMPLES: Readonly<Record<string, readonly Example[]>> = {
+  status: [
+    ["lago status", "every VM and net of the current environment"],
+    ["lago status --json | jq '.vms[].state'", "as JSON, for scripts"],
+  ],
+  start: [
+    ["lago start", "start every VM lago stopped, and wait for SSH"],
+    ["lago start vm01", "only vm01"],
+  ],
+  stop: [
+    ["lago stop vm02", "power vm02 off at once; plans keep it stopped"],
+    ["lago stop", "every VM"],
+  ],
+  shutdown: [
+    ["lago shutdown", "shut every VM down gracefully"],
+    ["lago shutdown --reboot vm01", "reboot vm01 cold, so that pending changes take effect"],
+  ],
+  shell: [
+    ["lago shell vm01", "an interactive shell on vm01"],
+    ["lago shell vm01 top", "run top on a terminal on vm01"],
+  ],
+  ssh: [
+    ["lago ssh vm01 'dmesg | tail'", "one argument: a command line for vm01's shell"],
+    ["lago ssh vm01 -- printf '%s\\n' 'a b' '$HOME'", "several: each argument passed as is"],
+  ],
+  "ssh-config": [
+    ["lago ssh-config --path", "write the configuration and print its path: ssh -F \"$(lago ssh-config --path)\" vm01"],
+    ["lago ssh-config > lago.ssh", "then: scp -F lago.ssh file vm01:"],
+  ],
+  console: [["lago console vm01", "vm01's serial console; Ctrl-] leaves"]],
+  "copy-to-vm": [
+    ["lago copy-to-vm vm01 ./rpms /root", "copy the directory ./rpms to /root/rpms on vm01"],
+    ["lago copy-to-vm vm01 app.conf /etc/app.conf", "one file, to that path"],
+  ],
+  "copy-from-vm": [
+    ["lago copy-from-vm vm01 /var/log/messages .", "vm01's /var/log/messages to ./messages"],
+    ["lago copy-from-vm vm01 /etc logs/vm01-etc", "a directory, recursively"],
+  ],
+  deploy: [
+    ["lago deploy", "run each VM's metadata.deploy-scripts"],
+    ["lago deploy vm02 -f envs/ci.yaml", "only vm02's, from another init file"],
+  ],
+  collect: [
+    ["lago collect --output artifacts", "each VM's artifacts to artifacts/<vm>/"],
+    ["lago collect vm01 --output out --strict", "fail when one is missing"],
+  ],
+  ansible_hosts: [
+    ["lago ansible_hosts > hosts", "an INI inventory: ansible -i hosts all -m ping"],
+    ["lago ansible_hosts -k vm-type disks/0/metadata/distro", "grouped by VM type and distro"],
+  ],
+  "ansible-hosts": [
+    ["lago ansible-hosts --list", "Ansible's dynamic-inventory JSON"],
+    ["lago ansible-hosts --host vm01", "one host's variables"],
+  ],
+  snapshot: [
+    ["lago snapshot clean", "snapshot every VM as \"clean\", memory included"],
+    ["lago snapshot --list", "the environment's snapshots"],
+  ],
+  revert: [
+    ["lago revert clean", "every VM back to \"clean\""],
+    ["lago revert clean vm01", "only vm01"],
+  ],
+  export: [
+    ["lago export --output exported", "shut-off VMs' disks as layers, and an init file that recreates them"],
+    ["lago export vm01 --output out --standalone", "one self-contained image per disk"],
+  ],
+  "template list": [
+    ["lago template list", "the store's templates: size, users, in use"],
+    ["lago template list --template-repo-path repo.json --json", "also what the repository offers, as JSON"],
+  ],
+  "template fetch": [["lago template fetch el9:v2", "download version v2 of el9 into the store"]],
+  "template prune": [
+    ["lago template prune --dry-run", "what would be removed"],
+    ["lago template prune", "remove images no environment uses"],
+  ],
+  "env list": [["lago env list", "the workdir's environments; * marks the current one"]],
+  "env select": [["lago env select staging", "commands without --env now use staging"]],
+  doctor: [
+    ["lago doctor", "check libvirt, KVM, qemu-img, virt-customize, the stores and free disk"],
+    ["lago doctor --json", "as JSON"],
+  ],
+};
+
+function attachExamples(parent: Command, prefix: string): void {
+  for (const cmd of parent.commands) {
+    const name = prefix + cmd.name();
+    const list = OPS_EXAMPLES[name];
+    if (list) examples(cmd, list);
+    attachExamples(cmd, `${name} `);
+  }
 }

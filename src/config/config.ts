@@ -21,9 +21,10 @@ export interface LagoConfig {
   /** libvirt domain type: `kvm`, or `qemu` where KVM is not usable. */
   domainType: "kvm" | "qemu";
   /**
-   * Whose identity qemu runs with: `invoking` (the user running lago, files not
-   * relabelled: disks in a private home directory work and the shared template
-   * store is never chowned) or `libvirt` (libvirt's configured qemu user).
+   * Whose identity qemu runs with, resolved from `qemu_user` (see
+   * {@link resolveQemuUser}): `libvirt` (libvirt's configured qemu user, e.g.
+   * Debian's `libvirt-qemu`, with libvirt's DAC relabelling of the VM's images)
+   * or `invoking` (the user running lago, files not relabelled).
    */
   qemuUser: "invoking" | "libvirt";
   /** libvirt connection URI. */
@@ -32,6 +33,10 @@ export interface LagoConfig {
   bootTimeout: number;
   /** Seconds to wait for a graceful (ACPI) shutdown before powering off. */
   shutdownTimeout: number;
+  /** Build steps may read host files outside the init file's directory (`allow_outside_paths`). */
+  allowOutsidePaths: boolean;
+  /** Disk and template images may lie in system directories (`allow_system_paths`). */
+  allowSystemPaths: boolean;
   /** Where the values came from, for `lago config`. */
   sources: string[];
 }
@@ -43,17 +48,44 @@ const DEFAULTS: Record<string, Record<string, string>> = {
     lease_dir: "/var/lib/lago/subnets",
     lease_range: "200-255",
     domain_type: "kvm",
-    qemu_user: "invoking",
+    qemu_user: "auto",
     libvirt_uri: "qemu:///system",
     boot_timeout: "600",
     shutdown_timeout: "60",
+    allow_outside_paths: "no",
+    allow_system_paths: "no",
   },
   init: {
     template_store: "/var/lib/lago/store",
   },
 };
 
-/** Parse an INI document (Lago's lago.conf). Pure. */
+/**
+ * The `qemu_user` setting resolved for a process with effective uid `euid`.
+ * `auto` (the default) never runs qemu as root: libvirt's own qemu user when
+ * lago runs as root, else the invoking (unprivileged) user. `invoking` and
+ * `libvirt` are taken as they are (`invoking` as root runs qemu as root, on
+ * request only). Undefined for any other value. Pure.
+ */
+export function resolveQemuUser(value: string | undefined, euid: number): "invoking" | "libvirt" | undefined {
+  if (value === "auto") return euid === 0 ? "libvirt" : "invoking";
+  return value === "invoking" || value === "libvirt" ? value : undefined;
+}
+
+/**
+ * Parse an INI document (Lago's lago.conf, Python configparser style: `[section]`,
+ * `key = value` or `key: value`, `#` and `;` comment lines; a repeated section
+ * adds to the earlier one). Pure.
+ *
+ * Hand-written on purpose: no maintained INI library for Node 20 reads this
+ * format with file:line errors. `ini` (npm's own; 5+ needs Node 22) knows only
+ * `=` and turns a malformed line into `line = true` silently; `js-ini` takes a
+ * single delimiter; `configparser` (npm) uses the same two regular expressions
+ * as this function but reports 0-based line numbers inside a message string,
+ * replaces a repeated section's earlier keys, and depends on mkdirp 0.5.
+ *
+ * @throws ConfigError with the file and line of the first malformed line.
+ */
 export function parseIni(text: string, file: string): Sections {
   const sections: Sections = new Map();
   let current: Map<string, string> | undefined;
@@ -163,14 +195,21 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
     if (!/^\d+$/.test(raw)) bad(`${section}.${key}`, `expected a whole number, got ${JSON.stringify(raw)}`);
     return Number(raw);
   };
+  // Python configparser's getboolean() spellings.
+  const bool = (section: string, key: string): boolean => {
+    const raw = (get(section, key) ?? "").toLowerCase();
+    if (["1", "yes", "true", "on"].includes(raw)) return true;
+    if (["0", "no", "false", "off"].includes(raw)) return false;
+    return bad(`${section}.${key}`, `expected yes or no, got ${JSON.stringify(get(section, key))}`);
+  };
   const range = /^(\d{1,3})-(\d{1,3})$/.exec(get("lago", "lease_range") ?? "");
   const first = Number(range?.[1]);
   const last = Number(range?.[2]);
   if (!range || first > last || last > 255) bad("lago.lease_range", "expected FIRST-LAST third octets within 0-255, e.g. 200-255");
   const domainType = get("lago", "domain_type");
   if (domainType !== "kvm" && domainType !== "qemu") bad("lago.domain_type", `expected kvm or qemu, got ${JSON.stringify(domainType)}`);
-  const qemuUser = get("lago", "qemu_user");
-  if (qemuUser !== "invoking" && qemuUser !== "libvirt") bad("lago.qemu_user", `expected invoking or libvirt, got ${JSON.stringify(qemuUser)}`);
+  const qemuUser = resolveQemuUser(get("lago", "qemu_user"), process.geteuid?.() ?? 0);
+  if (qemuUser === undefined) bad("lago.qemu_user", `expected auto, libvirt or invoking, got ${JSON.stringify(get("lago", "qemu_user"))}`);
   const repo = get("init", "template_repo_path");
   return {
     leaseDir: path.resolve(get("lago", "lease_dir") ?? ""),
@@ -182,6 +221,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
     libvirtUri: get("lago", "libvirt_uri") ?? "qemu:///system",
     bootTimeout: int("lago", "boot_timeout"),
     shutdownTimeout: int("lago", "shutdown_timeout"),
+    allowOutsidePaths: bool("lago", "allow_outside_paths"),
+    allowSystemPaths: bool("lago", "allow_system_paths"),
     sources,
   };
 }

@@ -13,6 +13,7 @@ import { QemuImg } from "./real/qemu-img.ts";
 import { VirtCustomize, shouldForceTcg } from "./real/virt-customize.ts";
 import { Ssh2Client } from "./real/ssh.ts";
 import { VirshLibvirt } from "./real/libvirt.ts";
+import { libvirtQemuIdentity, staticIdentity } from "./real/qemu-access.ts";
 import { UsageError } from "../errors.ts";
 
 export function createDrivers(env: EnvContext, selector = process.env.LAGO_DRIVER): Drivers {
@@ -29,7 +30,12 @@ export function createDrivers(env: EnvContext, selector = process.env.LAGO_DRIVE
   if (selector && selector !== "real") throw new UsageError(`unknown LAGO_DRIVER ${JSON.stringify(selector)}: use "real" or "fake:<world.json>"`);
   const images = new QemuImg();
   return {
-    libvirt: new VirshLibvirt(config.libvirtUri),
+    libvirt: new VirshLibvirt(config.libvirtUri, {
+      // Must agree with the domain's seclabel (src/resources/domain.ts): libvirt's qemu user, or the invoking user.
+      identity: async () =>
+        config.qemuUser === "invoking" ? staticIdentity(process.getuid?.() ?? 0, process.getgid?.() ?? 0) : /^qemu(\+unix)?:\/\/\/system/.test(config.libvirtUri) ? libvirtQemuIdentity() : undefined,
+      roots: { workdir: env.workdir, stores: [config.templateStore] },
+    }),
     images,
     customize: new VirtCustomize({ forceTcg: shouldForceTcg(config.domainType) }),
     ssh: new Ssh2Client(),

@@ -183,8 +183,12 @@ export interface ImageDriver {
   createOverlay(path: string, backing: string, backingFormat: string, size: number | undefined, opts?: CallOptions): Promise<void>;
   /** A thin (sparse) disk. */
   createBlank(path: string, format: "qcow2" | "raw", size: number, opts?: CallOptions): Promise<void>;
-  /** `qemu-img info`; undefined when the file does not exist. */
-  info(path: string, opts?: CallOptions): Promise<ImageInfo | undefined>;
+  /**
+   * Format, virtual size and backing file; undefined when the file does not
+   * exist. `expectFormat`: the format lago made it in (lets a raw file be
+   * recognized without running qemu-img).
+   */
+  info(path: string, opts?: CallOptions & { expectFormat?: string | undefined }): Promise<ImageInfo | undefined>;
   /** Grow to `size` bytes. */
   resize(path: string, format: string, size: number, opts?: CallOptions): Promise<void>;
   /** Delete the file; absent is fine. */
@@ -251,6 +255,8 @@ export interface LeaseStoreDriver {
   acquire(owner: string, requested: string | undefined, opts?: CallOptions): Promise<string>;
   /** The subnet leased by `owner`, if any (e.g. `192.168.201.0`). */
   find(owner: string): Promise<string | undefined>;
+  /** The store read once; `find` on it reads only the owner's file (for refreshing many leases). */
+  snapshot(): Promise<{ find(owner: string): Promise<string | undefined> }>;
   /** Release the owner's lease and remove its owner file; absent is fine. */
   release(owner: string): Promise<void>;
 }

@@ -12,7 +12,7 @@
  */
 import { Graph, alg } from "@dagrejs/graphlib";
 import { InternalError, LagoError, ProviderError, errorMessage } from "../errors.ts";
-import type { Plan, ResourceChange } from "../plan/plan.ts";
+import { subnetHandovers, type Plan, type ResourceChange } from "../plan/plan.ts";
 import { diffAttrs } from "../plan/diff.ts";
 import { kindOf } from "../resources/registry.ts";
 import type { AttrChange, Attrs, DesiredResource, RecordedResource } from "../resources/types.ts";
@@ -69,6 +69,7 @@ export function executionGraph(plan: Plan, state: State): Graph {
   for (const rec of state.resources.values()) {
     for (const dep of rec.dependsOn) dependents.set(dep, [...(dependents.get(dep) ?? []), rec.address]);
   }
+  const byAddress = new Map(plan.resourceChanges.map((c) => [c.address, c]));
   for (const c of plan.resourceChanges) {
     const self = c.address;
     const forward = has("create", self) ?? has("update", self);
@@ -81,10 +82,12 @@ export function executionGraph(plan: Plan, state: State): Graph {
       has("delete", self) ?? (c.disrupts ? (has("release", self) ?? has("update", self)) : undefined) ?? (c.action === "create" ? has("create", self) : undefined);
     if (!disruption) continue;
     for (const y of dependents.get(self) ?? []) {
-      const release = plan.resourceChanges.find((r) => r.address === y)?.releases.includes(self) ? has("release", y) : undefined;
+      const release = byAddress.get(y)?.releases.includes(self) ? has("release", y) : undefined;
       edge(has("delete", y) ?? release ?? (has("delete", self) ? has("update", y) : undefined), disruption);
     }
   }
+  // A lease that takes over a subnet another lease of the plan releases waits for that release.
+  for (const { from, to } of subnetHandovers(plan.resourceChanges)) edge(has("delete", from), has("create", to));
   if (!alg.isAcyclic(g)) {
     const cycle = alg.findCycles(g)[0] ?? [];
     throw new InternalError(`the execution graph has a cycle: ${[...cycle].reverse().join(" → ")} → ${[...cycle].reverse()[0] ?? ""}; nothing was changed`, {

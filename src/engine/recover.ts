@@ -2,7 +2,7 @@
  * Crash recovery: an intent in the journal without an outcome may or may not
  * have happened. Resolve each by reading reality back, never by asking the user.
  */
-import { errorMessage } from "../errors.ts";
+import { StateError, errorMessage } from "../errors.ts";
 import { kindOf } from "../resources/registry.ts";
 import type { PendingIntent } from "../state/journal.ts";
 import type { State } from "../state/state.ts";
@@ -29,7 +29,10 @@ export async function recoverIntents(engine: EngineContext, state: State, intent
     try {
       observed = await kind.read(ctx, { attrs: existing?.attrs ?? intent.attrs, outputs: existing?.outputs });
     } catch (err) {
-      throw new Error(`cannot check the interrupted ${intent.action} of ${intent.address}: ${errorMessage(err)}`, { cause: err });
+      throw new StateError(`cannot check the interrupted ${intent.action} of ${intent.address}: ${errorMessage(err)}`, {
+        cause: err,
+        hint: "lago must read reality back to finish the interrupted apply; fix what stops it (see above) and run the command again",
+      });
     }
     if (intent.action === "create") {
       if (observed) {

@@ -6,7 +6,7 @@
 import { readFileSync, rmSync } from "node:fs";
 import { createHash } from "node:crypto";
 import { ConfigError, UsageError, errorMessage, type Diagnostic } from "../errors.ts";
-import type { EnvSpec } from "../spec/types.ts";
+import type { EnvSpec, TemplateInfo } from "../spec/types.ts";
 import { compile, type TemplateResolution } from "../graph/compile.ts";
 import { computePlan, hasChanges, type Plan } from "../plan/plan.ts";
 import type { Drivers } from "../drivers/types.ts";
@@ -209,6 +209,8 @@ export interface SavedPlan {
   initFile: string | null;
   restart: boolean;
   plan: Plan;
+  /** For a templated init file: the variables and environment variables its render read. */
+  template?: TemplateInfo | null;
 }
 
 export function sha256File(file: string): string {
@@ -310,7 +312,8 @@ function refuseShrinks(plan: Plan, spec: EnvSpec): void {
   const diagnostics: Diagnostic[] = [];
   for (const c of plan.resourceChanges) {
     if (c.kind !== "disk" || c.action !== "update") continue;
-    const before = c.before?.size;
+    // A disk written without a size has the size of its template (or what it was grown to): that counts too.
+    const before = typeof c.before?.size === "number" ? c.before.size : c.refreshed?.outputs.virtual_size;
     const after = c.after?.size;
     if (typeof before !== "number" || typeof after !== "number" || after >= before) continue;
     const pointer = plan.desired.find((d) => d.address === c.address)?.pointer ?? "";

@@ -29,7 +29,9 @@ export const KEYPAIR = "keypair";
 export function templateAddress(t: TemplateResolution): string {
   return t.type === "repo"
     ? `template.${t.ref.repo}:${t.ref.name}:${t.ref.version}`
-    : `template.file:${t.path.split("/").pop() ?? "image"}@${sha256(t.path).slice(0, 8)}`;
+    : // The image's format is part of its identity: two disks may read one file as different formats
+      // (qcow2, the default, keeps the address it always had).
+      `template.file:${t.path.split("/").pop() ?? "image"}@${sha256(t.format === "qcow2" ? t.path : `${t.path}\0${t.format}`).slice(0, 8)}`;
 }
 
 export function sha256(text: string): string {
@@ -315,7 +317,8 @@ export function compile(input: CompileInput): DesiredResource[] {
           name: disk.name,
           type: disk.type,
           format: disk.type === "template" ? "qcow2" : disk.format,
-          size: sectorSize(disk.size),
+          // An existing image (`file` with `path`) is used as it is: a `size` beside it does not apply.
+          size: external ? null : sectorSize(disk.size),
           template,
           path: external ? (disk.path ?? null) : null,
           build_sha256: buildAttrs ? sha256(stringify(buildAttrs)) : null,

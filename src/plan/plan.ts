@@ -214,6 +214,32 @@ export function computePlan(input: PlanInput): Plan {
     });
   }
 
+  // A subnet passes from a lease that goes to one that comes (a net renamed with its gw or static IPs):
+  // the new lease waits for the old one's release (see `subnetHandovers`), which waits for its network's
+  // delete; the VMs kept on that network let go of it first, so that their update (attaching them to
+  // the new network) does not have to come before it.
+  for (const { from } of subnetHandovers(changes.values())) {
+    for (const net of changes.values()) {
+      if (net.kind !== "network" || net.action !== "delete" || !net.refreshed?.dependsOn.includes(from)) continue;
+      for (const y of changes.values()) {
+        if ((y.action !== "update" && y.action !== "no-op") || !y.refreshed?.dependsOn.includes(net.address) || y.releases.includes(net.address)) continue;
+        if (!kindOf(y.kind).withoutDependency) continue;
+        y.releases.push(net.address);
+        y.changes.push({ path: `(dependency) ${net.address}`, before: null, after: null, forcesReplacement: false, reason: `it lets go of ${net.address} before it is deleted: its subnet passes to another net` });
+        y.action = "update";
+      }
+    }
+  }
+
+  // What lets go of dependencies before they are disrupted also lets go, in that step, of those that
+  // are deleted: their deletes would otherwise wait for its update, which waits for what replaces the
+  // released ones, which may wait for those deletes (a template disk that becomes an empty one: its
+  // build is deleted while the disk is replaced under the kept VM).
+  for (const c of changes.values()) {
+    if (!c.releases.length || !c.refreshed) continue;
+    for (const dep of c.refreshed.dependsOn) if (changes.get(dep)?.action === "delete" && !c.releases.includes(dep)) c.releases.push(dep);
+  }
+
   let selected = [...changes.values()];
   if (input.targets?.length) {
     const keep = new Set<string>();
@@ -255,6 +281,26 @@ export function computePlan(input: PlanInput): Plan {
     destroy: input.destroy ?? false,
     notices: [],
   };
+}
+
+/**
+ * Leases created (or replaced) for a subnet that a lease deleted (or replaced) by the same plan
+ * holds: the old one must be released first. `from` and `to` are lease addresses.
+ */
+export function subnetHandovers(changes: Iterable<ResourceChange>): { from: string; to: string }[] {
+  const list = [...changes];
+  const held = new Map<string, string>();
+  for (const c of list) {
+    const subnet = c.refreshed?.outputs.subnet;
+    if (c.kind === "lease" && (c.action === "delete" || c.action === "replace") && typeof subnet === "string") held.set(subnet, c.address);
+  }
+  const out: { from: string; to: string }[] = [];
+  for (const c of list) {
+    const requested = c.after?.requested;
+    const from = typeof requested === "string" ? held.get(requested) : undefined;
+    if (c.kind === "lease" && (c.action === "create" || c.action === "replace") && from && from !== c.address) out.push({ from, to: c.address });
+  }
+  return out;
 }
 
 export function hasChanges(plan: Plan): boolean {

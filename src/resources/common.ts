@@ -1,6 +1,8 @@
 import { createHash } from "node:crypto";
 import { ProviderError } from "../errors.ts";
 import type { Attrs, Json, ReconcileContext } from "./types.ts";
+import type { DomainInfo, NetworkInfo } from "../drivers/types.ts";
+import { libvirtPrefix } from "../env/context.ts";
 
 /** The current attributes and outputs of a dependency; a missing one is an engine bug surfaced clearly. */
 export function dependency(ctx: ReconcileContext, address: string): { attrs: Attrs; outputs: Attrs } {
@@ -55,6 +57,18 @@ export function macForIp(ip: string): string {
 export function macForKey(envId: string, vm: string, key: string): string {
   const h = createHash("sha256").update(`${envId}\0${vm}\0${key}`).digest("hex");
   return `54:52:00:${h.slice(0, 2)}:${h.slice(2, 4)}:${h.slice(4, 6)}`;
+}
+
+/**
+ * Every domain and network of the environment, read once per command (one
+ * virsh process) and indexed by libvirt name.
+ */
+export function inventoryOf(ctx: ReconcileContext): Promise<{ domains: Map<string, DomainInfo>; networks: Map<string, NetworkInfo> }> {
+  const prefix = libvirtPrefix(ctx.env);
+  return memo(ctx, `inventory:${prefix}`, async () => {
+    const inv = await ctx.drivers.libvirt.inventory(prefix, { signal: ctx.signal });
+    return { domains: new Map(inv.domains.map((d) => [d.name, d])), networks: new Map(inv.networks.map((n) => [n.name, n])) };
+  });
 }
 
 /** Memoize a promise for the duration of one command (batched reads during refresh). */

@@ -28,7 +28,7 @@ export const diskKind: ResourceKind = {
   onDependencyDisrupted: (dep) => (dep.kind === "template" ? { action: "replace", reason: `its template ${dep.address} is replaced` } : undefined),
   async read(ctx, current) {
     const path = diskPath(ctx, current.attrs);
-    const info = await ctx.drivers.images.info(path, { signal: ctx.signal });
+    const info = await ctx.drivers.images.info(path, { signal: ctx.signal, expectFormat: external(current.attrs) ? undefined : String(current.attrs.format) });
     if (!info) return undefined;
     const outputs = { path, virtual_size: info.virtualSize };
     if (typeof current.attrs.template === "string") {

@@ -9,7 +9,7 @@ import { envPaths, libvirtName, libvirtPrefix } from "../env/context.ts";
 import { ProviderError } from "../errors.ts";
 import type { DomainCpuDef, DomainDef, DomainDiskDef, DomainNicDef, SshTarget } from "../drivers/types.ts";
 import { KEYPAIR } from "../graph/compile.ts";
-import { dependency, diskAddress, ipIn, macForIp, macForKey, memo, obj, parseDiskAddress, str } from "./common.ts";
+import { dependency, diskAddress, inventoryOf, ipIn, macForIp, macForKey, obj, parseDiskAddress, str } from "./common.ts";
 import type { AttrChange, Attrs, Json, ReconcileContext, RecordedResource, ResourceKind } from "./types.ts";
 import type { DomainInfo, DomainView } from "../drivers/types.ts";
 import { SNAPSHOTS, STOPPED_ON_PURPOSE } from "./domain-records.ts";
@@ -147,15 +147,20 @@ async function bootAndWait(ctx: ReconcileContext, attrs: Attrs, prior: Attrs | u
   return outputs;
 }
 
-/** What libvirt reports for a CPU configured as `attrs.cpu` (libvirt names a CPU model's mode `custom`). */
-function expectedCpu(attrs: Attrs): { mode: string; model: string | undefined } {
+/**
+ * What libvirt reports for a CPU configured as `attrs.cpu` (libvirt names a
+ * CPU model's mode `custom`); undefined when lago leaves the CPU to the
+ * hypervisor (TCG without a model: libvirt fills in its default, e.g.
+ * `custom`/`qemu64`, which is not drift).
+ */
+function expectedCpu(attrs: Attrs): { mode: string; model: string | undefined } | undefined {
   const cpu = obj(attrs.cpu);
   if (cpu.mode === "model") return { mode: "custom", model: String(cpu.model) };
   if (cpu.mode === "custom") {
     const model = obj(cpu.custom).model;
     return { mode: String(obj(cpu.custom)["@mode"] ?? "custom"), model: typeof model === "string" ? model : typeof obj(model)["#text"] === "string" ? String(obj(model)["#text"]) : undefined };
   }
-  return attrs.domain_type === "kvm" ? { mode: "host-passthrough", model: undefined } : { mode: "none", model: undefined };
+  return attrs.domain_type === "kvm" ? { mode: "host-passthrough", model: undefined } : undefined;
 }
 
 const sameCpu = (a: { mode: string; model: string | undefined }, b: { mode: string; model: string | undefined }): boolean => a.mode === b.mode && (a.model ?? "") === (b.model ?? "");
@@ -181,7 +186,8 @@ function pendingRestart(info: DomainInfo): string[] {
 function observedAttrs(ctx: ReconcileContext, recorded: Attrs, info: DomainInfo): Attrs {
   const config: DomainView = info.config;
   const attrs: Attrs = { ...recorded, running: info.running, memory: config.memoryMiB, vcpu: config.vcpu };
-  if (!sameCpu(config.cpu, expectedCpu(recorded))) attrs.cpu = { mode: "observed", libvirt_mode: config.cpu.mode, model: config.cpu.model ?? null };
+  const cpu = expectedCpu(recorded);
+  if (cpu && !sameCpu(config.cpu, cpu)) attrs.cpu = { mode: "observed", libvirt_mode: config.cpu.mode, model: config.cpu.model ?? null };
   let nicPlans: NicPlan[] | undefined;
   try {
     nicPlans = nicDefs(ctx, recorded);
@@ -291,8 +297,7 @@ export const domainKind: ResourceKind = {
   },
   async read(ctx, current) {
     const name = libvirtName(ctx.env, str(current.attrs.name, "name"));
-    const inventory = await memo(ctx, `inventory:${libvirtPrefix(ctx.env)}`, () => ctx.drivers.libvirt.inventory(libvirtPrefix(ctx.env), { signal: ctx.signal }));
-    const info = inventory.domains.find((d) => d.name === name);
+    const info = (await inventoryOf(ctx)).domains.get(name);
     if (!info) return undefined;
     const attrs = observedAttrs(ctx, current.attrs, info);
     let ip: string | undefined;
@@ -324,9 +329,13 @@ export const domainKind: ResourceKind = {
     const pending = new Set(Array.isArray(prior.outputs.pendingRestart) ? prior.outputs.pendingRestart.map(String) : []);
     for (const p of RESTART_PATHS) if (changes.some((c) => c.path === p || c.path.startsWith(`${p}/`))) pending.add(p.slice(1));
     const priorHostKey = typeof prior.outputs.host_key === "string" ? prior.outputs.host_key : null;
-    if (desired.running === true && (prior.attrs.running !== true || prior.attrs.ready !== true)) {
+    // A running VM whose management net gained addresses (a bridge became a NAT net) never answered SSH there.
+    const gainsAddress = prior.attrs.running === true && priorHostKey === null && managementIp(desired, nicDefs(ctx, desired)) !== undefined;
+    if (desired.running === true && (prior.attrs.running !== true || prior.attrs.ready !== true || gainsAddress)) {
       // Stopped, or never confirmed ready: (re)start it and wait for SSH.
-      return bootAndWait(ctx, desired, prior.outputs);
+      const outputs = await bootAndWait(ctx, desired, prior.outputs);
+      // Started before, not restarted now: what waited for a restart still does.
+      return prior.attrs.running === true ? { ...outputs, pendingRestart: [...pending].sort() } : outputs;
     }
     if (prior.attrs.running === true && pending.size && ctx.restart) {
       ctx.progress(`restarting to apply ${[...pending].sort().join(", ")}`);

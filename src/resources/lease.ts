@@ -1,6 +1,6 @@
 /** A /24 from Lago's shared subnet lease store, owned by this environment's net. */
 import { envPaths } from "../env/context.ts";
-import { str } from "./common.ts";
+import { memo, str } from "./common.ts";
 import type { ResourceKind } from "./types.ts";
 
 export const leaseKind: ResourceKind = {
@@ -10,7 +10,9 @@ export const leaseKind: ResourceKind = {
     { path: "/net", reason: "the net changes" },
   ],
   async read(ctx, current) {
-    const subnet = await ctx.drivers.leases.find(envPaths.leaseOwner(ctx.env, str(current.attrs.net, "net")));
+    // One read of the store for all the leases of a refresh.
+    const store = await memo(ctx, "leases", () => ctx.drivers.leases.snapshot());
+    const subnet = await store.find(envPaths.leaseOwner(ctx.env, str(current.attrs.net, "net")));
     return subnet ? { attrs: current.attrs, outputs: { subnet }, healthy: true } : undefined;
   },
   async create(ctx, desired) {

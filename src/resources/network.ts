@@ -7,9 +7,9 @@
  * to it: they let go of it first and re-attach after (see `disruptiveOn`).
  * Only a change of kind replaces it.
  */
-import { bridgeName, libvirtName, libvirtPrefix } from "../env/context.ts";
+import { bridgeName, libvirtName } from "../env/context.ts";
 import type { NetworkDef, NetworkHostDef, NetworkInfo } from "../drivers/types.ts";
-import { dependency, ipIn, macForIp, memo, obj, str } from "./common.ts";
+import { dependency, inventoryOf, ipIn, macForIp, obj, str } from "./common.ts";
 import type { Attrs, Json, ReconcileContext, ResourceKind } from "./types.ts";
 
 interface HostEntry {
@@ -180,8 +180,7 @@ export const networkKind: ResourceKind = {
   withoutDependency: (attrs, dep) => (dep.startsWith("lease.") ? { ...attrs, active: false } : attrs),
   async read(ctx, current) {
     const name = libvirtName(ctx.env, str(current.attrs.net, "net"));
-    const inventory = await memo(ctx, `inventory:${libvirtPrefix(ctx.env)}`, () => ctx.drivers.libvirt.inventory(libvirtPrefix(ctx.env), { signal: ctx.signal }));
-    const info = inventory.networks.find((n) => n.name === name);
+    const info = (await inventoryOf(ctx)).networks.get(name);
     if (!info) return undefined;
     const subnet = subnetFor(ctx, current.attrs, current.outputs);
     return { attrs: observedAttrs(ctx, current.attrs, info, subnet), outputs: outputsOf(ctx, current.attrs, subnet), healthy: true };
@@ -216,11 +215,13 @@ export const networkKind: ResourceKind = {
     const afterSigs = new Set(after.map(sig));
     const beforeSigs = new Set(before.map(sig));
     for (const h of before) if (!afterSigs.has(sig(h))) await lv.removeNetworkHost(name, dhcpHost(h), opts);
-    // Hosts reality has that lago did not put there.
+    // Hosts reality has that lago did not put there (unless the init file wants them: an interrupted
+    // apply may have added them before it could record it).
     for (const [key, v] of Object.entries(obj(prior.attrs.hosts))) {
       if (!key.startsWith("~") || !subnet) continue;
       const host = obj(v).host;
       const ip = typeof host === "number" ? ipIn(subnet, host) : String(host);
+      if (afterSigs.has(`${key.slice(1)}|${ip}|${String(obj(v).vm)}`)) continue;
       await lv.removeNetworkHost(name, { mac: key.slice(1), ip, name: String(obj(v).vm) }, opts);
     }
     for (const h of after) if (!beforeSigs.has(sig(h))) await lv.addNetworkHost(name, dhcpHost(h), opts);

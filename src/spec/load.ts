@@ -9,11 +9,14 @@ import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { ConfigError, UsageError, errorMessage } from "../errors.ts";
 import { DiagnosticSink } from "./diagnostics.ts";
+import { checkHostAccess, STRICT_HOST_ACCESS, type HostAccessPolicy } from "./host-access.ts";
 import { normalize } from "./normalize.ts";
 import { applyPrototypes } from "./prototypes.ts";
 import { readDocument } from "./read-document.ts";
+import { isTemplate, renderTemplate } from "./template.ts";
 import { validateSchema } from "./schema-validate.ts";
-import type { EnvSpec } from "./types.ts";
+import type { PositionMapper } from "./read-document.ts";
+import type { EnvSpec, TemplateInfo } from "./types.ts";
 import { validateSemantics } from "./validate.ts";
 
 export interface LoadOptions {
@@ -22,6 +25,17 @@ export interface LoadOptions {
    * `LAGO_INITFILE_PATH` is always the init file's directory.
    */
   env?: Record<string, string | undefined>;
+  /**
+   * What the file may make lago read on the host (default: build steps read
+   * only inside the init file's directory, no images in system directories).
+   */
+  hostAccess?: HostAccessPolicy;
+  /**
+   * Variables for an init file written as a Jinja2 template (see
+   * `template.ts`; `templateVars` builds them from `--var`/`--var-file`).
+   * Templates also see `env` (`options.env`, default `process.env`).
+   */
+  vars?: Record<string, unknown>;
 }
 
 function sha256(data: string | Uint8Array): string {
@@ -29,7 +43,26 @@ function sha256(data: string | Uint8Array): string {
 }
 
 function build(text: string, file: string, digest: string, options: LoadOptions): EnvSpec {
-  const read = readDocument(text, file);
+  const env = options.env ?? process.env;
+  let source = text;
+  let template: TemplateInfo | undefined;
+  let mapPos: PositionMapper | undefined;
+  if (isTemplate(text)) {
+    const vars = options.vars ?? {};
+    const result = renderTemplate(text, file, { vars, env }, path.dirname(file));
+    if (!result.ok) throw new ConfigError(result.diagnostics);
+    source = result.rendered.text;
+    mapPos = (line, col) => result.rendered.lines.map(line, col);
+    const used: Record<string, unknown> = {};
+    for (const name of result.rendered.used.vars) Object.defineProperty(used, name, { value: vars[name], enumerable: true, writable: true, configurable: true });
+    const usedEnv: Record<string, string> = {};
+    for (const name of result.rendered.used.env) {
+      const value = env[name];
+      if (value !== undefined) Object.defineProperty(usedEnv, name, { value, enumerable: true, writable: true, configurable: true });
+    }
+    template = { vars: used, env: usedEnv, renderedSha256: sha256(source) };
+  }
+  const read = readDocument(source, file, mapPos);
   const sink = new DiagnosticSink(read.map);
   for (const d of read.diagnostics) sink.add(d);
   if (read.value === undefined) throw new ConfigError(sink.sorted());
@@ -37,20 +70,25 @@ function build(text: string, file: string, digest: string, options: LoadOptions)
   validateSchema(read.value, sink);
   const doc = applyPrototypes(read.value, read.map, sink);
   validateSemantics(doc, sink);
+  const access = checkHostAccess(doc, file, env, options.hostAccess ?? STRICT_HOST_ACCESS, sink);
   if (sink.size > 0) throw new ConfigError(sink.sorted());
 
-  return normalize({
+  const spec = normalize({
     doc,
     file,
     sha256: digest,
     locate: (pointer) => read.map.locate(pointer),
-    env: options.env ?? process.env,
+    env,
+    hostPaths: access.hostPaths,
   });
+  if (template) spec.template = template;
+  return spec;
 }
 
 /**
  * Parses and validates an init file's text. Pure apart from reading
- * `process.env` when `options.env` is not given.
+ * `process.env` when `options.env` is not given and from looking at the host
+ * files the init file names (build inputs, image paths: realpath and stat).
  *
  * @param file absolute path of the file, used in diagnostics, to resolve
  *   relative disk paths and as `$LAGO_INITFILE_PATH` (its directory).

@@ -28,6 +28,8 @@ export interface NormalizeInput {
   locate: Locator;
   /** Variables for `$VAR` expansion (`LAGO_INITFILE_PATH` is added). */
   env: Record<string, string | undefined>;
+  /** Resolved host paths of build options, by the pointer of their argument (from `checkHostAccess`). */
+  hostPaths?: ReadonlyMap<string, string[]>;
 }
 
 const VAR = /\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))/g;
@@ -76,7 +78,7 @@ export function normalize(input: NormalizeInput): EnvSpec {
 
   const domains = Object.keys(domainsIn)
     .sort(byName)
-    .map((name) => normalizeDomain(name, record(domainsIn[name]), { dir, env, netMtu }));
+    .map((name) => normalizeDomain(name, record(domainsIn[name]), { dir, env, netMtu, hostPaths: input.hostPaths ?? new Map() }));
 
   return { file: input.file, sha256: input.sha256, domains, nets, locate: input.locate };
 }
@@ -111,6 +113,7 @@ interface DomainContext {
   dir: string;
   env: Record<string, string | undefined>;
   netMtu: Map<string, number | undefined>;
+  hostPaths: ReadonlyMap<string, string[]>;
 }
 
 function normalizeDomain(name: string, d: Record<string, unknown>, ctx: DomainContext): DomainSpec {
@@ -176,18 +179,23 @@ function normalizeDisk(disk: Record<string, unknown>, pointer: string, ctx: Doma
     templateVersion: str(disk.template_version),
     path: typeof disk.path === "string" ? resolveImagePath(disk.path, ctx) : undefined,
     size: parseSize(disk.size)?.bytes,
-    build: list(disk.build).map((step) => normalizeBuildStep(record(step))),
+    build: list(disk.build).map((step, j) => normalizeBuildStep(record(step), joinPointer(joinPointer(joinPointer(pointer, "build"), j), "virt-customize"), ctx)),
     templateType: typeof disk.template_type === "string" ? disk.template_type : undefined,
     url: typeof disk.url === "string" ? expandVars(disk.url, ctx.env) : undefined,
   };
 }
 
-function normalizeBuildStep(step: Record<string, unknown>): BuildStep {
+function normalizeBuildStep(step: Record<string, unknown>, pointer: string, ctx: DomainContext): BuildStep {
   const options: CustomizeOption[] = [];
   for (const [option, value] of Object.entries(record(step["virt-customize"]))) {
-    const args = Array.isArray(value) ? value : [value];
-    for (const arg of args) {
-      options.push({ option, arg: arg === null || arg === undefined || arg === "" ? undefined : String(arg) });
+    const optionPointer = joinPointer(pointer, option);
+    const args = Array.isArray(value) ? value.map((v, k) => [v, joinPointer(optionPointer, k)] as const) : [[value, optionPointer] as const];
+    for (const [arg, argPointer] of args) {
+      options.push({
+        option,
+        arg: arg === null || arg === undefined || arg === "" ? undefined : String(arg),
+        hostPaths: ctx.hostPaths.get(argPointer) ?? [],
+      });
     }
   }
   return { builder: "virt-customize", options };

@@ -5,6 +5,7 @@
 
 /** Escapes one reference token (`~` → `~0`, `/` → `~1`). */
 export function escapeSegment(segment: string): string {
+  if (!segment.includes("~") && !segment.includes("/")) return segment;
   return segment.replace(/~/g, "~0").replace(/\//g, "~1");
 }
 

@@ -13,11 +13,13 @@
  *   written in the mapping override both);
  * - a duplicate key, which PyYAML silently lets win, is reported instead.
  */
-import { isAlias, isMap, isPair, isScalar, isSeq, LineCounter, parseDocument } from "yaml";
-import type { Document, Node as YamlNode, Pair, Scalar, YAMLMap } from "yaml";
+import { parseTree, type YMap, type YNode, type YScalar } from "./yaml-tree.ts";
 import type { Diagnostic, SourcePos } from "../errors.ts";
 import { joinPointer } from "./pointer.ts";
 import { SourceMap } from "./source-map.ts";
+
+/** Maps a 1-based (line, col) of the text read to the position to report (e.g. in the template it was rendered from). */
+export type PositionMapper = (line: number, col: number) => { line: number; col: number };
 
 export interface ReadResult {
   /** The resolved document; `undefined` when it could not be read (syntax errors, alias bomb). */
@@ -37,8 +39,19 @@ const FLOAT =
   /^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+][0-9]+)?|\.[0-9][0-9_]*(?:[eE][-+][0-9]+)?|[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\.[0-9_]*|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$/;
 const JSON_NUMBER = /^-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?$/;
 
-/** Upper bound on resolved nodes, against alias bombs ("billion laughs"). */
-const MAX_NODES = 200_000;
+/**
+ * Work budget against alias and merge-key bombs ("billion laughs"): every
+ * value produced, every entry a `<<` merge copies and every 64 characters of a
+ * string value cost one unit. A file may spend `EXPANSION_BASE` units plus
+ * `EXPANSION_PER_BYTE` per byte of its text. A value written out takes at
+ * least two bytes (`[0,0,0]`), so a file whose values are mostly written out
+ * never comes near the limit, whatever its size, while a bomb is cut short
+ * after work linear in its size.
+ */
+export const EXPANSION_BASE = 100_000;
+export const EXPANSION_PER_BYTE = 1;
+/** Deepest nesting of values accepted (an init file needs fewer than ten levels). */
+export const MAX_DEPTH = 100;
 
 const TAG = "tag:yaml.org,2002:";
 
@@ -76,106 +89,163 @@ function yaml11Float(text: string): number {
 
 interface Entry {
   key: string;
-  keyNode: YamlNode;
-  valueNode: YamlNode | null;
+  keyNode: YNode;
+  valueNode: YNode;
+}
+
+/** Line starts of a text, for offset → line:col. */
+class Lines {
+  private readonly starts: number[] = [0];
+
+  constructor(text: string) {
+    for (let i = text.indexOf("\n"); i >= 0; i = text.indexOf("\n", i + 1)) this.starts.push(i + 1);
+  }
+
+  /** 1-based line and column of `offset`. */
+  linePos(offset: number): { line: number; col: number } {
+    let lo = 0;
+    let hi = this.starts.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if ((this.starts[mid] ?? 0) <= offset) lo = mid;
+      else hi = mid - 1;
+    }
+    return { line: lo + 1, col: offset - (this.starts[lo] ?? 0) + 1 };
+  }
 }
 
 class Reader {
   readonly map: SourceMap;
-  readonly diagnostics: Diagnostic[] = [];
-  private readonly doc: Document;
-  private readonly lines: LineCounter;
+  diagnostics: Diagnostic[] = [];
+  /** Whether {@link value} records positions in {@link map} (see {@link readDocument}). */
+  recording = false;
+  /** Whether the document has aliases (else no node is reached twice). */
+  aliases = true;
+  private readonly lines: Lines;
   private readonly json: boolean;
-  private readonly active = new Set<YamlNode>();
-  private budget = MAX_NODES;
-  /** Set when the alias budget ran out: the value is then incomplete. */
+  private readonly active = new Set<YNode>();
+  private readonly size: number;
+  private readonly limit: number;
+  private budget: number;
+  /** The flattened entries (merge keys applied) of each mapping, computed once however often it is merged. */
+  private readonly flattened = new Map<YMap, Map<string, Entry>>();
+  private readonly flattening = new Set<YMap>();
+  /** Set when the work budget ran out or values nest too deep: the value is then incomplete. */
   exhausted = false;
 
-  constructor(doc: Document, lines: LineCounter, file: string, json: boolean) {
-    this.doc = doc;
+  private readonly mapPos: PositionMapper | undefined;
+
+  constructor(lines: Lines, file: string, json: boolean, size: number, mapPos: PositionMapper | undefined) {
     this.lines = lines;
+    this.mapPos = mapPos;
     this.json = json;
-    this.map = new SourceMap(file);
+    this.map = new SourceMap(file, (offset) => this.pos(offset));
+    this.size = size;
+    this.limit = EXPANSION_BASE + EXPANSION_PER_BYTE * size;
+    this.budget = this.limit;
   }
 
   pos(offset: number): SourcePos {
     const { line, col } = this.lines.linePos(offset);
-    return { file: this.map.file, line, col };
+    if (!this.mapPos) return { file: this.map.file, line, col };
+    const mapped = this.mapPos(line, col);
+    return { file: this.map.file, line: mapped.line, col: mapped.col };
   }
 
-  private nodePos(node: YamlNode | null, fallback: SourcePos): SourcePos {
-    const range = node?.range;
-    return range ? this.pos(range[0]) : fallback;
+  /** Where `node` starts in the text, or `fallback` (an offset too) for a node written nowhere (an empty value). */
+  private nodeOff(node: YNode | null, fallback: number): number {
+    return node && node.start >= 0 ? node.start : fallback;
   }
 
-  private report(pos: SourcePos, pointer: string, message: string): void {
-    this.diagnostics.push({ pos, pointer, message });
+  private report(offset: number, pointer: string, message: string): void {
+    this.diagnostics.push({ pos: this.pos(offset), pointer, message });
   }
 
-  /** Follows aliases to the node they name; reports unknown anchors and alias cycles. */
-  private deref(node: YamlNode | null, pointer: string, at: SourcePos): YamlNode | null | undefined {
-    let current = node;
-    const seen = new Set<YamlNode>();
-    while (current && isAlias(current)) {
-      if (seen.has(current)) break;
-      seen.add(current);
-      const target = current.resolve(this.doc);
-      if (!target) {
-        this.report(this.nodePos(current, at), pointer, `unknown anchor \`${current.source}\`: no \`&${current.source}\` is defined before this alias`);
-        return undefined;
-      }
-      current = target;
+  /** Starts a new pass with the whole budget. */
+  resetBudget(): void {
+    this.budget = this.limit;
+    this.exhausted = false;
+  }
+
+  /** Spends `units` of the work budget; false (reported once) when it is exhausted. */
+  private spend(units: number, node: YNode | null, pointer: string, fallback: number): boolean {
+    this.budget -= units;
+    if (this.budget >= 0) return true;
+    if (!this.exhausted) {
+      this.exhausted = true;
+      this.report(
+        this.nodeOff(node, fallback),
+        pointer,
+        `aliases and merge keys expand this file to more than ${this.limit} values, the most a file of ${this.size} bytes may hold (${EXPANSION_BASE} + ${EXPANSION_PER_BYTE} per byte)`,
+      );
     }
-    return current;
+    return false;
   }
 
-  /** Converts a node to a plain value, recording positions under `pointer`. */
-  value(node: YamlNode | null, pointer: string, key: SourcePos | undefined, fallback: SourcePos): unknown {
-    if (this.budget-- <= 0) {
-      if (!this.exhausted) {
-        this.exhausted = true;
-        this.report(this.nodePos(node, fallback), pointer, `aliases expand to more than ${MAX_NODES} values; the file is too large to be an init file`);
-      }
+  /** Follows aliases to the node they name; reports unknown anchors. */
+  private deref(node: YNode, pointer: string, at: number): Exclude<YNode, { kind: "alias" }> | undefined {
+    if (node.kind !== "alias") return node;
+    // An alias always names an anchored node, never another alias.
+    const target = node.target;
+    if (!target || target.kind === "alias") {
+      this.report(this.nodeOff(node, at), pointer, `unknown anchor \`${node.name}\`: no \`&${node.name}\` is defined before this alias`);
+      return undefined;
+    }
+    return target;
+  }
+
+  /** Converts a node to a plain value, recording positions under `pointer`, `depth` levels below the root. */
+  value(node: YNode, pointer: string, key: number, fallback: number, depth: number): unknown {
+    if (this.exhausted || !this.spend(1, node, pointer, fallback)) return null;
+    if (depth > MAX_DEPTH) {
+      this.exhausted = true;
+      this.report(this.nodeOff(node, fallback), pointer, `values nest more than ${MAX_DEPTH} levels deep; an init file needs far fewer`);
       return null;
     }
     const target = this.deref(node, pointer, fallback);
     if (target === undefined) {
-      this.map.set(pointer, { key, value: this.nodePos(node, fallback) });
+      if (this.recording) this.map.setOffsets(pointer, key, this.nodeOff(node, fallback));
       return null;
     }
-    const at = this.nodePos(target, fallback);
-    this.map.set(pointer, { key, value: at });
-    if (target === null) return null;
-    if (this.active.has(target)) {
-      this.report(this.nodePos(node, fallback), pointer, "this alias refers to a node that contains it (a recursive structure), which an init file cannot hold");
+    const at = this.nodeOff(target, fallback);
+    if (this.recording) this.map.setOffsets(pointer, key, at);
+    if (this.aliases && this.active.has(target)) {
+      this.report(this.nodeOff(node, fallback), pointer, "this alias refers to a node that contains it (a recursive structure), which an init file cannot hold");
       return null;
     }
-    if (isScalar(target)) return this.scalar(target, pointer, at);
+    if (target.kind === "scalar") {
+      const v = this.scalar(target, pointer, at);
+      if (typeof v === "string" && v.length >= 64 && !this.spend(v.length >> 6, node, pointer, fallback)) return null;
+      return v;
+    }
     const tag = target.tag;
-    if (typeof tag === "string" && tag !== "!" && tag !== `${TAG}map` && tag !== `${TAG}seq`) {
+    if (tag !== undefined && tag !== "!" && tag !== `${TAG}map` && tag !== `${TAG}seq`) {
       const short = tag.startsWith(TAG) ? `!!${tag.slice(TAG.length)}` : tag;
       this.report(at, pointer, `unsupported tag \`${short}\`: an init file may only use the standard tags (!!str, !!int, !!float, !!bool, !!null, !!map, !!seq)`);
     }
-    this.active.add(target);
+    // Only an alias can lead back into a node being read (a recursive structure).
+    if (this.aliases) this.active.add(target);
     try {
-      if (isMap(target)) return this.mapping(target, pointer, at);
-      if (isSeq(target)) {
-        return target.items.map((item, i) => this.value(item as YamlNode | null, joinPointer(pointer, i), undefined, at));
+      if (target.kind === "map") return this.mapping(target, pointer, at, depth);
+      const out: unknown[] = [];
+      const items = target.items;
+      for (let i = 0; i < items.length && !this.exhausted; i++) {
+        const item = items[i];
+        if (item) out.push(this.value(item, joinPointer(pointer, i), -1, at, depth + 1));
       }
+      return out;
     } finally {
-      this.active.delete(target);
+      if (this.aliases) this.active.delete(target);
     }
-    this.report(at, pointer, "unsupported YAML node");
-    return null;
   }
 
-  private scalar(node: Scalar, pointer: string, at: SourcePos): unknown {
-    const text = typeof node.source === "string" ? node.source : String(node.value);
+  private scalar(node: YScalar, pointer: string, at: number): unknown {
+    const text = node.value;
     const tag = node.tag;
-    if (tag !== undefined && tag !== null && tag !== "!") {
+    if (tag !== undefined && tag !== "!") {
       return this.tagged(tag, text, pointer, at);
     }
-    if (node.type !== "PLAIN" || tag === "!") return text;
+    if (!node.plain || tag === "!") return text;
     return this.json ? this.jsonPlain(text) : this.yaml11Plain(text);
   }
 
@@ -187,7 +257,19 @@ class Reader {
     return text;
   }
 
+  /** Plain scalars resolved so far: keys and values repeat a lot in an init file. */
+  private readonly plainCache = new Map<string, unknown>();
+
   private yaml11Plain(text: string): unknown {
+    if (text.length > 32) return this.resolveYaml11(text);
+    const known = this.plainCache.get(text);
+    if (known !== undefined || this.plainCache.has(text)) return known;
+    const v = this.resolveYaml11(text);
+    this.plainCache.set(text, v);
+    return v;
+  }
+
+  private resolveYaml11(text: string): unknown {
     if (BOOL_TRUE.test(text)) return true;
     if (BOOL_FALSE.test(text)) return false;
     if (FLOAT.test(text)) return yaml11Float(text);
@@ -196,7 +278,7 @@ class Reader {
     return text;
   }
 
-  private tagged(tag: string, text: string, pointer: string, at: SourcePos): unknown {
+  private tagged(tag: string, text: string, pointer: string, at: number): unknown {
     const short = tag.startsWith(TAG) ? `!!${tag.slice(TAG.length)}` : tag;
     switch (tag) {
       case `${TAG}str`:
@@ -224,95 +306,105 @@ class Reader {
     return text;
   }
 
-  private keyText(keyNode: YamlNode | null, pointer: string, fallback: SourcePos): string | undefined {
+  private keyText(keyNode: YNode, pointer: string, fallback: number): string | undefined {
     const target = this.deref(keyNode, pointer, fallback);
-    if (target && isScalar(target)) {
-      const v = this.scalar(target, pointer, this.nodePos(target, fallback));
+    if (target && target.kind === "scalar") {
+      const v = this.scalar(target, pointer, this.nodeOff(target, fallback));
       return v === null ? "null" : String(v);
     }
-    this.report(this.nodePos(keyNode, fallback), pointer, "mapping keys must be plain scalars (strings or numbers)");
+    this.report(this.nodeOff(keyNode, fallback), pointer, "mapping keys must be plain scalars (strings or numbers)");
     return undefined;
   }
 
-  private isMergeKey(keyNode: YamlNode | null): boolean {
-    return !this.json && keyNode !== null && isScalar(keyNode) && keyNode.type === "PLAIN" && keyNode.source === "<<" && !keyNode.tag;
+  private isMergeKey(keyNode: YNode): boolean {
+    return !this.json && keyNode.kind === "scalar" && keyNode.plain && keyNode.value === "<<" && keyNode.tag === undefined;
   }
 
-  /** PyYAML's `flatten_mapping`: merged entries (in merge order) followed by the mapping's own. */
-  private entries(node: YAMLMap, pointer: string, at: SourcePos, stack: Set<YAMLMap>): Entry[] {
-    const merged: Entry[] = [];
-    const own: Entry[] = [];
-    const firstSeen = new Map<string, YamlNode>();
-    for (const pair of node.items as Array<Pair<YamlNode | null, YamlNode | null>>) {
-      if (!isPair(pair)) continue;
-      const keyNode = pair.key;
-      const valueNode = pair.value;
-      if (this.isMergeKey(keyNode)) {
-        merged.push(...this.mergeEntries(valueNode, pointer, this.nodePos(keyNode, at), stack));
-        continue;
-      }
-      const key = this.keyText(keyNode, pointer, at);
-      if (key === undefined || keyNode === null) continue;
-      const previous = firstSeen.get(key);
-      if (previous) {
-        const p = this.nodePos(previous, at);
-        this.report(
-          this.nodePos(keyNode, at),
-          joinPointer(pointer, key),
-          `duplicate key \`${key}\` (already set at line ${p.line}, column ${p.col}); PyYAML would silently keep only the last one`,
-        );
-        continue;
-      }
-      firstSeen.set(key, keyNode);
-      own.push({ key, keyNode, valueNode });
+  /**
+   * PyYAML's `flatten_mapping` then `construct_mapping`: each key's winning
+   * entry, in the order keys first appear among the merged entries (in merge
+   * order) followed by the mapping's own. Computed once per mapping node, so a
+   * mapping merged many times (a merge-key bomb) costs its size once, plus one
+   * budget unit per entry each merge copies.
+   */
+  private entries(node: YMap, pointer: string, at: number): Map<string, Entry> {
+    const known = this.flattened.get(node);
+    if (known) return known;
+    const out = new Map<string, Entry>();
+    if (this.flattening.has(node)) {
+      this.report(at, pointer, "this `<<` merge key refers to a mapping that contains it");
+      return out;
     }
-    return [...merged, ...own];
+    this.flattening.add(node);
+    try {
+      const own: Entry[] = [];
+      const firstSeen = new Map<string, YNode>();
+      for (const [keyNode, valueNode] of node.items) {
+        if (this.exhausted) break;
+        if (this.isMergeKey(keyNode)) {
+          this.merge(out, valueNode, pointer, this.nodeOff(keyNode, at));
+          continue;
+        }
+        const key = this.keyText(keyNode, pointer, at);
+        if (key === undefined) continue;
+        const previous = firstSeen.get(key);
+        if (previous) {
+          const p = this.pos(this.nodeOff(previous, at));
+          this.report(
+            this.nodeOff(keyNode, at),
+            joinPointer(pointer, key),
+            `duplicate key \`${key}\` (already set at line ${p.line}, column ${p.col}); PyYAML would silently keep only the last one`,
+          );
+          continue;
+        }
+        firstSeen.set(key, keyNode);
+        own.push({ key, keyNode, valueNode });
+      }
+      for (const entry of own) out.set(entry.key, entry);
+    } finally {
+      this.flattening.delete(node);
+    }
+    // Without aliases no mapping is read twice: nothing to remember.
+    if (this.aliases) this.flattened.set(node, out);
+    return out;
   }
 
-  private mergeEntries(valueNode: YamlNode | null, pointer: string, at: SourcePos, stack: Set<YAMLMap>): Entry[] {
+  /** Applies one `<<` key's value (an alias to a mapping, or a list of them) to `into`. */
+  private merge(into: Map<string, Entry>, valueNode: YNode, pointer: string, at: number): void {
     const target = this.deref(valueNode, pointer, at);
-    if (target === undefined) return [];
-    const bad = (): Entry[] => {
-      this.report(this.nodePos(valueNode, at), pointer, "a `<<` merge key takes an alias to a mapping (`<<: *settings`) or a list of them (`<<: [*a, *b]`)");
-      return [];
+    if (target === undefined) return;
+    const bad = (): void => {
+      this.report(this.nodeOff(valueNode, at), pointer, "a `<<` merge key takes an alias to a mapping (`<<: *settings`) or a list of them (`<<: [*a, *b]`)");
     };
-    if (target && isMap(target)) return this.mergeOne(target, pointer, at, stack);
-    if (target && isSeq(target)) {
-      const groups: Entry[][] = [];
-      for (const item of target.items as Array<YamlNode | null>) {
+    const groups: Array<Map<string, Entry>> = [];
+    if (target.kind === "map") {
+      groups.push(this.entries(target, pointer, this.nodeOff(target, at)));
+    } else if (target.kind === "seq") {
+      for (const item of target.items) {
         const sub = this.deref(item, pointer, at);
         if (sub === undefined) continue;
-        if (!sub || !isMap(sub)) return bad();
-        groups.push(this.mergeOne(sub, pointer, at, stack));
+        if (sub.kind !== "map") return bad();
+        groups.push(this.entries(sub, pointer, this.nodeOff(sub, at)));
       }
       // PyYAML: in `<<: [*a, *b]`, keys from `a` win over keys from `b`.
-      return groups.reverse().flat();
+      groups.reverse();
+    } else {
+      return bad();
     }
-    return bad();
-  }
-
-  private mergeOne(node: YAMLMap, pointer: string, at: SourcePos, stack: Set<YAMLMap>): Entry[] {
-    if (stack.has(node)) {
-      this.report(at, pointer, "this `<<` merge key refers to a mapping that contains it");
-      return [];
-    }
-    stack.add(node);
-    try {
-      return this.entries(node, pointer, this.nodePos(node, at), stack);
-    } finally {
-      stack.delete(node);
+    for (const group of groups) {
+      if (!this.spend(group.size, valueNode, pointer, at)) return;
+      for (const [key, entry] of group) into.set(key, entry);
     }
   }
 
-  private mapping(node: YAMLMap, pointer: string, at: SourcePos): Record<string, unknown> {
-    const winners = new Map<string, Entry>();
-    for (const entry of this.entries(node, pointer, at, new Set([node]))) winners.set(entry.key, entry);
+  private mapping(node: YMap, pointer: string, at: number, depth: number): Record<string, unknown> {
     const out: Record<string, unknown> = {};
-    for (const [key, entry] of winners) {
-      const child = joinPointer(pointer, key);
-      const keyPos = this.nodePos(entry.keyNode, at);
-      const v = this.value(entry.valueNode, child, keyPos, keyPos);
-      Object.defineProperty(out, key, { value: v, enumerable: true, writable: true, configurable: true });
+    for (const [key, entry] of this.entries(node, pointer, at)) {
+      if (this.exhausted) break;
+      const keyPos = this.nodeOff(entry.keyNode, at);
+      const v = this.value(entry.valueNode, joinPointer(pointer, key), keyPos, keyPos, depth + 1);
+      if (key === "__proto__") Object.defineProperty(out, key, { value: v, enumerable: true, writable: true, configurable: true });
+      else out[key] = v;
     }
     return out;
   }
@@ -330,34 +422,39 @@ function looksLikeJson(text: string): boolean {
 /**
  * Parses `text` (from `file`, used in positions). Never throws: problems are
  * returned as diagnostics; `value` is undefined when the document could not be
- * read (syntax errors, aliases expanding beyond reason).
+ * read (syntax errors, aliases expanding beyond reason). `mapPos` translates
+ * every position reported (diagnostics and the source map), e.g. back to the
+ * template `text` was rendered from.
  */
-export function readDocument(text: string, file: string): ReadResult {
+export function readDocument(text: string, file: string, mapPos?: PositionMapper): ReadResult {
   const source = text.startsWith("\uFEFF") ? text.slice(1) : text;
   const json = looksLikeJson(source);
-  const lines = new LineCounter();
-  const doc = parseDocument(source, {
-    version: json ? "1.2" : "1.1",
-    merge: !json,
-    uniqueKeys: false,
-    prettyErrors: false,
-    lineCounter: lines,
-    keepSourceTokens: false,
-  });
-  const reader = new Reader(doc, lines, file, json);
+  const lines = new Lines(source);
+  const reader = new Reader(lines, file, json, source.length, mapPos);
   const format = json ? "json" : "yaml";
-  if (doc.errors.length > 0) {
-    const diagnostics = doc.errors.map((e) => ({
-      pos: reader.pos(e.pos[0]),
-      pointer: "",
-      message:
-        e.code === "MULTIPLE_DOCS"
-          ? "syntax error: the file holds several YAML documents (separated by `---`); an init file is a single document"
-          : `syntax error: ${e.message.replace(/\s+$/, "")}`,
-    }));
-    return { value: undefined, map: reader.map, diagnostics, format };
+  const tree = parseTree(source, MAX_DEPTH);
+  if (!tree.ok) {
+    const message = tree.multipleDocuments
+      ? "syntax error: the file holds several YAML documents (separated by `---`); an init file is a single document"
+      : /nesting depth/i.test(tree.message)
+        ? `values nest more than ${MAX_DEPTH} levels deep; an init file needs far fewer`
+        : `syntax error: ${tree.message}`;
+    return { value: undefined, map: reader.map, diagnostics: [{ pos: reader.pos(tree.offset), pointer: "", message }], format };
   }
-  const start = { file, line: 1, col: 1 };
-  const value = reader.value((doc.contents ?? null) as YamlNode | null, "", undefined, start);
-  return { value: reader.exhausted ? undefined : value, map: reader.map, diagnostics: reader.diagnostics, format };
+  if (!tree.root) {
+    reader.map.setOffsets("", -1, 0);
+    return { value: null, map: reader.map, diagnostics: [], format };
+  }
+  const root = tree.root;
+  reader.aliases = tree.hasAliases;
+  const value = reader.value(root, "", -1, 0, 0);
+  const diagnostics = reader.diagnostics;
+  // Positions are recorded by a second, identical pass, only if something asks for one.
+  reader.map.deferTo(() => {
+    reader.diagnostics = [];
+    reader.recording = true;
+    reader.resetBudget();
+    reader.value(root, "", -1, 0, 0);
+  });
+  return { value: reader.exhausted ? undefined : value, map: reader.map, diagnostics, format };
 }

@@ -1,34 +1,25 @@
 /**
  * Validates the resolved document against `schemas/lago-init-file.schema.json`
- * (JSON Schema 2020-12, ajv with allErrors) and turns every ajv error into a
- * positioned diagnostic with a specific message:
+ * (JSON Schema 2020-12, ajv with allErrors and verbose errors, compiled ahead
+ * of time into `schema-validator.generated.js` by
+ * `scripts/gen-schema-validator.mjs`, which `npm run build` runs) and turns
+ * every ajv error into a positioned diagnostic with a specific message:
  * - an unknown key points at the key, with a "did you mean" hint;
  * - a missing key points at the mapping that lacks it;
  * - a schema node may carry `errorMessage` (also understood by
  *   yaml-language-server): it replaces ajv's wording for every error of the value
  *   it describes, so a value failing several `anyOf` branches yields one message.
  */
-import { Ajv2020 } from "ajv/dist/2020.js";
-import type { ErrorObject, ValidateFunction } from "ajv/dist/2020.js";
-import addFormatsModule from "ajv-formats";
+import { isDeepStrictEqual } from "node:util";
+import type { ErrorObject } from "ajv/dist/2020.js";
 import schema from "../../schemas/lago-init-file.schema.json" with { type: "json" };
+import { validate as generatedValidate } from "./schema-validator.generated.js";
 import type { DiagnosticSink } from "./diagnostics.ts";
 import { didYouMean } from "./did-you-mean.ts";
 import { isRecord, joinPointer, pointerLabel, splitPointer } from "./pointer.ts";
 
 export const INIT_FILE_SCHEMA: Record<string, unknown> = schema;
 
-let compiled: ValidateFunction | undefined;
-
-function validator(): ValidateFunction {
-  if (!compiled) {
-    const ajv = new Ajv2020({ allErrors: true, verbose: true, strict: true, strictRequired: false, allowUnionTypes: true });
-    ajv.addKeyword({ keyword: "errorMessage", schemaType: "string" });
-    addFormatsModule.default(ajv, ["ipv4"]);
-    compiled = ajv.compile(INIT_FILE_SCHEMA);
-  }
-  return compiled;
-}
 
 type SchemaNode = Record<string, unknown>;
 
@@ -67,8 +58,13 @@ function schemaFor(pointer: string): SchemaNode[] {
   return chain;
 }
 
+/**
+ * Whether `target` (a schema node from an ajv error) occurs in `tree`. The
+ * generated validator carries its own copies of the schema's nodes, so they
+ * are compared by value.
+ */
 function contains(tree: unknown, target: unknown): boolean {
-  if (tree === target) return true;
+  if (tree === target || (isRecord(tree) && isDeepStrictEqual(tree, target))) return true;
   if (Array.isArray(tree)) return tree.some((t) => contains(t, target));
   if (isRecord(tree)) return Object.values(tree).some((t) => contains(t, target));
   return false;
@@ -150,9 +146,8 @@ function quoteList(values: unknown[]): string {
 
 /** Reports every schema violation of `doc` into `sink`. */
 export function validateSchema(doc: unknown, sink: DiagnosticSink): void {
-  const validate = validator();
-  if (validate(doc)) return;
-  for (const e of validate.errors ?? []) report(e, doc, sink);
+  if (generatedValidate(doc)) return;
+  for (const e of generatedValidate.errors ?? []) report(e, doc, sink);
 }
 
 function report(e: ErrorObject, doc: unknown, sink: DiagnosticSink): void {

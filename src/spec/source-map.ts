@@ -13,20 +13,58 @@ export interface Location {
   value: SourcePos;
 }
 
+/** Offsets into the text (key, value; -1 for no key), turned into positions only when asked for. */
+type Offsets = [number, number];
+
 export class SourceMap {
   readonly file: string;
-  private readonly entries = new Map<string, Location>();
+  private readonly entries = new Map<string, Location | Offsets>();
+  private readonly position: ((offset: number) => SourcePos) | undefined;
+  private filler: (() => void) | undefined;
 
-  constructor(file: string) {
+  /** @param position turns text offsets recorded with {@link setOffsets} into positions. */
+  constructor(file: string, position?: (offset: number) => SourcePos) {
     this.file = file;
+    this.position = position;
+  }
+
+  /**
+   * Defers recording: `fill` records every location (with {@link setOffsets})
+   * the first time one is needed. Reading a large valid file never needs them.
+   */
+  deferTo(fill: () => void): void {
+    this.filler = fill;
+  }
+
+  private fill(): void {
+    const fill = this.filler;
+    if (!fill) return;
+    this.filler = undefined;
+    fill();
   }
 
   set(pointer: string, location: Location): void {
+    this.fill();
     this.entries.set(pointer, location);
   }
 
+  /**
+   * Records where the value at `pointer` (and its key, `-1` for none) starts,
+   * as text offsets: reading a large file records one per value, and most are
+   * never looked up, so positions are computed on demand.
+   */
+  setOffsets(pointer: string, key: number, value: number): void {
+    this.entries.set(pointer, [key, value]);
+  }
+
   get(pointer: string): Location | undefined {
-    return this.entries.get(pointer);
+    this.fill();
+    const found = this.entries.get(pointer);
+    if (!Array.isArray(found)) return found;
+    const at = this.position ?? ((): SourcePos => ({ file: this.file, line: 1, col: 1 }));
+    const location = { key: found[0] < 0 ? undefined : at(found[0]), value: at(found[1]) };
+    this.entries.set(pointer, location);
+    return location;
   }
 
   /**
@@ -36,7 +74,7 @@ export class SourceMap {
   locate(pointer: string): SourcePos {
     let p: string | undefined = pointer;
     while (p !== undefined) {
-      const found = this.entries.get(p);
+      const found = this.get(p);
       if (found) return found.value;
       p = parentPointer(p);
     }
@@ -45,7 +83,7 @@ export class SourceMap {
 
   /** Position of the key naming the value at `pointer`, else of the value (see {@link locate}). */
   locateKey(pointer: string): SourcePos {
-    return this.entries.get(pointer)?.key ?? this.locate(pointer);
+    return this.get(pointer)?.key ?? this.locate(pointer);
   }
 
   /**
@@ -54,7 +92,8 @@ export class SourceMap {
    * Existing locations under `to` are kept.
    */
   alias(from: string, to: string): void {
-    const additions: Array<[string, Location]> = [];
+    this.fill();
+    const additions: Array<[string, Location | Offsets]> = [];
     for (const [pointer, location] of this.entries) {
       if (pointer === from || pointer.startsWith(`${from}/`)) {
         const target = to + pointer.slice(from.length);

@@ -17,6 +17,18 @@ export interface EnvSpec {
   domains: DomainSpec[];
   nets: NetSpec[];
   locate: Locator;
+  /** Present when the init file is a Jinja2 template: what its render read. */
+  template?: TemplateInfo;
+}
+
+/** What rendering a templated init file depended on (recorded in saved plans). */
+export interface TemplateInfo {
+  /** The `--var`/`--var-file` variables the template read, with their values. */
+  vars: Record<string, unknown>;
+  /** The environment variables the template read (`env.NAME`), with their values. */
+  env: Record<string, string>;
+  /** sha256 of the rendered text. */
+  renderedSha256: string;
 }
 
 export interface NetSpec {
@@ -47,7 +59,17 @@ export interface NicSpec {
 /** One virt-customize invocation option: `--name arg` (arg undefined for a flag). */
 export interface CustomizeOption {
   option: string;
+  /** The argument as written in the init file. */
   arg: string | undefined;
+  /**
+   * The host files this option reads (`upload`, `copy-in`, `run`, `firstboot`,
+   * `commands-from-file`, `file:` selectors…), resolved against the init
+   * file's directory, symlinks followed, absolute, in the order they appear in
+   * `arg`; `[]` when it reads none. Checked at load time to stay inside that
+   * directory unless allowed. Pass these (not `arg`'s relative spelling) to
+   * virt-customize, and hash their contents in anything that caches a build.
+   */
+  hostPaths: string[];
 }
 
 /** A build step. Lago's only builder is virt-customize. */

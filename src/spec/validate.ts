@@ -164,8 +164,9 @@ function validateNics(ctx: Context, name: string, domain: Record<string, unknown
   });
 
   if (!allKnown) return;
-  const mgmt = [...ctx.management].map(tick).join(", ");
   if (onManagement.length === 0) {
+    // Built only here: with one management net per few domains, building it for every domain is quadratic.
+    const mgmt = [...ctx.management].map(tick).join(", ");
     const which = ctx.management.size === 1 ? `the management network ${mgmt}` : `a management network (${mgmt})`;
     sink.at(nicsPointer, `domain ${tick(name)} has no NIC on ${which}: Lago reaches the VM over SSH through it`);
   } else if (onManagement.length > 1) {

@@ -1,87 +1,54 @@
 /**
- * One lock per environment around plan and apply (proper-lockfile on the
- * environment directory). The holder writes who it is, so a second lago says
- * "locked by PID … since …". A lock whose holder process is gone is taken over.
+ * One lock per environment around plan and apply: `<env dir>.lock`, a
+ * {@link acquireDirLock} lock. The holder records who it is, so a second lago
+ * says "locked by PID … (lago apply) since …". The lock of a holder that died
+ * (even by SIGKILL) is taken over at once, and never the lock of a live one.
  */
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import path from "node:path";
-import lockfile from "proper-lockfile";
 import { LockError } from "../errors.ts";
-
-interface Holder {
-  pid: number;
-  since: string;
-  command: string;
-}
-
-function holderFile(dir: string): string {
-  return `${dir}.lock-holder.json`;
-}
-
-function readHolder(dir: string): Holder | undefined {
-  try {
-    return JSON.parse(readFileSync(holderFile(dir), "utf8")) as Holder;
-  } catch {
-    return undefined;
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
+import { LockBusyError, acquireDirLock, declareHeldLocksDeadForTesting, describeHolder } from "../util/dir-lock.ts";
 
 export interface EnvLock {
+  /** Idempotent; never removes a lock another process took over. */
   release(): Promise<void>;
 }
 
+/** Path of the lock of the environment directory `dir`. */
+export function envLockPath(dir: string): string {
+  return `${path.resolve(dir)}.lock`;
+}
+
 /**
- * Lock `dir` (created if missing). Waits up to `timeoutMs` for another holder,
- * then fails with a LockError naming it.
+ * Lock the environment `dir` (its parent is created if missing). Waits up to
+ * `timeoutMs` for a live holder, then fails with a LockError naming it; a dead
+ * holder's lock is taken over. Safe against any number of concurrent lago
+ * processes and against a SIGKILL at any point.
  */
 export async function lockEnv(dir: string, command: string, timeoutMs = 0): Promise<EnvLock> {
   // The lock lives beside the environment directory, which may not exist (yet, or any more).
-  mkdirSync(path.dirname(dir), { recursive: true });
-  const deadline = Date.now() + timeoutMs;
-  let compromised: Error | undefined;
-  for (;;) {
-    try {
-      const release = await lockfile.lock(dir, {
-        lockfilePath: `${dir}.lock`,
-        stale: 15_000,
-        update: 5_000,
-        realpath: false,
-        onCompromised: (err) => {
-          compromised = err;
-        },
-      });
-      writeFileSync(holderFile(dir), JSON.stringify({ pid: process.pid, since: new Date().toISOString(), command }));
-      return {
-        async release() {
-          rmSync(holderFile(dir), { force: true });
-          if (!compromised) await release().catch(() => undefined);
-        },
-      };
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== "ELOCKED") throw err;
-      const holder = readHolder(dir);
-      if (holder && holder.pid !== process.pid && !alive(holder.pid)) {
-        // The holder died without releasing (killed): its lock is ours to take.
-        rmSync(`${dir}.lock`, { recursive: true, force: true });
-        rmSync(holderFile(dir), { force: true });
-        continue;
-      }
-      if (Date.now() >= deadline) {
-        const who = holder ? `PID ${holder.pid} (${holder.command}) since ${holder.since}` : "another process";
-        throw new LockError(`environment ${path.basename(dir)} is locked by ${who}`, {
-          hint: "wait for it to finish, or pass --lock-timeout SECONDS to wait",
-        });
-      }
-      await new Promise((r) => setTimeout(r, 250));
-    }
+  mkdirSync(path.dirname(path.resolve(dir)), { recursive: true, mode: 0o700 });
+  try {
+    const lock = await acquireDirLock(envLockPath(dir), { command, timeoutMs, staleMs: 60_000, retryMinMs: 25, retryMaxMs: 250 });
+    return { release: () => lock.release() };
+  } catch (err) {
+    if (!(err instanceof LockBusyError)) throw err;
+    throw new LockError(`environment ${path.basename(dir)} is locked by ${describeHolder(err.holder)}`, {
+      hint: "wait for it to finish, or pass --lock-timeout SECONDS to wait",
+    });
   }
+}
+
+/**
+ * Test-only: simulate the SIGKILL of lock holders in this process. With
+ * `dir`, the lock of that environment only; without, every lock this process
+ * holds (environment, subnet store and template locks), as a real SIGKILL
+ * would release them all. The next acquirer takes them over as if their
+ * process had died; their `release()` then changes nothing. For engine tests
+ * that run many sessions in one process and abandon one mid-way; the real
+ * protocol is unchanged (only this process's own records are affected).
+ * Returns how many locks were declared dead.
+ */
+export function abandonEnvLocksForTesting(dir?: string): number {
+  return declareHeldLocksDeadForTesting(dir === undefined ? undefined : envLockPath(dir));
 }

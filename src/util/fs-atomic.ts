@@ -9,7 +9,7 @@ import { randomBytes } from "node:crypto";
  */
 export function writeFileAtomic(file: string, data: string | Uint8Array, mode = 0o644): void {
   const dir = path.dirname(file);
-  mkdirSync(dir, { recursive: true });
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
   const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`);
   const fd = openSync(tmp, "w", mode);
   try {

@@ -4,7 +4,7 @@
  * virt-customize and SSH, with the tiny test template repository.
  */
 import { execFile } from "node:child_process";
-import { mkdtempSync, mkdirSync, readFileSync, writeFileSync, existsSync } from "node:fs";
+import { chmodSync, mkdtempSync, mkdirSync, readFileSync, writeFileSync, existsSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { REPO_ROOT } from "../helpers/sandbox.ts";
@@ -35,8 +35,19 @@ export function requireTestbed(): { repo: string; repoHttp: string } {
   return { repo, repoHttp };
 }
 
+/**
+ * A fresh directory that libvirt's qemu user may search (but not list), as a
+ * user's project directory must be: qemu runs as that user, not as root, and
+ * mkdtemp makes directories 0700.
+ */
+export function reachableTempDir(prefix: string): string {
+  const dir = mkdtempSync(path.join(os.tmpdir(), prefix));
+  chmodSync(dir, 0o711);
+  return dir;
+}
+
 /** Shared stores for every environment of the suite (like /var/lib/lago on a real machine). */
-const shared = mkdtempSync(path.join(os.tmpdir(), "lago-e2e-shared-"));
+const shared = reachableTempDir("lago-e2e-shared-");
 
 export interface Env {
   dir: string;
@@ -48,7 +59,7 @@ export interface Env {
 export const SHARED = { store: path.join(shared, "store"), leases: path.join(shared, "leases") };
 
 export function makeEnv(name: string, repoPath: string): Env {
-  const dir = mkdtempSync(path.join(os.tmpdir(), `lago-e2e-${name}-`));
+  const dir = reachableTempDir(`lago-e2e-${name}-`);
   mkdirSync(path.join(dir, "home"), { recursive: true });
   const env = {
     HOME: path.join(dir, "home"),

@@ -11,9 +11,11 @@
  * operating system would.
  */
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { loadConfig } from "../../src/config/config.ts";
+import { declareHeldLocksDeadForTesting } from "../../src/util/dir-lock.ts";
+import { LagoError } from "../../src/errors.ts";
 import { FakeWorld, emptyWorld, type WorldData } from "../../src/drivers/fake/world.ts";
 import { FsKeyStore } from "../../src/drivers/real/key-store.ts";
 import { FsLeaseStore } from "../../src/drivers/real/lease-store.ts";
@@ -24,6 +26,7 @@ import type { EngineEvent } from "../../src/engine/events.ts";
 import { applyEnv, planEnv, type ApplyResult, type Session } from "../../src/engine/session.ts";
 import type { Plan } from "../../src/plan/plan.ts";
 import { parseSpec } from "../../src/spec/load.ts";
+import type { EnvSpec } from "../../src/spec/types.ts";
 import type { State } from "../../src/state/state.ts";
 import { loadState } from "../../src/state/store.ts";
 
@@ -33,8 +36,8 @@ export function scratchRoot(): string {
   return mkdtempSync(path.join(base, "lago-inproc-"));
 }
 
-/** The test template repository: two templates, v1/v2 of one of them. */
-function makeRepo(dir: string): string {
+/** The test template repository: two templates, v1/v2 of one of them, and `extra` ones (v1 only). */
+function makeRepo(dir: string, extra: readonly string[] = []): string {
   mkdirSync(dir, { recursive: true });
   const image = (handle: string, content: string): void => {
     writeFileSync(path.join(dir, handle), content);
@@ -53,14 +56,16 @@ function makeRepo(dir: string): string {
       templates: {
         tiny: { versions: { v1: { source: "local", handle: "tiny-v1.img", timestamp: 1000 }, v2: { source: "local", handle: "tiny-v2.img", timestamp: 2000 } } },
         other: { versions: { v1: { source: "local", handle: "other-v1.img", timestamp: 1000 } } },
+        ...Object.fromEntries(extra.map((name) => [name, { versions: { v1: { source: "local", handle: `${name}-v1.img`, timestamp: 1000 } } }])),
       },
     }),
   );
+  for (const name of extra) image(`${name}-v1.img`, `template ${name}`);
   return metadata;
 }
 
 export interface StepOptions {
-  /** Crash at this driver call of the step (1-based, counted from the step's start). */
+  /** Crash at this driver call of the step (1-based, counted from the step's start, stores included). */
   crash?: { at: number; when: "before" | "after" } | undefined;
   /** Fail driver calls: `fail:<method>[@<substring>]`, as LAGO_FAKE_FAULTS. */
   faults?: string[] | undefined;
@@ -75,9 +80,73 @@ export interface StepResult<T> {
   error: unknown;
   /** It was killed by an injected crash. */
   crashed: boolean;
-  /** Driver calls it made. */
+  /** It stopped making progress (no driver call, no event) and was abandoned: a hang or a deadlock. */
+  hung: boolean;
+  /** Driver calls it made (the fake world's and the stores'). */
   calls: number;
+  /** `driver.method` of every call, in order (for failure reports). */
+  trace: string[];
   events: EngineEvent[];
+}
+
+/** One step's driver calls: counted, crashed at a chosen one, their in-flight promises tracked. */
+interface Guard {
+  /** `fail:<driver>.<method>` faults (the stores: `fail:leases.acquire`); the fake world handles the others. */
+  fail: string[];
+  count: number;
+  dead: boolean;
+  crash: { at: number; when: "before" | "after" } | undefined;
+  onCrash: () => void;
+  trace: string[];
+  inflight: Set<Promise<unknown>>;
+}
+
+const never = (): Promise<never> => new Promise<never>(() => undefined);
+
+/** Calls one at a time: a store's own lock would otherwise make concurrent callers of one process sleep and retry. */
+class Mutex {
+  private tail: Promise<unknown> = Promise.resolve();
+  run<T>(fn: () => Promise<T>): Promise<T> {
+    const next = this.tail.then(fn, fn);
+    this.tail = next.catch(() => undefined);
+    return next;
+  }
+}
+
+/**
+ * `inner` with every method call counted as a driver call: a crash before or
+ * after it kills the step (from then on nothing answers), as a SIGKILL would.
+ */
+function guard<T extends object>(name: string, inner: T, g: Guard, mutex?: Mutex): T {
+  return new Proxy(inner, {
+    get(target, prop, receiver) {
+      const value: unknown = Reflect.get(target, prop, receiver);
+      if (typeof value !== "function" || typeof prop !== "string") return value;
+      return (...args: unknown[]): Promise<unknown> => {
+        if (g.dead) return never();
+        const n = ++g.count;
+        g.trace.push(`${name}.${prop}`);
+        const die = (): Promise<never> => {
+          g.dead = true;
+          g.onCrash();
+          return never();
+        };
+        if (g.crash?.at === n && g.crash.when === "before") return die();
+        if (g.fail.includes(`${name}.${prop}`)) return Promise.reject(new LagoError("INJECTED", `injected failure in ${name}.${prop}`));
+        const call = (): Promise<unknown> => (value as (...a: unknown[]) => Promise<unknown>).apply(target, args);
+        const run = mutex ? mutex.run(call) : call();
+        g.inflight.add(run);
+        const settled = (): void => {
+          g.inflight.delete(run);
+        };
+        run.then(settled, settled);
+        return run.then(
+          (result) => (g.dead ? never() : g.crash?.at === n && g.crash.when === "after" ? die() : result),
+          (err: unknown) => (g.dead ? never() : Promise.reject(err)),
+        );
+      };
+    },
+  });
 }
 
 export class InProcessEnv {
@@ -86,90 +155,124 @@ export class InProcessEnv {
   readonly env: EnvContext;
   readonly initFile: string;
   world: WorldData = emptyWorld();
+  private readonly specs = new Map<string, EnvSpec>();
+  /** A command without a driver call or an event for this long hangs. */
+  hangMs = 10_000;
 
-  constructor(root = scratchRoot()) {
+  constructor(root = scratchRoot(), options: { templates?: readonly string[]; leaseRange?: string } = {}) {
     this.root = root;
     this.work = path.join(root, "work");
     mkdirSync(this.work, { recursive: true });
-    const repo = makeRepo(path.join(root, "repo"));
+    const repo = makeRepo(path.join(root, "repo"), options.templates);
     const config = loadConfig({}, {
       "init.template_repo_path": repo,
       "init.template_store": path.join(root, "store"),
       "lago.lease_dir": path.join(root, "leases"),
+      "lago.lease_range": options.leaseRange,
       "lago.domain_type": "qemu",
     }, []);
     this.env = makeEnvContext(path.join(this.work, ".lago"), "default", config);
     this.initFile = path.join(this.work, "LagoInitFile");
   }
 
-  private session(opts: StepOptions, events: EngineEvent[], onCrash: () => void): { session: Session; world: FakeWorld; alive: () => boolean } {
-    let alive = true;
-    const world = new FakeWorld(undefined, {
-      data: this.world,
-      faults: opts.faults ?? [],
-      crash: opts.crash ? { ...opts.crash, onCrash: () => {
-        alive = false;
-        onCrash();
-      } } : undefined,
-    });
+  private session(opts: StepOptions, events: EngineEvent[], g: Guard): Session {
+    const world = new FakeWorld(undefined, { data: this.world, faults: opts.faults ?? [] });
     const fake = world.drivers();
     const config = this.env.config;
+    const images = guard("images", fake.images, g);
     const drivers: Drivers = {
-      ...fake,
-      templates: new FsTemplateStore(config.templateStore, fake.images),
-      leases: new FsLeaseStore(config.leaseDir, config.leaseRange),
-      keys: new FsKeyStore(),
+      libvirt: guard("libvirt", fake.libvirt, g),
+      images,
+      customize: guard("customize", fake.customize, g),
+      ssh: guard("ssh", fake.ssh, g),
+      // The store reads images itself (read-only): not calls of their own, which could die under its lock.
+      templates: guard("templates", new FsTemplateStore(config.templateStore, fake.images), g, new Mutex()),
+      leases: guard("leases", new FsLeaseStore(config.leaseDir, config.leaseRange), g, new Mutex()),
+      keys: guard("keys", new FsKeyStore(), g),
     };
-    const session: Session = {
+    return {
       env: this.env,
       drivers,
       emit: (e) => events.push(e),
       signal: new AbortController().signal,
       lockTimeoutMs: 0,
       parallelism: opts.parallelism ?? 4,
-      alive: () => alive,
+      alive: () => !g.dead,
     };
-    return { session, world, alive: () => alive };
   }
 
-  /** Run one command; a crash abandons it mid-way (its promises never settle) and frees its lock. */
+  /** Run one command; a crash abandons it mid-way (its promises never settle) and frees its locks. */
   private async step<T>(opts: StepOptions, fn: (s: Session) => Promise<T>): Promise<StepResult<T>> {
     const events: EngineEvent[] = [];
     let crashed!: () => void;
     const crash = new Promise<"crashed">((resolve) => {
       crashed = () => resolve("crashed");
     });
-    const { session, world } = this.session(opts, events, () => crashed());
+    const g: Guard = { fail: (opts.faults ?? []).filter((f) => f.startsWith("fail:") && f.includes(".")).map((f) => f.slice(5)), count: 0, dead: false, crash: opts.crash, onCrash: () => crashed(), trace: [], inflight: new Set() };
+    const session = this.session(opts, events, g);
     const run = fn(session).then(
       (result) => ({ result, error: undefined }),
       (error: unknown) => ({ result: undefined, error }),
     );
-    const outcome = await Promise.race([run, crash]);
-    if (outcome === "crashed") {
-      // The process "died": its locks die with it (the environment's, the lease store's, the template
-      // store's). A real process stops at once; here its file-system calls already under way settle
-      // first (then it waits forever on the dead world, and its state writes are dropped).
-      await new Promise((r) => setTimeout(r, 25));
-      rmSync(`${this.env.dir}.lock`, { recursive: true, force: true });
-      rmSync(`${this.env.dir}.lock-holder.json`, { force: true });
-      rmSync(path.join(this.env.config.leaseDir, "leases.lock"), { recursive: true, force: true });
-      const store = this.env.config.templateStore;
-      if (existsSync(store)) for (const f of readdirSync(store)) if (f.endsWith(".lock")) rmSync(path.join(store, f), { recursive: true, force: true });
-      return { result: undefined, error: undefined, crashed: true, calls: world.calls, events };
+    // A command that stops making progress would otherwise leave the test waiting on nothing.
+    let lastProgress = Date.now();
+    let seen = -1;
+    let hungTimer: NodeJS.Timeout | undefined;
+    const hung = new Promise<"hung">((resolve) => {
+      hungTimer = setInterval(() => {
+        const progress = g.count + events.length;
+        if (progress !== seen) {
+          seen = progress;
+          lastProgress = Date.now();
+        } else if (Date.now() - lastProgress > this.hangMs) resolve("hung");
+      }, 100);
+    });
+    const outcome = await Promise.race([run, crash, hung]);
+    clearInterval(hungTimer);
+    if (outcome === "hung") {
+      g.dead = true;
+      this.releaseLocks();
+      return { result: undefined, error: new Error(`no progress for ${this.hangMs} ms: the command hangs`), crashed: false, hung: true, calls: g.count, trace: g.trace, events };
     }
-    return { ...outcome, crashed: false, calls: world.calls, events };
+    if (outcome === "crashed") {
+      // The process "died": its calls already under way settle first (a real process stops at once;
+      // here only its file-system work in the stores can still be running), then its locks die with
+      // it. Its state writes are dropped.
+      const deadline = Date.now() + 5_000;
+      while (g.inflight.size && Date.now() < deadline) await Promise.race([Promise.allSettled([...g.inflight]), new Promise((r) => setTimeout(r, 50))]);
+      await new Promise((r) => setImmediate(r));
+      this.releaseLocks();
+      return { result: undefined, error: undefined, crashed: true, hung: false, calls: g.count, trace: g.trace, events };
+    }
+    return { ...outcome, crashed: false, hung: false, calls: g.count, trace: g.trace, events };
+  }
+
+  /** The locks a dead process held die with it: the environment's, the lease store's, the template store's. */
+  private releaseLocks(): void {
+    for (const where of [this.env.dir, this.env.config.leaseDir, this.env.config.templateStore]) declareHeldLocksDeadForTesting(where);
+  }
+
+  /** The init file parsed (memoized: the property tests plan and apply each text several times). */
+  spec(text: string): EnvSpec {
+    let spec = this.specs.get(text);
+    if (!spec) {
+      spec = parseSpec(text, this.initFile, { env: {} });
+      this.specs.set(text, spec);
+      if (this.specs.size > 32) this.specs.delete(this.specs.keys().next().value as string);
+    }
+    return spec;
   }
 
   /** `lago plan` of `text` (with refresh). */
   plan(text: string, opts: StepOptions = {}): Promise<StepResult<Plan>> {
     writeFileSync(this.initFile, text);
-    return this.step(opts, async (s) => (await planEnv(s, { spec: parseSpec(text, this.initFile, { env: {} }), refresh: true, restart: opts.restart })).plan);
+    return this.step(opts, async (s) => (await planEnv(s, { spec: this.spec(text), refresh: true, restart: opts.restart })).plan);
   }
 
   /** `lago apply --auto-approve` of `text`. */
   apply(text: string, opts: StepOptions = {}): Promise<StepResult<ApplyResult>> {
     writeFileSync(this.initFile, text);
-    return this.step(opts, (s) => applyEnv(s, { spec: parseSpec(text, this.initFile, { env: {} }), refresh: true, restart: opts.restart, confirm: async () => true }));
+    return this.step(opts, (s) => applyEnv(s, { spec: this.spec(text), refresh: true, restart: opts.restart, confirm: async () => true }));
   }
 
   /** `lago destroy --auto-approve`. */

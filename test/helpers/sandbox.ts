@@ -28,6 +28,8 @@ export interface Sandbox {
   work: string;
   worldFile: string;
   repoMetadata: string;
+  /** The environment `lago()` runs with, plus `extra` (for tests that spawn lago themselves). */
+  env(extra?: Record<string, string>): Record<string, string>;
   /** Run `lago ARGS` in the work dir. */
   lago(args: string[], opts?: { env?: Record<string, string>; input?: string }): Promise<RunResult>;
   /** Write the init file. */
@@ -82,6 +84,9 @@ export function makeSandbox(): Sandbox {
     work,
     worldFile,
     repoMetadata,
+    env(extra = {}) {
+      return { ...baseEnv, ...extra };
+    },
     lago(args, opts = {}) {
       return new Promise((resolve) => {
         const child = execFile(process.execPath, [BIN, ...args], { cwd: work, env: { ...baseEnv, ...opts.env }, maxBuffer: 64 * 1024 * 1024 }, (_error, stdout, stderr) => {

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { configPaths, envSections, loadConfig, parseIni, type LagoConfig } from "../../src/config/config.ts";
+import { configPaths, envSections, loadConfig, parseIni, resolveQemuUser, type LagoConfig } from "../../src/config/config.ts";
 import { UsageError } from "../../src/errors.ts";
 import { diagnosticsOf } from "../helpers/diagnostics.ts";
 
@@ -26,10 +26,12 @@ const DEFAULT_CONFIG: LagoConfig = {
   templateStore: "/var/lib/lago/store",
   templateRepoPath: undefined,
   domainType: "kvm",
-  qemuUser: "invoking",
+  qemuUser: process.geteuid?.() === 0 ? "libvirt" : "invoking",
   libvirtUri: "qemu:///system",
   bootTimeout: 600,
   shutdownTimeout: 60,
+  allowOutsidePaths: false,
+  allowSystemPaths: false,
   sources: ["defaults"],
 };
 
@@ -162,7 +164,7 @@ test("bad values name the setting and where it was set", () => {
   assert.equal(usageProblem(() => loadConfig({ LAGO_BOOT_TIMEOUT: "ten" }, {}, [])), `configuration lago.boot_timeout (set by ${env}): expected a whole number, got "ten"`);
   assert.equal(usageProblem(() => loadConfig({}, { "lago.shutdown_timeout": "-5" }, [])), 'configuration lago.shutdown_timeout (set by the command line): expected a whole number, got "-5"');
   assert.equal(usageProblem(() => loadConfig({ LAGO_DOMAIN_TYPE: "xen" }, {}, [])), `configuration lago.domain_type (set by ${env}): expected kvm or qemu, got "xen"`);
-  assert.equal(usageProblem(() => loadConfig({ LAGO_QEMU_USER: "nobody" }, {}, [])), `configuration lago.qemu_user (set by ${env}): expected invoking or libvirt, got "nobody"`);
+  assert.equal(usageProblem(() => loadConfig({ LAGO_QEMU_USER: "nobody" }, {}, [])), `configuration lago.qemu_user (set by ${env}): expected auto, libvirt or invoking, got "nobody"`);
   const conf = file("range.conf", "[lago]\nlease_range = 255-200\n");
   assert.equal(usageProblem(() => loadConfig({}, {}, [conf])), `configuration lago.lease_range (set by ${conf}): expected FIRST-LAST third octets within 0-255, e.g. 200-255`);
   for (const range of ["255-200", "200-300", "200", "a-b", "1000-1001"]) {
@@ -172,4 +174,14 @@ test("bad values name the setting and where it was set", () => {
       range,
     );
   }
+});
+
+test("qemu_user: auto never runs qemu as root (libvirt's qemu user under root, else the invoking user); explicit values stay", () => {
+  assert.equal(resolveQemuUser("auto", 0), "libvirt");
+  assert.equal(resolveQemuUser("auto", 1000), "invoking");
+  assert.equal(resolveQemuUser("invoking", 0), "invoking");
+  assert.equal(resolveQemuUser("libvirt", 1000), "libvirt");
+  assert.equal(resolveQemuUser("root", 0), undefined);
+  assert.equal(resolveQemuUser(undefined, 0), undefined);
+  assert.equal(loadConfig({ LAGO_QEMU_USER: "invoking" }, {}, []).qemuUser, "invoking");
 });

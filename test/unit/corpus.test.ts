@@ -10,6 +10,11 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { ConfigError } from "../../src/errors.ts";
 import { parseSpec } from "../../src/spec/load.ts";
+import { compile } from "../../src/graph/compile.ts";
+import { computePlan } from "../../src/plan/plan.ts";
+import { emptyState } from "../../src/state/state.ts";
+import { resolveTemplatesIn } from "../../src/engine/session.ts";
+import { benchTemplateRepo } from "../../bench/generate.ts";
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
 const CORPUS = path.resolve(repoRoot, "..", "shared", "corpus");
@@ -22,11 +27,12 @@ type Render =
   | "none"
   /** sed-style placeholders (`@SUITE@`, `__ENGINE__`), replaced by safe values as the suites' scripts did. */
   | "sed"
-  /** A Jinja2 template whose only syntax is `{{ name }}`: the names get these values. */
-  | { jinja: Record<string, string> };
+  /** A Jinja2 template, rendered by lago itself with these variables (`--var`/`--var-file`) and environment. */
+  | { template: { vars: Record<string, unknown>; env: Record<string, string> } };
 
 type Expected =
-  | { render: Render; valid: { domains: number; nets: number } }
+  /** Loads; a templated file must also plan (`plan`: "ok", or the diagnostics `plan` refuses it with). */
+  | { render: Render; valid: { domains: number; nets: number }; plan?: "ok" | string[] }
   /** Fails with exactly these diagnostics (`line:col: message`), each naming a real mistake in the file. */
   | { render: Render; errors: string[] }
   | { skip: string };
@@ -34,17 +40,34 @@ type Expected =
 const BAD_IP = (line: number, col: number, domain: string, ip: string): string =>
   `${line}:${col}: \`domains.${domain}.nics[0].ip\` must be an IPv4 address like 192.168.200.3, got "${ip}"`;
 
+/** Test values for OST's templates: `vars/main.yml` (hostCount, templates) and the suite's environment. */
+const OST_VARS = { hostCount: 2, templates: { engine: "el8-base", host: "el7.6-base" } };
+const OST_ENV = {
+  suite_name: "basic-suite-master",
+  use_lago_ost_plugin: "1",
+  use_ost_images: "1",
+  coverage: "false",
+  engine_image: "/srv/ost/images/engine.qcow2",
+  host_image: "/srv/ost/images/host.qcow2",
+  he_image: "/srv/ost/images/he.qcow2",
+  upgrade_image: "/srv/ost/images/upgrade.qcow2",
+  engine_installed_image: "/srv/ost/images/engine-installed.qcow2",
+  host_installed_image: "/srv/ost/images/host-installed.qcow2",
+  he_installed_image: "/srv/ost/images/he-installed.qcow2",
+};
+const OST = { template: { vars: OST_VARS, env: OST_ENV } } as const;
+const SSH_ENGINE = (line: number, col: number): string => `${line}:${col}: vm-provider "ssh" is not supported: lago manages local libvirt VMs only`;
+
 const TABLE: Record<string, Expected> = {
   "fabianvf__forklift__lago__foreman-el7.json": { render: "none", valid: { domains: 2, nets: 2 } },
   "kubevirt__kubevirt-ansible__LagoInitFile.yml": { render: "none", valid: { domains: 3, nets: 1 } },
-  "kubevirt__kubevirt-ansible__playbooks__provider__lago__LagoInitFile.yml.j2": {
-    skip: "Jinja2 `{% if storage_role … %}` blocks at column 0 toggle groups, disks and dns_records",
-  },
+  "kubevirt__kubevirt-ansible__playbooks__provider__lago__LagoInitFile.yml.j2": { render: { template: { vars: { lago_vm_image: "el8-base" }, env: {} } }, valid: { domains: 3, nets: 1 }, plan: "ok" },
   "lago-project__lago-demo__LagoInitFile": { render: "none", valid: { domains: 3, nets: 1 } },
   "lago-project__lago-demo__automation__lago-init.yaml": { render: "none", valid: { domains: 3, nets: 1 } },
   "lago-project__lago-demo__roles__run_lago_env__templates__init-nested.j2": {
-    render: { jinja: { nested_vm_template: "el7.6-base" } },
+    render: { template: { vars: { nested_vm_template: "el7.6-base" }, env: {} } },
     valid: { domains: 1, nets: 1 },
+    plan: "ok",
   },
   "lago-project__lago-examples__init-files__init_1_vm_1_net.yaml": { render: "none", valid: { domains: 1, nets: 1 } },
   "lago-project__lago-examples__init-files__init_1_vm_2_disks_2_nets.yaml": { render: "none", valid: { domains: 1, nets: 2 } },
@@ -72,36 +95,22 @@ const TABLE: Record<string, Expected> = {
   },
   "oVirt__ovirt-system-tests__common__init-configs__1_centos6_engine_2_centos7_hosts.json": { render: "none", valid: { domains: 4, nets: 1 } },
   "oVirt__ovirt-system-tests__common__init-configs__1_centos6_engine_2_centos7_hosts.yml": { render: "none", valid: { domains: 4, nets: 1 } },
-  "oVirt__ovirt-system-tests__common__init-configs__1_centos7_engine_2_centos7_hosts.yml@cdb70ed3": {
-    skip: "Jinja2: `{% for %}` over hostCount, `{% if %}/{% elif %}/{% else %}`, filters (`default`, `length`), `is defined`, `loop.first`",
-  },
+  "oVirt__ovirt-system-tests__common__init-configs__1_centos7_engine_2_centos7_hosts.yml@cdb70ed3": { render: OST, valid: { domains: 3, nets: 3 }, plan: "ok" },
   "oVirt__ovirt-system-tests__common__init-configs__1_centos7_engine_2_centos7_hosts.yml@d9dc1626": { render: "none", valid: { domains: 3, nets: 3 } },
   "oVirt__ovirt-system-tests__common__init-configs__1_centos7_engine_4_centos7_hosts.json": { render: "none", valid: { domains: 7, nets: 1 } },
   "oVirt__ovirt-system-tests__common__init-configs__1_centos7_engine_only.json": { render: "none", valid: { domains: 1, nets: 1 } },
-  "oVirt__ovirt-system-tests__common__init-configs__1_engine_2_hosts.yml": {
-    skip: "Jinja2: `{% for i in range(hostCount) %}` host loop and `{{ env.* }}` variables",
-  },
-  "oVirt__ovirt-system-tests__common__init-configs__1_hosted_engine_2_hosts.yml": {
-    skip: "Jinja2: host loop with `{% if %}/{% elif %}/{% else %}` inside a disk mapping",
-  },
+  "oVirt__ovirt-system-tests__common__init-configs__1_engine_2_hosts.yml": { render: OST, valid: { domains: 3, nets: 3 }, plan: "ok" },
+  "oVirt__ovirt-system-tests__common__init-configs__1_hosted_engine_2_hosts.yml": { render: { template: { vars: { ...OST_VARS, root_disk_path: "" }, env: OST_ENV } }, valid: { domains: 3, nets: 2 }, plan: "ok" },
   "oVirt__ovirt-system-tests__common__init-configs__1_hosted_engine_4.1_2_centos7_hosts.yml@095e47ad": { render: "none", valid: { domains: 4, nets: 1 } },
-  "oVirt__ovirt-system-tests__common__init-configs__1_hosted_engine_4.1_2_centos7_hosts.yml@54540be2": {
-    skip: "Jinja2: host loop, conditional list items and conditional disk paths",
-  },
+  "oVirt__ovirt-system-tests__common__init-configs__1_hosted_engine_4.1_2_centos7_hosts.yml@54540be2": { render: { template: { vars: { ...OST_VARS, root_disk_path: "" }, env: OST_ENV } }, valid: { domains: 4, nets: 2 }, plan: [SSH_ENGINE(3, 18)] },
   "oVirt__ovirt-system-tests__hc-basic-suite-4.1__LagoInitFile.in": { render: "sed", valid: { domains: 4, nets: 1 } },
-  "oVirt__ovirt-system-tests__hc-basic-suite-master__LagoInitFile.in": {
-    skip: "Jinja2: host loop with a conditional disk (`{% if loop.first %}`)",
-  },
+  "oVirt__ovirt-system-tests__hc-basic-suite-master__LagoInitFile.in": { render: OST, valid: { domains: 3, nets: 1 }, plan: [SSH_ENGINE(3, 18)] },
   "oVirt__ovirt-system-tests__image_suite_3.6__init.json.in": {
     render: "sed",
     errors: [BAD_IP(28, 27, "engine", "192,168.200.3")],
   },
-  "oVirt__ovirt-system-tests__performance-suite-master__LagoInitFile.in": {
-    skip: "Jinja2: host loop inside `{% if not env.OST_USE_VDSMFAKE is defined %}`, `range(…|default(hostCount)|int)`",
-  },
-  "oVirt__ovirt-system-tests__tr-suite-master__LagoInitFile.in": {
-    skip: "Jinja2: `{% for %}` host loop",
-  },
+  "oVirt__ovirt-system-tests__performance-suite-master__LagoInitFile.in": { render: OST, valid: { domains: 3, nets: 3 }, plan: "ok" },
+  "oVirt__ovirt-system-tests__tr-suite-master__LagoInitFile.in": { render: OST, valid: { domains: 3, nets: 3 }, plan: "ok" },
   "oVirt__ovirt-system-tests__vdsm_functional__init.json.in": { render: "sed", valid: { domains: 3, nets: 1 } },
 };
 
@@ -119,20 +128,29 @@ function renderSed(text: string): string {
     .replace(/__([A-Z][A-Z0-9_]*?)__/g, (_whole: string, name: string) => name.toLowerCase().replace(/_/g, "-"));
 }
 
-function renderJinja(text: string, values: Record<string, string>): string {
-  assert.ok(!text.includes("{%"), "a template with control blocks is not trivial: skip it instead");
-  return text.replace(/\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}/g, (whole: string, name: string) => {
-    const value = values[name];
-    assert.ok(value !== undefined, `no test value for ${whole}`);
-    return value;
-  });
-}
-
+/** The file's text as lago loads it: sed placeholders replaced here; Jinja2 templates are rendered by lago. */
 function render(text: string, how: Render): string {
-  if (how === "none") return text;
-  const out = how === "sed" ? renderSed(text) : renderJinja(text, how.jinja);
+  if (how !== "sed") return text;
+  const out = renderSed(text);
   assert.doesNotMatch(out, /\{\{|\{%|@[A-Z_]+@|__[A-Z][A-Z0-9_]*__/, "placeholders left after rendering");
   return out;
+}
+
+function loadOptions(how: Render): { env: Record<string, string>; vars?: Record<string, unknown> } {
+  return typeof how === "object" ? { env: how.template.env, vars: how.template.vars } : { env: {} };
+}
+
+/** Plans `spec` against an empty state (templates from an in-memory repository): "ok" or the diagnostics. */
+function planOutcome(spec: ReturnType<typeof parseSpec>): "ok" | string[] {
+  try {
+    const desired = compile({ spec, templates: resolveTemplatesIn(spec, { repo: benchTemplateRepo() }).templates, prior: emptyState(), domainType: "kvm" });
+    const plan = computePlan({ desired, state: emptyState(), observed: undefined, initFileSha256: spec.sha256 });
+    for (const d of spec.domains) assert.ok(plan.resourceChanges.some((c) => c.address === `domain.${d.name}` && c.action === "create"), `no create for domain.${d.name}`);
+    return "ok";
+  } catch (err) {
+    assert.ok(err instanceof ConfigError, String(err));
+    return err.diagnostics.map((d) => `${d.pos.line}:${d.pos.col}: ${d.message}`);
+  }
 }
 
 function corpusFiles(): string[] {
@@ -162,10 +180,11 @@ test("the table's rendering matches each file's template syntax", () => {
     if (!expected) continue;
     const text = readFileSync(path.join(CORPUS, file), "utf8");
     const jinja = /\{%|\{\{/.test(text);
-    if ("skip" in expected) {
-      assert.ok(text.includes("{%"), `${file} is skipped as a Jinja2 template but has no {% … %} block`);
+    if ("skip" in expected) continue;
+    if (typeof expected.render === "object") {
+      assert.ok(jinja, `${file} is rendered as a Jinja2 template but has no {{ … }} or {% … %}`);
     } else if (expected.render === "none") {
-      assert.ok(!jinja, `${file} is Jinja2: render it or skip it`);
+      assert.ok(!jinja, `${file} is Jinja2: render it as a template`);
       assert.ok(!file.endsWith(".in"), `${file} is a .in template: render it with "sed"`);
     } else if (expected.render === "sed") {
       assert.ok(!jinja, `${file} is Jinja2, not sed-style`);
@@ -182,12 +201,16 @@ for (const [file, expected] of Object.entries(TABLE)) {
     const absolute = path.join(CORPUS, file);
     const text = render(readFileSync(absolute, "utf8"), expected.render);
     if ("valid" in expected) {
-      const spec = parseSpec(text, absolute, { env: {} });
+      const spec = parseSpec(text, absolute, loadOptions(expected.render));
       assert.deepEqual({ domains: spec.domains.length, nets: spec.nets.length }, expected.valid);
+      if (typeof expected.render === "object") {
+        assert.ok(spec.template, "a templated file records its render");
+        assert.deepEqual(planOutcome(spec), expected.plan ?? "ok");
+      }
       return;
     }
     assert.throws(
-      () => parseSpec(text, absolute, { env: {} }),
+      () => parseSpec(text, absolute, loadOptions(expected.render)),
       (err: unknown) => {
         assert.ok(err instanceof ConfigError, `expected a ConfigError, got ${String(err)}`);
         for (const d of err.diagnostics) assert.equal(d.pos.file, absolute);

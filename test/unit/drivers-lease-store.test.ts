@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
+import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
@@ -10,7 +10,7 @@ import { LagoError } from "../../src/errors.ts";
 import { FsLeaseStore } from "../../src/drivers/real/lease-store.ts";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
-const MODULE = path.join(ROOT, "src/drivers/real/lease-store.ts");
+const WORKER = path.join(ROOT, "test/helpers/lease-race-worker.ts");
 
 async function tempDir(t: { after: (fn: () => Promise<void>) => void }): Promise<string> {
   const dir = await mkdtemp(path.join(os.tmpdir(), "lago-leases-"));
@@ -127,39 +127,57 @@ test("release removes the lease and the owner file; absent is fine", async (t) =
   assert.equal(existsSync(path.join(dir, "store", "leases.lock")), false);
 });
 
-test("concurrent processes never get the same subnet", async (t) => {
+test("32 processes take leases at the same instant, some killed mid-way: no duplicate subnet, no lock left stuck", { timeout: 300_000 }, async (t) => {
   const dir = await tempDir(t);
   const store = path.join(dir, "store");
-  const N = 8;
-  const startAt = Date.now() + 2500;
-  const script = `
-    import { FsLeaseStore } from ${JSON.stringify(MODULE)};
-    const [storeDir, owner, at] = process.argv.slice(1);
-    const s = new FsLeaseStore(storeDir, { first: 200, last: 255 });
-    await new Promise((r) => setTimeout(r, Math.max(0, Number(at) - Date.now())));
-    const subnet = await s.acquire(owner, undefined);
-    process.stdout.write(subnet);
-  `;
-  const run = (i: number): Promise<string> =>
-    new Promise((resolve, reject) => {
-      execFile(
-        process.execPath,
-        ["--import", "tsx", "--input-type=module", "-e", script, store, path.join(dir, `env${i}`, "uuid"), String(startAt)],
-        { cwd: ROOT, timeout: 60_000 },
-        (err, stdout, stderr) => (err ? reject(new Error(`child ${i}: ${err.message}\n${stderr}`)) : resolve(stdout.trim())),
-      );
-    });
-  const subnets = await Promise.all(Array.from({ length: N }, (_, i) => run(i)));
-  assert.equal(new Set(subnets).size, N, `duplicate subnets: ${subnets.join(", ")}`);
-  assert.deepEqual(
-    [...subnets].sort(),
-    Array.from({ length: N }, (_, i) => `192.168.${200 + i}.0`),
-  );
-  const files = await leaseFiles(store);
-  assert.equal(files.length, N);
-  for (let i = 0; i < N; i++) {
-    const owner = path.join(dir, `env${i}`, "uuid");
-    const lease = JSON.parse(await readFile(path.join(store, `${subnets[i]?.split(".")[2]}.lease`), "utf8")) as unknown;
-    assert.deepEqual(lease, [owner, await readFile(owner, "utf8")]);
+  const go = path.join(dir, "go");
+  const N = 32;
+  const owners = Array.from({ length: N }, (_, i) => path.join(dir, `env${i}`, "leases", "default.uuid"));
+  const children = owners.map((owner) => spawn(process.execPath, ["--import", "tsx", WORKER, store, owner, go], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] }));
+  const outputs = children.map((child) => {
+    let out = "";
+    let err = "";
+    child.stdout?.setEncoding("utf8").on("data", (d: string) => (out += d));
+    child.stderr?.setEncoding("utf8").on("data", (d: string) => (err += d));
+    return {
+      ready: new Promise<void>((resolve, reject) => {
+        const check = (): void => {
+          if (out.startsWith("ready\n")) resolve();
+        };
+        child.stdout?.on("data", check);
+        child.on("exit", () => reject(new Error(`a worker exited before it was ready: ${err}`)));
+      }),
+      exit: new Promise<{ code: number | null; out: string; err: string }>((resolve) => child.on("exit", (code) => resolve({ code, out, err }))),
+    };
+  });
+  await Promise.all(outputs.map((o) => o.ready));
+  await writeFile(go, "");
+  // Kill a quarter of them within the first milliseconds: before, inside or after the lock.
+  const victims = new Set<number>();
+  while (victims.size < N / 4) victims.add(Math.floor(Math.random() * N));
+  for (const v of victims) setTimeout(() => children[v]?.kill("SIGKILL"), Math.random() * 40);
+  const results = await Promise.all(outputs.map((o) => o.exit));
+
+  const subnets = new Map<number, string>();
+  results.forEach((r, i) => {
+    if (r.code === 0) subnets.set(i, r.out.split("\n")[1] ?? "");
+    else assert.ok(victims.has(i), `worker ${i} failed (${r.code}): ${r.err}`);
+  });
+  t.diagnostic(`${subnets.size} took a lease, ${N - subnets.size} were killed first`);
+  assert.ok(subnets.size >= N - N / 4);
+  assert.equal(new Set(subnets.values()).size, subnets.size, `duplicate subnets: ${[...subnets.values()].join(", ")}`);
+  // Each survivor's subnet is leased to it, with its uuid, and every lease names a distinct owner.
+  for (const [i, subnet] of subnets) {
+    const owner = owners[i] ?? "";
+    assert.deepEqual(JSON.parse(await readFile(path.join(store, `${subnet.split(".")[2]}.lease`), "utf8")), [owner, await readFile(owner, "utf8")]);
   }
+  const leased = await Promise.all((await leaseFiles(store)).map(async (f) => JSON.parse(await readFile(path.join(store, f), "utf8")) as [string, string]));
+  assert.equal(new Set(leased.map((l) => l[0])).size, leased.length);
+  for (const [owner] of leased) assert.ok(owners.includes(owner));
+  // No lock stuck beyond its stale timeout: free, or held by a killed process and taken over at once.
+  const after = new FsLeaseStore(store, { first: 200, last: 255 });
+  after.lockWaitMs = after.lockStaleMs;
+  const extra = await after.acquire(path.join(dir, "late", "default.uuid"), undefined);
+  assert.ok(!new Set(subnets.values()).has(extra));
+  assert.deepEqual((await readdir(store)).filter((n) => !n.endsWith(".lease")), []);
 });

@@ -95,3 +95,43 @@ test("info is undefined for a missing file; remove tolerates absence", async (t)
   assert.equal(existsSync(disk), false);
   await assert.rejects(img.resize(disk, "qcow2", 2 * MiB), { code: "IMAGE_MISSING" });
 });
+
+test("the in-process header reader agrees with `qemu-img info` on every kind of image lago makes or reads", async (t) => {
+  const dir = await tempDir(t);
+  const { execFileSync } = await import("node:child_process");
+  const { readImageHead } = await import("../../src/drivers/real/qcow2-header.ts");
+  const qemu = (file: string) => {
+    const doc = JSON.parse(execFileSync("qemu-img", ["info", "--output=json", "-U", file], { encoding: "utf8" }));
+    return { format: doc.format, virtualSize: doc["virtual-size"], backingFile: doc["full-backing-filename"] ?? doc["backing-filename"], backingFormat: doc["backing-filename-format"] };
+  };
+  const make = (...args: string[]) => execFileSync("qemu-img", ["create", "-q", ...args]);
+  const base = path.join(dir, "base.qcow2");
+  make("-f", "qcow2", base, String(8 * MiB));
+  const cases: [string, boolean][] = [[base, false]];
+  const v2 = path.join(dir, "v2.qcow2");
+  make("-f", "qcow2", "-o", "compat=0.10", v2, "3M");
+  cases.push([v2, false]);
+  const overlay = path.join(dir, "a dir", "overlay.qcow2");
+  await (await import("node:fs/promises")).mkdir(path.dirname(overlay));
+  make("-f", "qcow2", "-b", base, "-F", "qcow2", overlay, String(16 * MiB));
+  cases.push([overlay, false]);
+  const rawBase = path.join(dir, "base.raw");
+  make("-f", "raw", rawBase, "5M");
+  cases.push([rawBase, true]);
+  const onRaw = path.join(dir, "on-raw.qcow2");
+  make("-f", "qcow2", "-b", rawBase, "-F", "raw", onRaw);
+  cases.push([onRaw, false]);
+  for (const [file, expectRaw] of cases) {
+    const head = await readImageHead(file, expectRaw);
+    assert.equal(head.exists, true);
+    assert.deepEqual(head.info, qemu(file), file);
+  }
+  // A format lago does not make itself is left to qemu-img, whatever the caller expects.
+  const vmdk = path.join(dir, "x.vmdk");
+  make("-f", "vmdk", vmdk, "1M");
+  assert.equal((await readImageHead(vmdk, true)).info, undefined);
+  assert.equal((await new QemuImg().info(vmdk, { expectFormat: "raw" }))?.format, "vmdk");
+  // A raw file is only called raw when lago made it raw.
+  assert.equal((await readImageHead(rawBase, false)).info, undefined);
+  assert.deepEqual(await readImageHead(path.join(dir, "absent"), true), { exists: false, info: undefined });
+});

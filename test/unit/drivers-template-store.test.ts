@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { execFile, execFileSync } from "node:child_process";
+import { execFile, execFileSync, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
 import { mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from "node:fs/promises";
@@ -186,14 +186,16 @@ test("two processes needing the same template cause one download", async (t) => 
   await writeFile(file, data);
   await writeFile(`${file}.hash`, sha1(data));
   const log = path.join(dir, "progress.log");
-  const startAt = Date.now() + 2500;
+  const go = path.join(dir, "go");
+  // Both start at the same instant once both are loaded (a fixed start time is missed on a busy machine).
   const script = `
-    import { appendFileSync } from "node:fs";
+    import { appendFileSync, existsSync, writeFileSync } from "node:fs";
     import { FsTemplateStore } from ${JSON.stringify(STORE_MODULE)};
     import { QemuImg } from ${JSON.stringify(QEMU_MODULE)};
-    const [storeDir, root, user, log, at] = process.argv.slice(1);
+    const [storeDir, root, user, log, go] = process.argv.slice(1);
     const store = new FsTemplateStore(storeDir, new QemuImg());
-    await new Promise((r) => setTimeout(r, Math.max(0, Number(at) - Date.now())));
+    writeFileSync(go + "." + process.pid, "");
+    while (!existsSync(go)) await new Promise((r) => setTimeout(r, 1));
     const ref = { repo: "r", name: "big", version: "v1", handle: "big.raw", source: { type: "file", location: root } };
     const stored = await store.ensure(ref, user, { progress: (m) => appendFileSync(log, user + " " + m + "\\n") });
     process.stdout.write(JSON.stringify(stored));
@@ -202,12 +204,15 @@ test("two processes needing the same template cause one download", async (t) => 
     new Promise((resolve, reject) => {
       execFile(
         process.execPath,
-        ["--import", "tsx", "--input-type=module", "-e", script, storeDir, root, user, log, String(startAt)],
+        ["--import", "tsx", "--input-type=module", "-e", script, storeDir, root, user, log, go],
         { cwd: ROOT, timeout: 120_000 },
         (err, stdout, stderr) => (err ? reject(new Error(`${user}: ${err.message}\n${stderr}`)) : resolve(stdout)),
       );
     });
-  const [a, b] = await Promise.all([run("/envs/p1"), run("/envs/p2")]);
+  const both = Promise.all([run("/envs/p1"), run("/envs/p2")]);
+  while ((await readdir(dir)).filter((n) => n.startsWith("go.")).length < 2) await new Promise((r) => setTimeout(r, 10));
+  await writeFile(go, "");
+  const [a, b] = await both;
   const expected = { path: path.join(storeDir, "r:big:v1"), format: "raw", sha1: sha1(data) };
   assert.deepEqual(JSON.parse(a ?? ""), expected);
   assert.deepEqual(JSON.parse(b ?? ""), expected);
@@ -217,6 +222,72 @@ test("two processes needing the same template cause one download", async (t) => 
   const users = JSON.parse(await readFile(path.join(storeDir, "r:big:v1.users"), "utf8")) as { users: Record<string, string> };
   assert.deepEqual(Object.keys(users.users), ["/envs/p1", "/envs/p2"]);
   assert.equal(existsSync(path.join(storeDir, "r:big:v1.tmp")), false);
+});
+
+test("a downloader SIGKILLed mid-download: the process waiting for it takes the lock over at once and downloads", { timeout: 120_000 }, async (t) => {
+  const dir = await tempDir(t);
+  const storeDir = path.join(dir, "store");
+  const data = Buffer.alloc(4 * 1024 * 1024, 5);
+  // The first download stalls half-way (its downloader is killed there); later ones are served whole.
+  let imageRequests = 0;
+  const server = createServer((req, res) => {
+    const url = decodeURIComponent(req.url ?? "/");
+    if (url === "/slow.raw.hash") return void res.end(sha1(data));
+    if (url !== "/slow.raw") {
+      res.writeHead(404);
+      return void res.end();
+    }
+    res.writeHead(200, { "content-length": String(data.length) });
+    if (imageRequests++ > 0) return void res.end(data);
+    res.write(data.subarray(0, data.length / 2));
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  t.after(() => {
+    server.closeAllConnections();
+    server.close();
+  });
+  const baseurl = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
+  const log = path.join(dir, "progress.log");
+  // A stale timeout of an hour: only the dead PID can explain a prompt takeover.
+  const script = `
+    import { appendFileSync } from "node:fs";
+    import { FsTemplateStore } from ${JSON.stringify(STORE_MODULE)};
+    import { QemuImg } from ${JSON.stringify(QEMU_MODULE)};
+    const [storeDir, baseurl, user, log] = process.argv.slice(1);
+    const store = new FsTemplateStore(storeDir, new QemuImg(), { lockStaleMs: 3_600_000 });
+    const ref = { repo: "web", name: "slow", version: "v1", handle: "slow.raw", source: { type: "http", location: baseurl } };
+    const stored = await store.ensure(ref, user, { progress: (m) => appendFileSync(log, user + " " + m + "\\n") });
+    process.stdout.write(JSON.stringify(stored));
+  `;
+  const start = (user: string) => {
+    const child = spawn(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script, storeDir, baseurl, user, log], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    let err = "";
+    child.stdout?.setEncoding("utf8").on("data", (d: string) => (out += d));
+    child.stderr?.setEncoding("utf8").on("data", (d: string) => (err += d));
+    return { child, stderr: () => err, done: new Promise<{ code: number | null; out: string; err: string }>((resolve) => child.on("exit", (code) => resolve({ code, out, err }))) };
+  };
+  const lines = async (): Promise<string[]> => (existsSync(log) ? (await readFile(log, "utf8")).trim().split("\n") : []);
+  const waitFor = async (prefix: string, who: { stderr: () => string }): Promise<void> => {
+    const end = Date.now() + 60_000;
+    while (!(await lines()).some((l) => l.startsWith(prefix))) {
+      if (Date.now() > end) assert.fail(`no "${prefix}" in:\n${(await lines()).join("\n")}\n${who.stderr()}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  };
+  const first = start("/envs/first");
+  await waitFor("/envs/first downloading web:slow:v1: ", first);
+  const second = start("/envs/second");
+  await waitFor("/envs/second waiting for another process", second);
+  first.child.kill("SIGKILL");
+  await first.done;
+  const r = await second.done;
+  assert.equal(r.code, 0, r.err);
+  assert.deepEqual(JSON.parse(r.out), { path: path.join(storeDir, "web:slow:v1"), format: "raw", sha1: sha1(data) });
+  assert.ok((await lines()).some((l) => l.startsWith("/envs/second downloading web:slow:v1 from ")));
+  const users = JSON.parse(await readFile(path.join(storeDir, "web:slow:v1.users"), "utf8")) as { users: Record<string, string> };
+  assert.deepEqual(Object.keys(users.users), ["/envs/second"]);
+  assert.deepEqual((await readdir(storeDir)).sort(), ["web:slow:v1", "web:slow:v1.hash", "web:slow:v1.metadata", "web:slow:v1.size", "web:slow:v1.users"]);
 });
 
 test("http source: .xz is fetched and decompressed while streaming; a 404 on .xz falls back to the plain file", async (t) => {

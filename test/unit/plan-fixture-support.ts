@@ -59,7 +59,8 @@ export function fixtureTemplates(spec: EnvSpec): Map<string, TemplateResolution>
 
 export function listFixtures(): string[] {
   return readdirSync(FIXTURES_DIR, { withFileTypes: true })
-    .filter((e) => e.isDirectory() && /^\d{3}-/.test(e.name))
+    // Folders with a sequence.json are edit sequences, replayed by test/engine/properties-fixtures.test.ts.
+    .filter((e) => e.isDirectory() && /^\d{3}-/.test(e.name) && !existsSync(path.join(FIXTURES_DIR, e.name, "sequence.json")))
     .map((e) => e.name)
     .sort();
 }

@@ -1,7 +1,10 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import os from "node:os";
 import path from "node:path";
+import type { SavedPlan } from "../../src/engine/session.ts";
+import { readSavedPlan, writeSavedPlan } from "../../src/plan/saved-plan.ts";
 import { Ajv2020 } from "ajv/dist/2020.js";
 import { planToJson } from "../../src/plan/json.ts";
 import { FIXTURES_DIR, fixturePriorState, listFixtures, planFixture } from "./plan-fixture-support.ts";
@@ -65,3 +68,19 @@ test("the live JSON plan of every fixture validates (not only the snapshots)", (
     assert.equal(validate(plan), true, `${folder}: ${ajv.errorsText(validate.errors)}`);
   }
 });
+
+for (const folder of listFixtures()) {
+  test(`${folder}: a saved plan file validates against $defs/savedPlan and reads back exactly`, () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), "lago-saved-plan-"));
+    try {
+      const plan = planFixture(folder, fixturePriorState(folder));
+      const file = path.join(dir, "p.plan");
+      const saved: SavedPlan = { kind: "lago-plan", formatVersion: 1, env: "default", workdir: "/srv/env/.lago", initFile: "/srv/env/LagoInitFile", restart: false, plan };
+      writeSavedPlan(file, saved);
+      assert.equal(statSync(file).mode & 0o777, 0o600);
+      assert.deepEqual(readSavedPlan(file), JSON.parse(JSON.stringify(saved)));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+}

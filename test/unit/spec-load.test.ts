@@ -156,11 +156,11 @@ test("parseSpec normalizes a small file: defaults, aliases, merge keys, $VARS, s
               {
                 builder: "virt-customize",
                 options: [
-                  { option: "ssh-inject", arg: undefined },
-                  { option: "touch", arg: "/root/a" },
-                  { option: "touch", arg: "/root/b" },
-                  { option: "selinux-relabel", arg: undefined },
-                  { option: "memsize", arg: "1024" },
+                  { option: "ssh-inject", arg: undefined, hostPaths: [] },
+                  { option: "touch", arg: "/root/a", hostPaths: [] },
+                  { option: "touch", arg: "/root/b", hostPaths: [] },
+                  { option: "selinux-relabel", arg: undefined, hostPaths: [] },
+                  { option: "memsize", arg: "1024", hostPaths: [] },
                 ],
               },
             ],

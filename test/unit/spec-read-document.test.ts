@@ -105,6 +105,6 @@ test("an alias bomb is cut short with one diagnostic and no value", () => {
   const r = readDocument(`${rows.join("\n")}\n`, FILE);
   assert.equal(r.value, undefined);
   assert.deepEqual(r.diagnostics.map(formatDiagnostic), [
-    `${FILE}:1:32: aliases expand to more than 200000 values; the file is too large to be an init file`,
+    `${FILE}:1:14: aliases and merge keys expand this file to more than 100272 values, the most a file of 272 bytes may hold (100000 + 1 per byte)`,
   ]);
 });

@@ -21,7 +21,7 @@
  * own rewrites for drift. Restarting a network drops the link of every
  * interface attached to it until the interface is re-attached, as libvirt does.
  */
-import { existsSync, readFileSync, rmSync, statSync } from "node:fs";
+import { closeSync, existsSync, openSync, readFileSync, readSync, rmSync, statSync } from "node:fs";
 import { CommandError } from "../../errors.ts";
 import { writeFileAtomic } from "../../util/fs-atomic.ts";
 import type {
@@ -84,6 +84,17 @@ export interface FakeWorldOptions {
   data?: WorldData | undefined;
 }
 
+/** The first bytes of a file (where a fake image names its backing file), without reading all of it. */
+function readHead(file: string): string {
+  const fd = openSync(file, "r");
+  try {
+    const buf = Buffer.alloc(64);
+    return buf.subarray(0, readSync(fd, buf, 0, 64, 0)).toString("latin1");
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /** A MAC as the world reports it back: libvirt's own spelling may differ from what lago wrote. */
 const rewriteMac = (mac: string): string => mac.toUpperCase();
 
@@ -101,6 +112,9 @@ export class FakeWorld {
   private memory: WorldData | undefined;
   private count = 0;
   private dead = false;
+  /** Running domains by live MAC (zero latency: no scan per SSH call); rebuilt when the world is replaced. */
+  private macs: { data: WorldData; byMac: Map<string, Set<string>>; ofDomain: Map<string, string[]> } | undefined;
+  private readonly touched = new Set<string>();
 
   /** `file`: the JSON file the world lives in; undefined: in memory. */
   constructor(
@@ -120,6 +134,30 @@ export class FakeWorld {
     if (this.memory) return this.memory;
     if (!this.file || !existsSync(this.file)) return emptyWorld();
     return JSON.parse(readFileSync(this.file, "utf8")) as WorldData;
+  }
+
+  /** Note that a domain's definition or run state may have changed (for the MAC index). */
+  touch(domain: string): void {
+    this.touched.add(domain);
+  }
+
+  /** Names of the running domains with a live interface of this MAC. */
+  domainsWithMac(d: WorldData, mac: string): string[] {
+    if (!this.macs || this.macs.data !== d || !this.memory) {
+      this.macs = { data: d, byMac: new Map(), ofDomain: new Map() };
+      this.touched.clear();
+      for (const name of Object.keys(d.domains)) this.touched.add(name);
+    }
+    const { byMac, ofDomain } = this.macs;
+    for (const name of this.touched) {
+      for (const m of ofDomain.get(name) ?? []) byMac.get(m)?.delete(name);
+      const dom = d.domains[name];
+      const now = dom?.running ? (dom.live?.nics ?? []).map((n) => n.mac.toLowerCase()) : [];
+      ofDomain.set(name, now);
+      for (const m of now) byMac.set(m, (byMac.get(m) ?? new Set()).add(name));
+    }
+    this.touched.clear();
+    return [...(byMac.get(mac) ?? [])];
   }
 
   /** Replace the world (tests simulate changes made outside lago this way). */
@@ -185,11 +223,19 @@ function missing(what: string, name: string): never {
   throw new CommandError(["fake", what, name], 1, `error: failed to get ${what} '${name}'`);
 }
 
+/** What libvirt reports for a `cpu_custom` CPU: its `@mode` (default custom) and the model's text, written as a string or as `#text`. */
+function customCpuView(custom: Record<string, unknown>): { mode: string; model: string | undefined } {
+  const model = custom.model;
+  const text = typeof model === "string" ? model : model && typeof model === "object" && typeof (model as Record<string, unknown>)["#text"] === "string" ? String((model as Record<string, unknown>)["#text"]) : undefined;
+  return { mode: typeof custom["@mode"] === "string" ? custom["@mode"] : "custom", model: text };
+}
+
 function view(def: DomainDef): DomainView {
   return {
     memoryMiB: def.memoryMiB,
     vcpu: def.vcpu,
-    cpu: def.cpu.mode === "model" ? { mode: "custom", model: def.cpu.model } : def.cpu.mode === "custom" ? { mode: "custom", model: typeof def.cpu.custom.model === "string" ? def.cpu.custom.model : undefined } : def.type === "kvm" ? { mode: "host-passthrough", model: undefined } : { mode: "none", model: undefined },
+    // libvirt's rewrite of a TCG domain defined without a CPU: its default model, `qemu64`.
+    cpu: def.cpu.mode === "model" ? { mode: "custom", model: def.cpu.model } : def.cpu.mode === "custom" ? customCpuView(def.cpu.custom) : def.type === "kvm" ? { mode: "host-passthrough", model: undefined } : { mode: "custom", model: "qemu64" },
     // libvirt lists devices in its own order and spells MACs its own way.
     nics: [...def.nics].reverse().map((n) => ({ mac: rewriteMac(n.mac), network: n.network, mtu: n.mtu })),
     disks: [...def.disks].reverse().map((d) => ({ dev: d.dev, path: d.path, format: d.format, bus: d.bus, device: d.device })),
@@ -245,6 +291,7 @@ class FakeLibvirt implements LibvirtDriver {
 
   defineDomain(def: DomainDef, opts?: CallOptions): Promise<void> {
     return this.w.call("defineDomain", def.name, opts, (d) => {
+      this.w.touch(def.name);
       for (const disk of def.disks) if (!d.images[disk.path] && !existsSync(disk.path)) throw new CommandError(["fake", "define", def.name], 1, `Cannot access storage file '${disk.path}'`);
       for (const nic of def.nics) if (!d.networks[nic.network]) missing("network", nic.network);
       const existing = d.domains[def.name];
@@ -254,6 +301,7 @@ class FakeLibvirt implements LibvirtDriver {
 
   startDomain(name: string, opts?: CallOptions): Promise<void> {
     return this.w.call("startDomain", name, opts, (d) => {
+      this.w.touch(name);
       const dom = d.domains[name] ?? missing("domain", name);
       if (dom.running) return;
       for (const nic of dom.def.nics) if (!d.networks[nic.network]?.active) throw new CommandError(["fake", "start", name], 1, `network '${nic.network}' is not active`);
@@ -268,6 +316,7 @@ class FakeLibvirt implements LibvirtDriver {
 
   stopDomain(name: string, _timeoutMs: number, opts?: CallOptions): Promise<void> {
     return this.w.call("stopDomain", name, opts, (d) => {
+      this.w.touch(name);
       const dom = d.domains[name] ?? missing("domain", name);
       dom.running = false;
       dom.id = null;
@@ -278,12 +327,14 @@ class FakeLibvirt implements LibvirtDriver {
 
   deleteDomain(name: string, opts?: CallOptions): Promise<void> {
     return this.w.call("deleteDomain", name, opts, (d) => {
+      this.w.touch(name);
       delete d.domains[name];
     });
   }
 
   attachNic(domain: string, nic: DomainNicDef, opts?: CallOptions): Promise<void> {
     return this.w.call("attachNic", `${domain} ${nic.mac}`, opts, (d) => {
+      this.w.touch(domain);
       const dom = d.domains[domain] ?? missing("domain", domain);
       const net = d.networks[nic.network] ?? missing("network", nic.network);
       const same = (n: DomainNicDef): boolean => n.mac.toLowerCase() === nic.mac.toLowerCase();
@@ -298,6 +349,7 @@ class FakeLibvirt implements LibvirtDriver {
 
   detachNic(domain: string, mac: string, opts?: CallOptions): Promise<void> {
     return this.w.call("detachNic", `${domain} ${mac}`, opts, (d) => {
+      this.w.touch(domain);
       const dom = d.domains[domain] ?? missing("domain", domain);
       const other = (n: DomainNicDef): boolean => n.mac.toLowerCase() !== mac.toLowerCase();
       dom.def = { ...dom.def, nics: dom.def.nics.filter(other) };
@@ -308,6 +360,7 @@ class FakeLibvirt implements LibvirtDriver {
 
   attachDisk(domain: string, disk: DomainDiskDef, opts?: CallOptions): Promise<void> {
     return this.w.call("attachDisk", `${domain} ${disk.dev}`, opts, (d) => {
+      this.w.touch(domain);
       const dom = d.domains[domain] ?? missing("domain", domain);
       if (!d.images[disk.path] && !existsSync(disk.path)) throw new CommandError(["fake", "attach-disk"], 1, `Cannot access storage file '${disk.path}'`);
       if (!dom.def.disks.some((x) => x.dev === disk.dev)) dom.def = { ...dom.def, disks: [...dom.def.disks, disk] };
@@ -317,6 +370,7 @@ class FakeLibvirt implements LibvirtDriver {
 
   detachDisk(domain: string, dev: string, opts?: CallOptions): Promise<void> {
     return this.w.call("detachDisk", `${domain} ${dev}`, opts, (d) => {
+      this.w.touch(domain);
       const dom = d.domains[domain] ?? missing("domain", domain);
       dom.def = { ...dom.def, disks: dom.def.disks.filter((x) => x.dev !== dev) };
       if (dom.live) dom.live = { ...dom.live, disks: dom.live.disks.filter((x) => x.dev !== dev) };
@@ -447,7 +501,7 @@ class FakeImages implements ImageDriver {
       const known = d.images[path];
       if (known) return { ...known };
       if (existsSync(path)) {
-        const head = readFileSync(path).subarray(0, 64).toString("latin1");
+        const head = readHead(path);
         const backing = /BACKING=(\S+)/.exec(head)?.[1];
         return { format: "qcow2", virtualSize: statSync(path).size, backingFile: backing, backingFormat: backing ? "raw" : undefined };
       }
@@ -496,7 +550,10 @@ class FakeSsh implements SshDriver {
 
   private find(d: WorldData, host: string): string | undefined {
     const mac = macOf(host);
-    return Object.entries(d.domains).find(([, dom]) => dom.running && dom.live?.nics.some((n) => n.mac.toLowerCase() === mac && linked(d, dom, n)))?.[0];
+    return this.w.domainsWithMac(d, mac).find((name) => {
+      const dom = d.domains[name];
+      return !!dom?.live?.nics.some((n) => n.mac.toLowerCase() === mac && linked(d, dom, n));
+    });
   }
 
   waitReady(target: SshTarget, _timeoutMs: number, opts?: CallOptions): Promise<string> {

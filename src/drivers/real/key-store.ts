@@ -27,6 +27,26 @@ async function readText(file: string): Promise<string | undefined> {
   }
 }
 
+/** A pair whose two halves parse as ed25519 keys of one another. */
+function validPair(privateText: string, publicText: string): boolean {
+  const priv = ssh2.utils.parseKey(privateText);
+  const pub = ssh2.utils.parseKey(publicText.trim());
+  if (priv instanceof Error || pub instanceof Error) return false;
+  return priv.type === "ssh-ed25519" && priv.isPrivateKey() && pub.type === "ssh-ed25519" && priv.getPublicSSH().equals(pub.getPublicSSH());
+}
+
+/**
+ * A new ed25519 pair. ssh2 strips leading zero bytes from the public key it
+ * encodes (mscdex/ssh2#1390): about one pair in 256 is malformed, and `read`
+ * would reject it, so that every run made a new key. Generate until it parses.
+ */
+function generatePair(): { private: string; public: string } {
+  for (;;) {
+    const pair = ssh2.utils.generateKeyPairSync("ed25519", { comment: "lago" });
+    if (validPair(pair.private, pair.public)) return pair;
+  }
+}
+
 export class FsKeyStore implements KeyStoreDriver {
   /**
    * The pair in `dir` if both files are there, parse, are ed25519, and the
@@ -37,11 +57,7 @@ export class FsKeyStore implements KeyStoreDriver {
     const publicKeyPath = path.join(dir, PUBLIC);
     const [priv, pub] = await Promise.all([readText(privateKeyPath), readText(publicKeyPath)]);
     if (priv === undefined || pub === undefined) return undefined;
-    const privKey = ssh2.utils.parseKey(priv);
-    const pubKey = ssh2.utils.parseKey(pub.trim());
-    if (privKey instanceof Error || pubKey instanceof Error) return undefined;
-    if (privKey.type !== "ssh-ed25519" || !privKey.isPrivateKey() || pubKey.type !== "ssh-ed25519") return undefined;
-    if (!privKey.getPublicSSH().equals(pubKey.getPublicSSH())) return undefined;
+    if (!validPair(priv, pub)) return undefined;
     return { publicKey: pub.trim(), privateKeyPath, publicKeyPath };
   }
 
@@ -59,7 +75,7 @@ export class FsKeyStore implements KeyStoreDriver {
       }
       return existing;
     }
-    const pair = ssh2.utils.generateKeyPairSync("ed25519", { comment: "lago" });
+    const pair = generatePair();
     const privateKeyPath = path.join(dir, PRIVATE);
     const publicKeyPath = path.join(dir, PUBLIC);
     const publicKey = pair.public.trim();

@@ -4,16 +4,21 @@
  * `[uuidPath, uuid]` — the owner's uuid file and the 32-hex uuid it held when
  * it took the lease. A lease is stale (free to take) when that file no longer
  * exists or holds another uuid. Every change happens under the store lock
- * `<dir>/leases.lock`, the same path Lago's lock uses, made with mkdir.
+ * `<dir>/leases.lock` ({@link acquireDirLock}: a killed holder's lock is taken
+ * over at once, a live holder's never).
+ *
+ * Lago itself (since 0.46) serialises with flock(2) on `<dir>/subnet-lease.lock`,
+ * which Node cannot take without a native addon: lago and Lago share the lease
+ * files and their staleness rule, but one lago and one Lago acquiring at the
+ * very same moment are not serialised against each other.
  */
 import { randomBytes } from "node:crypto";
 import { mkdir, readFile, readdir, rm } from "node:fs/promises";
 import path from "node:path";
-import lockfile from "proper-lockfile";
 import { LagoError, LockError, errorMessage } from "../../errors.ts";
+import { LockBusyError, acquireDirLock, describeHolder } from "../../util/dir-lock.ts";
 import { writeFileAtomic } from "../../util/fs-atomic.ts";
 import type { CallOptions, LeaseStoreDriver } from "../types.ts";
-import { sleep } from "../../util/sleep.ts";
 
 export interface LeaseRange {
   /** Lowest third octet handed out (Lago's default: 200). */
@@ -31,6 +36,8 @@ interface Lease {
 
 const LOCK_NAME = "leases.lock";
 const LEASE_FILE = /^(\d{1,3})\.lease$/;
+/** Temp files of writeFileAtomic: `.<name>.<pid>.<rand>.tmp`. */
+const TEMP_FILE = /^\.\d{1,3}\.lease\.\d+\.[0-9a-f]+\.tmp$/;
 
 async function readText(file: string): Promise<string | undefined> {
   try {
@@ -60,6 +67,8 @@ export class FsLeaseStore implements LeaseStoreDriver {
   readonly range: LeaseRange;
   /** How long to wait for the store lock before giving up. */
   lockWaitMs = 60_000;
+  /** A holder whose liveness cannot be checked (another host or PID namespace) is dead after this long without a heartbeat. */
+  lockStaleMs = 15_000;
 
   constructor(dir: string, range: LeaseRange) {
     if (!Number.isInteger(range.first) || !Number.isInteger(range.last) || range.first < 0 || range.last > 255 || range.first > range.last) {
@@ -135,13 +144,26 @@ export class FsLeaseStore implements LeaseStoreDriver {
 
   /** The subnet leased by `owner` (a live lease with its current uuid), if any. Lock-free: lease files are replaced atomically. */
   async find(owner: string): Promise<string | undefined> {
-    const ownerPath = path.resolve(owner);
-    const uuid = await readText(ownerPath);
-    if (uuid === undefined) return undefined;
-    for (const lease of await this.readLeases()) {
-      if (lease.uuidPath === ownerPath && lease.uuid === uuid) return `192.168.${lease.octet}.0`;
-    }
-    return undefined;
+    return (await this.snapshot()).find(owner);
+  }
+
+  /**
+   * The store read once (lock-free): `find` then costs one read of the
+   * owner's uuid file, not a read of every lease (a refresh asks for each
+   * of an environment's leases).
+   */
+  async snapshot(): Promise<{ find(owner: string): Promise<string | undefined> }> {
+    const leases = await this.readLeases();
+    return {
+      async find(owner: string): Promise<string | undefined> {
+        const ownerPath = path.resolve(owner);
+        const mine = leases.filter((l) => l.uuidPath === ownerPath);
+        if (!mine.length) return undefined;
+        const uuid = await readText(ownerPath);
+        const lease = uuid === undefined ? undefined : mine.find((l) => l.uuid === uuid);
+        return lease ? `192.168.${lease.octet}.0` : undefined;
+      },
+    };
   }
 
   /** Remove every lease naming `owner` and the owner's uuid file; absent is fine. */
@@ -213,39 +235,41 @@ export class FsLeaseStore implements LeaseStoreDriver {
     } catch (err) {
       throw new LagoError("SUBNET_STORE", `cannot create the subnet lease store ${this.dir}: ${errorMessage(err)}`, { cause: err });
     }
-    let compromised: Error | undefined;
-    const deadline = Date.now() + this.lockWaitMs;
-    let unlock: (() => Promise<void>) | undefined;
-    for (;;) {
-      try {
-        unlock = await lockfile.lock(this.dir, {
-          lockfilePath: path.join(this.dir, LOCK_NAME),
-          stale: 15_000,
-          update: 5_000,
-          retries: 0,
-          onCompromised: (err) => {
-            compromised = err;
-          },
+    const lockPath = path.join(this.dir, LOCK_NAME);
+    let lock;
+    try {
+      lock = await acquireDirLock(lockPath, {
+        command: "lago (subnet lease)",
+        timeoutMs: this.lockWaitMs,
+        staleMs: this.lockStaleMs,
+        retryMinMs: 5,
+        retryMaxMs: 100,
+        mode: 0o755,
+        signal: opts.signal,
+      });
+    } catch (err) {
+      if (err instanceof LockBusyError) {
+        throw new LockError(`the subnet lease store ${this.dir} is locked by ${describeHolder(err.holder)}; gave up after ${Math.round(this.lockWaitMs / 1000)}s`, {
+          hint: "wait for that process to finish (the lock of a process that died is taken over without waiting)",
         });
-        break;
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== "ELOCKED") {
-          throw new LockError(`cannot lock the subnet lease store ${this.dir}: ${errorMessage(err)}`, { cause: err });
-        }
-        if (Date.now() >= deadline) {
-          throw new LockError(`the subnet lease store ${this.dir} is locked by another process (${path.join(this.dir, LOCK_NAME)}); gave up after ${this.lockWaitMs / 1000}s`, {
-            hint: "if no lago process is running, remove the lock directory",
-          });
-        }
-        await sleep(20 + Math.floor(Math.random() * 60), opts.signal, "waiting for the subnet store lock");
       }
+      throw err;
     }
     try {
+      await this.sweepTemps();
       const result = await fn();
-      if (compromised) throw new LockError(`lost the subnet lease store lock ${this.dir}: ${compromised.message}`, { cause: compromised });
+      const lost = lock.lost();
+      if (lost) throw new LockError(`lost the subnet lease store lock ${this.dir}: ${lost.message}`, { cause: lost });
       return result;
     } finally {
-      await unlock().catch(() => undefined);
+      await lock.release();
+    }
+  }
+
+  /** Under the lock: temp files of lease writes by processes killed mid-write. */
+  private async sweepTemps(): Promise<void> {
+    for (const name of await readdir(this.dir)) {
+      if (TEMP_FILE.test(name)) await rm(path.join(this.dir, name), { force: true });
     }
   }
 }

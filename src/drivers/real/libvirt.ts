@@ -12,6 +12,7 @@ import { withVirshSession } from "./virsh-session.ts";
 import { run } from "./exec.ts";
 import { dhcpHostXml, diskXml, dnsHostXml, domainXml, networkXml, nicXml, parseDomainXml, parseNetworkXml, rangeXml, withMetadata } from "./libvirt-xml.ts";
 import { renderXml } from "../../util/xml.ts";
+import { grantQemuAccess, type ManagedRoots, type QemuIdentity } from "./qemu-access.ts";
 
 const SAFE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 const TIMEOUT = 120_000;
@@ -22,8 +23,39 @@ function checkName(name: string): string {
   return name;
 }
 
+/** How to let qemu reach a domain's files: whose identity it runs with, and which directories are lago's. */
+export interface QemuAccessOptions {
+  identity: () => Promise<QemuIdentity | undefined>;
+  roots: ManagedRoots;
+}
+
 export class VirshLibvirt implements LibvirtDriver {
-  constructor(private readonly uri: string) {}
+  private identity: Promise<QemuIdentity | undefined> | undefined;
+
+  constructor(
+    private readonly uri: string,
+    private readonly access?: QemuAccessOptions,
+  ) {}
+
+  /** Before qemu opens them: the images (with their backing chains) and directories reachable by qemu's user, or a clear error. */
+  private async grantAccess(disks: DomainDiskDef[], dirs: string[], opts?: CallOptions): Promise<void> {
+    if (!this.access) return;
+    this.identity ??= this.access.identity();
+    const id = await this.identity;
+    if (!id) return;
+    const images: string[] = [];
+    for (const d of disks) {
+      try {
+        const { stdout } = await run("qemu-img", ["info", "--backing-chain", "--output=json", "-U", d.path], { timeoutMs: 60_000, signal: opts?.signal });
+        const chain = JSON.parse(stdout) as { filename?: unknown }[];
+        for (const layer of chain) if (typeof layer.filename === "string") images.push(layer.filename);
+      } catch {
+        // Unreadable or missing: qemu's own error will say so.
+        images.push(d.path);
+      }
+    }
+    await grantQemuAccess(images, dirs, id, this.access.roots);
+  }
 
   private async virsh(args: string[], opts?: CallOptions, timeoutMs = TIMEOUT): Promise<string> {
     const { stdout } = await run("virsh", ["-c", this.uri, "-q", ...args], { timeoutMs, signal: opts?.signal });
@@ -124,7 +156,8 @@ export class VirshLibvirt implements LibvirtDriver {
   }
 
   async defineDomain(def: DomainDef, opts?: CallOptions): Promise<void> {
-    mkdirSync(path.dirname(def.consoleLog), { recursive: true });
+    mkdirSync(path.dirname(def.consoleLog), { recursive: true, mode: 0o700 });
+    await this.grantAccess(def.disks, [path.dirname(def.consoleLog)], opts);
     const uuid = (await this.domainState(def.name, opts)) === undefined ? undefined : (await this.virsh(["domuuid", checkName(def.name)], opts)).trim();
     await this.withXmlFile(domainXml(def, uuid), (file) => this.virsh(["define", file], opts));
   }
@@ -188,6 +221,7 @@ export class VirshLibvirt implements LibvirtDriver {
     const info = await this.domainXmlInactive(domain, opts);
     if (!info) throw new CommandError(["virsh", "attach-device", domain], 1, `domain ${domain} does not exist`);
     if (info.disks.some((d) => d.dev === disk.dev)) return;
+    await this.grantAccess([disk], [], opts);
     const flags = await this.liveFlags(domain, opts);
     await this.withXmlFile(renderXml(diskXml(disk)), (file) => this.virsh(["attach-device", domain, file, ...flags], opts));
   }

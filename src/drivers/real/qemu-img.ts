@@ -1,9 +1,10 @@
 /** {@link ImageDriver} over `qemu-img`. */
-import { mkdir, rename, rm, stat } from "node:fs/promises";
+import { mkdir, rename, rm } from "node:fs/promises";
 import path from "node:path";
 import { LagoError } from "../../errors.ts";
 import type { CallOptions, ImageDriver, ImageInfo } from "../types.ts";
 import { run } from "./exec.ts";
+import { readImageHead } from "./qcow2-header.ts";
 
 const TIMEOUT_MS = 10 * 60_000;
 
@@ -32,16 +33,6 @@ export function parseQemuImgInfo(json: string, file: string): ImageInfo {
     backingFile: optString(doc["full-backing-filename"]) ?? optString(doc["backing-filename"]),
     backingFormat: optString(doc["backing-filename-format"]),
   };
-}
-
-async function exists(file: string): Promise<boolean> {
-  try {
-    await stat(file);
-    return true;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") return false;
-    throw err;
-  }
 }
 
 export class QemuImg implements ImageDriver {
@@ -88,9 +79,16 @@ export class QemuImg implements ImageDriver {
     }
   }
 
-  /** `qemu-img info -U` (works on images in use); undefined when the file does not exist. */
-  async info(file: string, opts: CallOptions = {}): Promise<ImageInfo | undefined> {
-    if (!(await exists(file))) return undefined;
+  /**
+   * The image's format, virtual size and backing file; undefined when the file
+   * does not exist. A qcow2 header (and, with `expectFormat: "raw"`, a file
+   * with no known magic number) is read in this process; anything else is
+   * asked of `qemu-img info -U` (which works on images in use).
+   */
+  async info(file: string, opts: CallOptions & { expectFormat?: string | undefined } = {}): Promise<ImageInfo | undefined> {
+    const head = await readImageHead(file, opts.expectFormat === "raw");
+    if (!head.exists) return undefined;
+    if (head.info) return head.info;
     const { stdout } = await run("qemu-img", ["info", "--output=json", "-U", file], { signal: opts.signal, timeoutMs: 60_000 });
     return parseQemuImgInfo(stdout, file);
   }

@@ -7,7 +7,7 @@
 import { existsSync } from "node:fs";
 import { readFile, readdir, rm, stat } from "node:fs/promises";
 import path from "node:path";
-import lockfile from "proper-lockfile";
+import { LockBusyError, acquireDirLock, describeHolder } from "../../util/dir-lock.ts";
 import { LockError, errorMessage } from "../../errors.ts";
 
 export interface StoreImage {
@@ -56,7 +56,7 @@ export class TemplateStoreAdmin {
     const all = new Set(names);
     const out: StoreImage[] = [];
     for (const key of names.sort()) {
-      if (SIDE_FILES.some((s) => key.endsWith(s)) || key.endsWith(".lock") || !all.has(`${key}.hash`)) continue;
+      if (SIDE_FILES.some((s) => key.endsWith(s)) || key.endsWith(".lock") || key.endsWith(".lockdir") || !all.has(`${key}.hash`)) continue;
       const file = path.join(this.storeDir, key);
       const st = await stat(file).catch(() => undefined);
       if (!st?.isFile()) continue;
@@ -73,11 +73,12 @@ export class TemplateStoreAdmin {
    */
   async removeIfUnused(key: string, stillUnused: (users: string[]) => boolean): Promise<boolean> {
     const file = path.join(this.storeDir, key);
-    let unlock: () => Promise<void>;
+    let held: Awaited<ReturnType<typeof acquireDirLock>>;
     try {
-      unlock = await lockfile.lock(this.storeDir, { lockfilePath: `${file}.lock`, stale: 30_000, update: 10_000, retries: 0 });
+      // The lock downloads take (template-store.ts).
+      held = await acquireDirLock(`${file}.lockdir`, { command: "lago template prune", timeoutMs: 0 });
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === "ELOCKED") throw new LockError(`template ${key} is in use by another lago process (${file}.lock)`, { hint: "try again when it is done" });
+      if (err instanceof LockBusyError) throw new LockError(`template ${key} is in use by ${describeHolder(err.holder)} (${file}.lockdir)`, { hint: "try again when it is done" });
       throw new LockError(`cannot lock template ${key}: ${errorMessage(err)}`, { cause: err });
     }
     try {
@@ -89,7 +90,7 @@ export class TemplateStoreAdmin {
       for (const s of SIDE_FILES) await rm(`${file}${s}`, { force: true });
       return true;
     } finally {
-      await unlock().catch(() => undefined);
+      await held.release().catch(() => undefined);
     }
   }
 }

@@ -7,7 +7,8 @@
  *     <store>/<repo>:<name>:<version>.users      {"users": {<user>: …}, "last_access": …}, as Lago writes it
  *     <store>/<repo>:<name>:<version>.size       size in bytes (lago-ts: makes "complete" cheap to check)
  *     <store>/<repo>:<name>:<version>.tmp        the download in progress
- *     <store>/<repo>:<name>:<version>.lock       the per-template lock (a directory; Lago locks the same path)
+ *     <store>/<repo>:<name>:<version>.lockdir    the per-template lock ({@link acquireDirLock}; Lago flocks `.lock`,
+ *                                                 a file it never removes, so lago keeps out of its way)
  *
  * A download streams to `.tmp`, hashing as it goes; only a verified image
  * without a backing file (or external data file) is renamed to the final
@@ -21,17 +22,19 @@ import type { FileHandle } from "node:fs/promises";
 import path from "node:path";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import lockfile from "proper-lockfile";
 import { CommandError, LagoError, LockError, errorMessage } from "../../errors.ts";
 import { checkTemplateHandle, checkTemplateName, templateStoreKey } from "../../templates/repo.ts";
+import { LockBusyError, acquireDirLock, describeHolder } from "../../util/dir-lock.ts";
 import { fsyncDir, writeFileAtomic } from "../../util/fs-atomic.ts";
 import type { CallOptions, ImageDriver, StoredTemplate, TemplateRef, TemplateStoreDriver } from "../types.ts";
 import { commandNotFoundError } from "./exec.ts";
-import { cancelledError, sleep } from "../../util/sleep.ts";
+import { cancelledError } from "../../util/sleep.ts";
 
 export interface FsTemplateStoreOptions {
   /** Give up waiting for another process's download after this long (default 2 h). */
   lockWaitMs?: number | undefined;
+  /** A lock holder whose liveness cannot be checked (another host or PID namespace) is dead after this long without a heartbeat (default 30 s). */
+  lockStaleMs?: number | undefined;
   /** Abort an HTTP transfer that makes no progress for this long (default 60 s). */
   idleTimeoutMs?: number | undefined;
 }
@@ -261,12 +264,14 @@ export class FsTemplateStore implements TemplateStoreDriver {
   readonly storeDir: string;
   private readonly images: ImageDriver;
   private readonly lockWaitMs: number;
+  private readonly lockStaleMs: number;
   private readonly idleTimeoutMs: number;
 
   constructor(storeDir: string, images: ImageDriver, options: FsTemplateStoreOptions = {}) {
     this.storeDir = path.resolve(storeDir);
     this.images = images;
     this.lockWaitMs = options.lockWaitMs ?? 2 * 60 * 60_000;
+    this.lockStaleMs = options.lockStaleMs ?? 30_000;
     this.idleTimeoutMs = options.idleTimeoutMs ?? 60_000;
   }
 
@@ -289,7 +294,7 @@ export class FsTemplateStore implements TemplateStoreDriver {
       users: `${image}.users`,
       size: `${image}.size`,
       tmp: `${image}.tmp`,
-      lock: `${image}.lock`,
+      lock: `${image}.lockdir`,
     };
   }
 
@@ -368,7 +373,7 @@ export class FsTemplateStore implements TemplateStoreDriver {
       const fetched = ref.source.type === "file" ? await this.openFileSource(ref, p, opts) : await this.openHttpSource(ref, p, opts);
       opts.progress?.(`downloading ${p.key} from ${fetched.from}`);
       const progress = new Progress(p.key, fetched.total, opts.progress);
-      fh = await open(p.tmp, "wx", 0o644);
+      fh = await open(p.tmp, "wx", 0o640);
       let digest: Digest;
       try {
         const raw = counted(fetched.body, progress, opts.signal);
@@ -552,42 +557,30 @@ export class FsTemplateStore implements TemplateStoreDriver {
     } catch (err) {
       throw new LagoError("TEMPLATE_STORE", `cannot create the template store ${this.storeDir}: ${errorMessage(err)}`, { cause: err });
     }
-    let compromised: Error | undefined;
-    const deadline = Date.now() + this.lockWaitMs;
-    let told = false;
-    let unlock: (() => Promise<void>) | undefined;
-    for (;;) {
-      try {
-        unlock = await lockfile.lock(this.storeDir, {
-          lockfilePath: p.lock,
-          stale: 30_000,
-          update: 10_000,
-          retries: 0,
-          onCompromised: (err) => {
-            compromised = err;
-          },
+    let lock;
+    try {
+      lock = await acquireDirLock(p.lock, {
+        command: `lago (template ${p.key})`,
+        timeoutMs: this.lockWaitMs,
+        staleMs: this.lockStaleMs,
+        retryMinMs: 50,
+        retryMaxMs: 500,
+        mode: 0o755,
+        signal: opts.signal,
+        onWait: () => opts.progress?.(`waiting for another process to finish with template ${p.key}`),
+      });
+    } catch (err) {
+      if (err instanceof LockBusyError) {
+        throw new LockError(`template ${p.key} is locked by ${describeHolder(err.holder)} (${p.lock}); gave up after ${Math.round(this.lockWaitMs / 1000)}s`, {
+          hint: "wait for that process to finish (the lock of a process that died is taken over without waiting)",
         });
-        break;
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== "ELOCKED") {
-          throw new LockError(`cannot lock template ${p.key} in ${this.storeDir}: ${errorMessage(err)}`, { cause: err });
-        }
-        if (Date.now() >= deadline) {
-          throw new LockError(`template ${p.key} is locked by another process (${p.lock}); gave up after ${Math.round(this.lockWaitMs / 1000)}s`, {
-            hint: "if no lago process is running, remove the lock directory",
-          });
-        }
-        if (!told) {
-          told = true;
-          opts.progress?.(`waiting for another process to finish with template ${p.key}`);
-        }
-        await sleep(200 + Math.floor(Math.random() * 300), opts.signal, `waiting for template ${p.key}`);
       }
+      throw err;
     }
     try {
-      return await fn(() => compromised);
+      return await fn(() => lock.lost());
     } finally {
-      await unlock().catch(() => undefined);
+      await lock.release();
     }
   }
 }

@@ -1,0 +1,13 @@
+/**
+ * Generated edit sequences (fast-check): any valid init file, edited in any
+ * way, step after step — plan, apply, and the properties of
+ * test/property/runner.ts after every step. See test/property/property.ts
+ * for seeds and replay.
+ */
+import { test } from "node:test";
+import { checkSequences, selected } from "../property/property.ts";
+
+test("edit sequences converge: empty plan after apply, the world as described, kept VMs keep identity", { skip: !selected("edits") }, async (t) => {
+  const r = await checkSequences({ name: "edits", faults: false, runs: 600 });
+  t.diagnostic(`${r.runs} sequences (seed ${r.seed}): ${JSON.stringify(r.stats)}`);
+});
