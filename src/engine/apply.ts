@@ -176,7 +176,10 @@ export async function applyPlan(p: ApplyParams): Promise<ApplyOutcome> {
           : new ProviderError(address, err instanceof LagoError ? err.message : errorMessage(err), { cause: err, hint: err instanceof LagoError ? err.hint : undefined });
       let resource: RecordedResource | undefined;
       let resolved = true;
-      if (action === "create") {
+      if ((action === "update" || action === "release") && recorded) {
+        // It may have done part of its work: the next plan updates it again.
+        resource = { ...recorded, unfinished: `the ${action} failed: ${error.message.split("\n")[0] ?? ""}` };
+      } else if (action === "create") {
         // A failed create should leave nothing, but check: whatever exists is recorded as tainted.
         try {
           const left = await kind.read(ctx, { attrs, outputs: undefined });

@@ -56,6 +56,8 @@ export async function recoverIntents(engine: EngineContext, state: State, intent
         notes.push(`${intent.address}: interrupted delete had completed`);
       } else notes.push(`${intent.address}: interrupted delete; still exists`);
     } else {
+      // It may have done part of its work: the next plan updates it again.
+      if (existing) state.resources.set(intent.address, { ...existing, unfinished: `the ${intent.action} was interrupted` });
       notes.push(`${intent.address}: interrupted ${intent.action}; reality was read back and it will be planned again`);
     }
   }

@@ -172,6 +172,7 @@ export function computePlan(input: PlanInput): Plan {
           else change.changes.push({ path: `(dependency) ${depAddress}`, before: null, after: null, forcesReplacement: false, reason: reaction.reason });
         }
       }
+      if (cur.unfinished) change.changes.push({ path: "(unfinished)", before: null, after: null, forcesReplacement: false, reason: `${cur.unfinished}; it is updated again` });
       if (change.replaceReasons.length) {
         change.action = "replace";
         change.disrupts = undefined;
@@ -219,6 +220,15 @@ export function computePlan(input: PlanInput): Plan {
   // delete; the VMs kept on that network let go of it first, so that their update (attaching them to
   // the new network) does not have to come before it.
   for (const { from } of subnetHandovers(changes.values())) {
+    // What is kept and uses the old lease itself (a net forwarding DNS to the management net's subnet)
+    // lets go of it too: its update waits for the new lease, which waits for the old one's delete.
+    for (const y of changes.values()) {
+      if ((y.action !== "update" && y.action !== "no-op") || !y.refreshed?.dependsOn.includes(from) || y.releases.includes(from)) continue;
+      if (!kindOf(y.kind).withoutDependency) continue;
+      y.releases.push(from);
+      y.changes.push({ path: `(dependency) ${from}`, before: null, after: null, forcesReplacement: false, reason: `it lets go of ${from} before it is deleted: its subnet passes to another net` });
+      y.action = "update";
+    }
     for (const net of changes.values()) {
       if (net.kind !== "network" || net.action !== "delete" || !net.refreshed?.dependsOn.includes(from)) continue;
       for (const y of changes.values()) {

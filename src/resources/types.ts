@@ -36,6 +36,13 @@ export interface RecordedResource {
   status: "ready" | "tainted";
   /** Why it is tainted. */
   reason?: string;
+  /**
+   * An update (or release) that failed or was interrupted part-way, and why:
+   * reality may match the attributes while what the update does beyond them
+   * (e.g. the order of a VM's devices) did not happen. The next plan updates
+   * it again; a successful update clears it.
+   */
+  unfinished?: string;
 }
 
 /** What `read` observed. */

@@ -36,8 +36,12 @@ export function isWithin(dir: string, p: string): boolean {
   return rel === "" || (!rel.startsWith(`..${path.sep}`) && rel !== ".." && !path.isAbsolute(rel));
 }
 
+/** Below a system directory, but scratch space anyone may use (a tmpfs, like /tmp). */
+const SCRATCH_DIRS = ["/dev/shm"];
+
 /** The system directory `p` (absolute) lies in, if any. Pure. */
 export function systemDirOf(p: string): string | undefined {
+  if (SCRATCH_DIRS.some((dir) => isWithin(dir, p))) return undefined;
   return SYSTEM_DIRS.find((dir) => isWithin(dir, p));
 }
 

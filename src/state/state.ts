@@ -65,7 +65,7 @@ export function readState(file: string): State {
 
 /** A recorded resource as the state file and the journal store it. */
 export function toStored(r: RecordedResource): StoredResource {
-  return { kind: r.kind, attrs: r.attrs, outputs: r.outputs, depends_on: r.dependsOn, status: r.status, ...(r.reason ? { reason: r.reason } : {}) };
+  return { kind: r.kind, attrs: r.attrs, outputs: r.outputs, depends_on: r.dependsOn, status: r.status, ...(r.reason ? { reason: r.reason } : {}), ...(r.unfinished ? { unfinished: r.unfinished } : {}) };
 }
 
 /** Back from {@link toStored}; undefined when malformed. */
@@ -80,6 +80,7 @@ export function fromStored(address: string, r: unknown): RecordedResource | unde
     status: r.status === "tainted" ? "tainted" : "ready",
   };
   if (typeof r.reason === "string") rec.reason = r.reason;
+  if (typeof r.unfinished === "string") rec.unfinished = r.unfinished;
   return rec;
 }
 

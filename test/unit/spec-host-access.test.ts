@@ -13,7 +13,7 @@ import fc from "fast-check";
 import { ConfigError, ProviderError } from "../../src/errors.ts";
 import { parseSpec, type LoadOptions } from "../../src/spec/load.ts";
 import { BUILD_OPERATIONS, REFUSED_OPTIONS } from "../../src/spec/build-ops.ts";
-import { assertImageFile, checkBuildHostPath, isWithin } from "../../src/spec/host-paths.ts";
+import { assertImageFile, checkBuildHostPath, isWithin, systemDirOf } from "../../src/spec/host-paths.ts";
 import type { EnvSpec } from "../../src/spec/types.ts";
 
 function withDir(fn: (dir: string) => void | Promise<void>): () => Promise<void> {
@@ -205,4 +205,12 @@ test("the allow-list covers every option of the installed virt-customize (the re
   assert.ok(listed.includes("upload") && listed.includes("add"), out);
   assert.deepEqual(listed.filter((o) => !BUILD_OPERATIONS.has(o) && !REFUSED_OPTIONS.has(o)), []);
   for (const o of BUILD_OPERATIONS.keys()) assert.ok(!REFUSED_OPTIONS.has(o), o);
+});
+
+test("system directories: /dev is one, its scratch tmpfs /dev/shm is not (like /tmp)", () => {
+  assert.equal(systemDirOf("/dev/sda"), "/dev");
+  assert.equal(systemDirOf("/dev/shm/envs/disk.qcow2"), undefined);
+  assert.equal(systemDirOf("/dev/shmx/disk.qcow2"), "/dev");
+  assert.equal(systemDirOf("/var/lib/libvirt/images/x.qcow2"), "/var/lib/libvirt");
+  assert.equal(systemDirOf("/tmp/x.qcow2"), undefined);
 });
