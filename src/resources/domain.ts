@@ -12,6 +12,7 @@ import { KEYPAIR } from "../graph/compile.ts";
 import { dependency, diskAddress, inventoryOf, ipIn, macForIp, macForKey, obj, parseDiskAddress, str } from "./common.ts";
 import type { AttrChange, Attrs, Json, ReconcileContext, RecordedResource, ResourceKind } from "./types.ts";
 import type { DomainInfo, DomainView } from "../drivers/types.ts";
+import { SNAPSHOTS, STOPPED_ON_PURPOSE } from "./domain-records.ts";
 
 const RESTART_PATHS = ["/memory", "/vcpu", "/cpu"];
 
@@ -131,6 +132,8 @@ async function bootAndWait(ctx: ReconcileContext, attrs: Attrs, prior: Attrs | u
   const pinned = typeof prior?.host_key === "string" ? prior.host_key : undefined;
   const target = sshTarget(ctx, attrs, pinned);
   const outputs: Attrs = { libvirt_name: name, ip: target?.host ?? null, host_key: pinned ?? null, pendingRestart: [] };
+  // Snapshots live in the VM's disks and survive a restart.
+  if (prior?.[SNAPSHOTS] !== undefined) outputs[SNAPSHOTS] = prior[SNAPSHOTS];
   if (!target) return outputs;
   ctx.progress(`waiting for SSH on ${target.host}`);
   try {
@@ -310,6 +313,10 @@ export const domainKind: ResourceKind = {
   },
   async create(ctx, desired) {
     await ctx.drivers.libvirt.defineDomain(definition(ctx, desired), { signal: ctx.signal });
+    if (desired.running === false) {
+      // Stopped on purpose (`lago stop`): defined, started by `lago start`.
+      return { libvirt_name: libvirtName(ctx.env, str(desired.name, "name")), ip: null, host_key: null, pendingRestart: [], [STOPPED_ON_PURPOSE]: true };
+    }
     return bootAndWait(ctx, desired, undefined);
   },
   async update(ctx, desired, prior: RecordedResource, changes) {

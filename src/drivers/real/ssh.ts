@@ -30,16 +30,18 @@ export class HostKeyMismatchError extends LagoError {
   }
 }
 
-interface Connection {
+export interface Connection {
   client: SshClient;
   hostKey: string;
 }
 
-function where(t: SshTarget): string {
+/** `user@host:port`, for messages. */
+export function where(t: SshTarget): string {
   return `${t.user}@${t.host}:${t.port}`;
 }
 
-function describeError(err: unknown): string {
+/** An SSH error in words (authentication failures and socket codes named). */
+export function describeError(err: unknown): string {
   const e = err as (Error & { level?: string; code?: string }) | undefined;
   if (e instanceof Error && e.level === "client-authentication") return `authentication failed (${e.message})`;
   if (e instanceof Error && e.code) return `${e.code}: ${e.message}`;
@@ -47,7 +49,7 @@ function describeError(err: unknown): string {
 }
 
 /** One connection attempt, host key verified; resolves once authenticated. */
-function connect(target: SshTarget, privateKey: Buffer, readyTimeoutMs: number, signal: AbortSignal | undefined): Promise<Connection> {
+export function connect(target: SshTarget, privateKey: Buffer, readyTimeoutMs: number, signal: AbortSignal | undefined): Promise<Connection> {
   return new Promise((resolve, reject) => {
     if (signal?.aborted) {
       reject(cancelledError(`connecting to ${where(target)}`));
@@ -157,7 +159,8 @@ function execOn(
   });
 }
 
-async function readKey(target: SshTarget): Promise<Buffer> {
+/** The target's private key, or an SSH_KEY error naming the file. */
+export async function readKey(target: SshTarget): Promise<Buffer> {
   try {
     return await readFile(target.privateKeyPath);
   } catch (err) {
