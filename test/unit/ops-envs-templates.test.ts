@@ -6,6 +6,7 @@ import path from "node:path";
 import { listEnvs, selectEnv } from "../../src/ops/envs.ts";
 import { currentEnvName } from "../../src/env/current.ts";
 import { pruneTemplates, userNeeds } from "../../src/ops/templates.ts";
+import { acquireDirLock } from "../../src/util/dir-lock.ts";
 import { TemplateStoreAdmin } from "../../src/drivers/real/template-store-admin.ts";
 import { makeEnvContext } from "../../src/env/context.ts";
 import { loadConfig } from "../../src/config/config.ts";
@@ -108,11 +109,20 @@ test("an image whose lock another process holds is not removed", async () => {
   const dir = tmp();
   try {
     const store = path.join(dir, "store");
-    mkdirSync(path.join(store, "r:t:v1.lock"), { recursive: true });
+    mkdirSync(store, { recursive: true });
     writeFileSync(path.join(store, "r:t:v1"), "image");
     writeFileSync(path.join(store, "r:t:v1.hash"), "0123456789abcdef0123456789abcdef01234567");
-    await assert.rejects(new TemplateStoreAdmin(store).removeIfUnused("r:t:v1", () => true), /template r:t:v1 is in use by another lago process/);
-    assert.ok(existsSync(path.join(store, "r:t:v1")));
+    // The lock a download takes (template-store.ts), held by a live process.
+    const held = await acquireDirLock(path.join(store, "r:t:v1.lockdir"), { command: "lago apply", timeoutMs: 0 });
+    try {
+      await assert.rejects(new TemplateStoreAdmin(store).removeIfUnused("r:t:v1", () => true), /template r:t:v1 is in use by PID \d+ \(lago apply\)/);
+      assert.ok(existsSync(path.join(store, "r:t:v1")));
+      assert.deepEqual((await new TemplateStoreAdmin(store).list()).map((i) => i.key), ["r:t:v1"], "the lock is not listed as an image");
+    } finally {
+      await held.release();
+    }
+    assert.equal(await new TemplateStoreAdmin(store).removeIfUnused("r:t:v1", () => true), true, "removed once the lock is released");
+    assert.equal(existsSync(path.join(store, "r:t:v1")), false);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
