@@ -4,18 +4,19 @@
  * the first apply (template in the store, build layer not yet made), adding a VM to the
  * running environment, destroy + re-apply with a warm store (parallelism 4 and 1), and a
  * no-op plan with the VMs running; plus what a VM disk costs on the host right after
- * creation. Runs inside the test bed (scripts/testbed.sh; needs root); with --write,
- * replaces the "Real apply (libvirt)" section of bench/results.md.
+ * creation. Runs inside the test bed (scripts/testbed.sh; needs root) under the
+ * machine's VM lock (flock /tmp/lago-vm.lock); with --write, replaces the "Real apply
+ * (libvirt)" section of bench/results.{json,md}.
  */
 import { spawnSync } from "node:child_process";
-import { readFileSync, writeFileSync, existsSync, statSync } from "node:fs";
+import { statSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { machineLines, sectionText, writeSection, type Section } from "./report.ts";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
-const RESULTS = path.join(ROOT, "bench", "results.md");
-const HEADING = "## Real apply (libvirt)";
+const LOCK = process.env.LAGO_VM_LOCK ?? "/tmp/lago-vm.lock";
 /** The progress message every libguestfs launch reports (src/drivers/customize-args.ts). */
 const LAUNCH = "libguestfs launch:";
 
@@ -85,8 +86,6 @@ async function inTestbed(): Promise<number> {
   const addresses = [...new Set(runs.flatMap(([, t]) => [...t.perResource.keys()]))].sort();
   const cpu = os.cpus()[0]?.model ?? "unknown CPU";
   const lines = [
-    HEADING,
-    "",
     `Measured ${new Date().toISOString().slice(0, 10)} by \`npm run bench -- --real\` (bench/real.ts) on ${os.cpus().length} × ${cpu}, Node ${process.version},`,
     "inside the test bed: domain type `qemu` (TCG, no KVM), the tiny test template (already in the store; it declares a",
     "cloud-init seed for bootstrap). Environment: examples/two-vms (2 VMs, 2 NAT nets, vm02 with build steps and an extra disk).",
@@ -101,15 +100,11 @@ async function inTestbed(): Promise<number> {
     `A VM disk right after creation: ${diskBytes} bytes allocated on the host (${(diskBytes / 1024).toFixed(0)} KiB; a qcow2 overlay on the template).`,
     "",
   ];
-  const section = lines.join("\n");
-  process.stdout.write(`${section}\n`);
+  const section: Section = { id: "real", title: "Real apply (libvirt)", measuredAt: new Date().toISOString(), machine: machineLines(), markdown: lines.join("\n"), figures: [] };
+  process.stdout.write(`${sectionText(section)}\n`);
   if (process.argv.includes("--write") || process.env.BENCH_WRITE === "1") {
-    const text = existsSync(RESULTS) ? readFileSync(RESULTS, "utf8") : "";
-    const at = text.indexOf(HEADING);
-    const rest = at < 0 ? "" : text.slice(at + HEADING.length);
-    const next = rest.search(/\n## /);
-    writeFileSync(RESULTS, `${at < 0 ? `${text.trimEnd()}\n\n` : text.slice(0, at)}${section}${next < 0 ? "" : rest.slice(next + 1)}`);
-    process.stderr.write(`bench: wrote ${RESULTS}\n`);
+    writeSection(section);
+    process.stderr.write("bench: wrote the real-apply section of bench/results.md and bench/results.json\n");
   }
   return 0;
 }
@@ -117,7 +112,7 @@ async function inTestbed(): Promise<number> {
 /** Entry point for bench/run.ts --real: re-runs itself inside the test bed when needed. */
 export async function runRealBench(): Promise<number> {
   if (process.env.LAGO_TEST_TEMPLATE_REPO) return inTestbed();
-  const r = spawnSync("bash", [path.join(ROOT, "scripts", "testbed.sh"), "run", process.execPath, "--import", "tsx", path.join(ROOT, "bench", "real.ts"), ...process.argv.slice(2)], {
+  const r = spawnSync("flock", ["-o", "-w", "7200", LOCK, "bash", path.join(ROOT, "scripts", "testbed.sh"), "run", process.execPath, "--import", "tsx", path.join(ROOT, "bench", "real.ts"), ...process.argv.slice(2)], {
     stdio: "inherit",
     cwd: ROOT,
   });

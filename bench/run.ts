@@ -1,182 +1,146 @@
 /**
- * `npm run bench [-- --write] [-- --sizes 10,100] [-- --real]`
+ * `npm run bench [-- OPTIONS]`: lago's benchmarks. Measurement only: nothing
+ * here asserts a timing; figures are printed next to their targets (issue 7)
+ * and, with --write, kept in bench/results.json and bench/results.md.
  *
- * Times the pure layers (parseSpec, template resolution, compile, computePlan
- * against an empty and a fully applied state, renderPlan) on synthetic init
- * files of 10 to 10,000 domains, each size in a fresh child process
- * (bench/size.ts) so memory peaks do not mix, and prints a Markdown table.
- * Measurement only: nothing here asserts a timing.
+ * Parts (default: pure and cli, no hypervisor needed):
+ *   pure     the pure layers in-process on 10–10,000 generated domains (bench/pure.ts)
+ *   cli      whole-process figures of the built CLI: --version, plan --json of
+ *            1,000/10,000 domains, apply on a zero-latency driver, disk bytes (bench/cli.ts)
+ *   vagrant  lago beside Vagrant on real VMs (bench/side-by-side.ts; root, the test bed)
+ *   real     lago apply per resource, --parallelism 1 vs 4, on real VMs (bench/real.ts)
  *
- * `--write` (or BENCH_WRITE=1) also writes the table, with the machine it ran
- * on, to bench/results.md, keeping the "Real apply (libvirt)" section as is.
- * `--real` runs bench/real.ts's `runRealBench()` instead, if that file exists.
+ * Options:
+ *   --help                       print this
+ *   --vagrant | --real           run that part alone (same as --parts vagrant / --parts real)
+ *   --parts LIST                 comma-separated parts
+ *   --no-build                   measure the dist/ that is there (default: rebuild it first)
+ *   --write                      replace the measured parts' sections of bench/results.{json,md}
+ *   --sizes N,N                  pure: domain counts (10,100,1000,10000)
+ *   --version-runs N             cli: timed runs of `lago --version` (10)
+ *   --plan-sizes N,N             cli: domain counts for `lago plan --json` (1000,10000)
+ *   --engine-sizes N,N           cli: domain counts for the engine apply (1000,10000)
+ *   --engine-driver SELECTOR     cli: LAGO_DRIVER for the engine apply, `{dir}` = a fresh directory
+ *                                (fake:{dir}/world.json, the file-backed fake)
+ *   --engine-timeout SECONDS     cli: give up an engine apply after this long (120)
+ *   --runs N                     vagrant: rounds (3)
+ *   --scenarios two,ten          vagrant: scenarios
+ *   --tools lago,vagrant         vagrant: tools
  */
-import { spawnSync } from "node:child_process";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
-import os from "node:os";
+import { readFileSync } from "node:fs";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { RESULT_PREFIX, parseResult, type SizeResult, type StepName } from "./result.ts";
+import { DEFAULT_ENGINE_DRIVER, runCliBench, type CliBenchOptions } from "./cli.ts";
+import { DEFAULT_SIZES, runPureBench } from "./pure.ts";
+import { sectionText, writeSection, type Section } from "./report.ts";
+import type { SideBySideOptions } from "./side-by-side.ts";
+import type { ScenarioName, Tool } from "./vm-scenario.ts";
 
-const DEFAULT_SIZES = [10, 100, 1_000, 10_000];
-const BENCH_DIR = fileURLToPath(new URL(".", import.meta.url));
-const SIZE_SCRIPT = fileURLToPath(new URL("./size.ts", import.meta.url));
-const REAL_SCRIPT = fileURLToPath(new URL("./real.ts", import.meta.url));
-const RESULTS_FILE = fileURLToPath(new URL("./results.md", import.meta.url));
-export const REAL_HEADING = "## Real apply (libvirt)";
+const PARTS = ["pure", "cli", "vagrant", "real"] as const;
+type Part = (typeof PARTS)[number];
 
 interface Options {
+  help: boolean;
   write: boolean;
-  real: boolean;
+  parts: Part[];
   sizes: number[];
+  cli: CliBenchOptions;
+  sideBySide: SideBySideOptions;
+}
+
+function counts(flag: string, list: string | undefined): number[] {
+  const xs = (list ?? "").split(",").map(Number);
+  if (!xs.length || xs.some((n) => !Number.isInteger(n) || n < 1)) throw new Error(`${flag} takes a comma-separated list of positive integers, got ${JSON.stringify(list)}`);
+  return xs;
+}
+
+function positive(flag: string, v: string | undefined): number {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0) throw new Error(`${flag} takes a positive number, got ${JSON.stringify(v)}`);
+  return n;
+}
+
+function oneOf<T extends string>(flag: string, list: string | undefined, allowed: readonly T[]): T[] {
+  const xs = (list ?? "").split(",").filter(Boolean);
+  const bad = xs.filter((x) => !(allowed as readonly string[]).includes(x));
+  if (!xs.length || bad.length) throw new Error(`${flag} takes a comma-separated list of ${allowed.join(", ")}; got ${JSON.stringify(list)}`);
+  return xs as T[];
 }
 
 function parseArgs(argv: string[]): Options {
-  const opts: Options = { write: process.env.BENCH_WRITE === "1", real: false, sizes: DEFAULT_SIZES };
+  const opts: Options = {
+    help: false,
+    write: process.env.BENCH_WRITE === "1",
+    parts: ["pure", "cli"],
+    sizes: DEFAULT_SIZES,
+    cli: { versionRuns: 10, planSizes: [1_000, 10_000], engineSizes: [1_000, 10_000], engineDriver: DEFAULT_ENGINE_DRIVER, engineTimeoutS: 120, build: true },
+    sideBySide: { build: true, runs: 3, scenarios: ["two", "ten"], tools: ["lago", "vagrant"] },
+  };
   for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    if (a === "--write") opts.write = true;
-    else if (a === "--real") opts.real = true;
-    else if (a === "--sizes" || a?.startsWith("--sizes=")) {
-      const list = a === "--sizes" ? argv[++i] : a.slice("--sizes=".length);
-      const sizes = (list ?? "").split(",").map(Number);
-      if (!sizes.length || sizes.some((n) => !Number.isInteger(n) || n < 1)) throw new Error(`--sizes takes a comma-separated list of domain counts, got ${JSON.stringify(list)}`);
-      opts.sizes = sizes;
-    } else throw new Error(`unknown argument ${JSON.stringify(a)} (accepted: --write, --sizes N,N,…, --real)`);
+    const raw = argv[i] ?? "";
+    const eq = raw.indexOf("=");
+    const flag = raw.startsWith("--") && eq > 0 ? raw.slice(0, eq) : raw;
+    const value = (): string | undefined => (raw.startsWith("--") && eq > 0 ? raw.slice(eq + 1) : argv[++i]);
+    switch (flag) {
+      case "--help":
+      case "-h":
+        opts.help = true;
+        break;
+      case "--no-build":
+        opts.cli.build = false;
+        opts.sideBySide.build = false;
+        break;
+      case "--write":
+        opts.write = true;
+        break;
+      case "--vagrant":
+        opts.parts = ["vagrant"];
+        break;
+      case "--real":
+        opts.parts = ["real"];
+        break;
+      case "--parts":
+        opts.parts = oneOf(flag, value(), PARTS);
+        break;
+      case "--sizes":
+        opts.sizes = counts(flag, value());
+        break;
+      case "--version-runs":
+        opts.cli.versionRuns = Math.round(positive(flag, value()));
+        break;
+      case "--plan-sizes":
+        opts.cli.planSizes = counts(flag, value());
+        break;
+      case "--engine-sizes":
+        opts.cli.engineSizes = counts(flag, value());
+        break;
+      case "--engine-driver": {
+        const v = value();
+        if (!v) throw new Error("--engine-driver takes a LAGO_DRIVER selector, e.g. fake:{dir}/world.json");
+        opts.cli.engineDriver = v;
+        break;
+      }
+      case "--engine-timeout":
+        opts.cli.engineTimeoutS = positive(flag, value());
+        break;
+      case "--runs":
+        opts.sideBySide.runs = Math.round(positive(flag, value()));
+        break;
+      case "--scenarios":
+        opts.sideBySide.scenarios = oneOf<ScenarioName>(flag, value(), ["two", "ten"]);
+        break;
+      case "--tools":
+        opts.sideBySide.tools = oneOf<Tool>(flag, value(), ["lago", "vagrant"]);
+        break;
+      default:
+        throw new Error(`unknown argument ${JSON.stringify(raw)} (see the comment at the top of bench/run.ts, or README's Benchmarks section)`);
+    }
   }
   return opts;
 }
 
-/** Runs one size in a fresh `node --expose-gc` process. */
-function runSize(domains: number): SizeResult {
-  const child = spawnSync(process.execPath, ["--import", "tsx", "--expose-gc", SIZE_SCRIPT, String(domains)], {
-    cwd: BENCH_DIR,
-    encoding: "utf8",
-    maxBuffer: 64 * 1024 * 1024,
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  if (child.error) throw child.error;
-  const line = child.stdout.split("\n").find((l) => l.startsWith(RESULT_PREFIX));
-  if (child.status !== 0 || !line) {
-    throw new Error(`bench/size.ts ${domains} failed (exit ${String(child.status ?? child.signal)})`);
-  }
-  return parseResult(line.slice(RESULT_PREFIX.length));
-}
-
-const ms = (v: number): string => (v < 10 ? v.toFixed(2) : v < 100 ? v.toFixed(1) : v.toFixed(0));
-const mib = (v: number | null): string => (v === null ? "n/a" : v.toFixed(1));
-const count = (v: number): string => v.toLocaleString("en-US");
-
-const line = (cells: string[]): string => `| ${cells.join(" | ")} |`;
-
-const STEP_COLUMNS: Array<[string, (s: Record<StepName, number>) => number]> = [
-  ["parseSpec", (s) => s.parse],
-  ["resolve templates", (s) => s.resolve],
-  ["compile", (s) => s.compile],
-  ["plan: empty state", (s) => s.planEmpty],
-  ["plan: applied state", (s) => s.planState],
-  ["plan: applied + refresh", (s) => s.planRefreshed],
-  ["renderPlan (create)", (s) => s.render],
-  ["parse→plan total", (s) => s.parse + s.resolve + s.compile + s.planEmpty],
-];
-
-/** The results as a Markdown table: sizes, median wall times in ms, memory. */
-export function table(results: SizeResult[]): string {
-  const head = ["Domains", "Nets", "Resources", "YAML KiB", "Runs", ...STEP_COLUMNS.map(([h]) => h), "Peak RSS MiB", "Heap after GC MiB"];
-  const rows = results.map((r) => [
-    count(r.domains),
-    count(r.nets),
-    count(r.resources),
-    count(Math.round(r.yamlKiB)),
-    String(r.repeats),
-    ...STEP_COLUMNS.map(([, f]) => ms(f(r.steps))),
-    mib(r.peakRssMiB),
-    mib(r.heapAfterGcMiB),
-  ]);
-  return [line(head), line(head.map(() => "---:")), ...rows.map(line)].join("\n");
-}
-
-/** Median CPU time (user + system, all threads, so GC helpers count) per step in ms: steadier than wall time on a busy machine. */
-export function cpuTable(results: SizeResult[]): string {
-  const head = ["Domains", ...STEP_COLUMNS.map(([h]) => h)];
-  const rows = results.map((r) => [count(r.domains), ...STEP_COLUMNS.map(([, f]) => ms(f(r.cpuSteps)))]);
-  return [line(head), line(head.map(() => "---:")), ...rows.map(line)].join("\n");
-}
-
-function cpuModel(): string {
-  try {
-    const info = readFileSync("/proc/cpuinfo", "utf8");
-    const m = /^model name\s*:\s*(.+)$/m.exec(info);
-    if (m?.[1]) return m[1].trim();
-  } catch {
-    // Not Linux: fall back to what Node reports.
-  }
-  return os.cpus()[0]?.model ?? "unknown";
-}
-
-function machine(): string[] {
-  return [
-    `- Date: ${new Date().toISOString()}`,
-    `- Node: ${process.version} (${process.platform} ${process.arch}), ${os.type()} ${os.release()}`,
-    `- CPU: ${cpuModel()}, ${os.availableParallelism()} cores available`,
-    `- Memory: ${(os.totalmem() / 1024 ** 3).toFixed(1)} GiB total`,
-    `- Load average when the run ended (1/5/15 min): ${os.loadavg().map((l) => l.toFixed(2)).join(" / ")} — other work on the machine inflates wall times`,
-  ];
-}
-
-const REAL_PLACEHOLDER = [
-  REAL_HEADING,
-  "",
-  "Filled by `npm run bench -- --real` (bench/real.ts, not written yet).",
-  "",
-].join("\n");
-
-/** The previous results file's real-apply section (it is written by another run), or the placeholder. */
-function realSection(): string {
-  if (!existsSync(RESULTS_FILE)) return REAL_PLACEHOLDER;
-  const text = readFileSync(RESULTS_FILE, "utf8");
-  const at = text.indexOf(REAL_HEADING);
-  return at < 0 ? REAL_PLACEHOLDER : `${text.slice(at).trimEnd()}\n`;
-}
-
-function resultsFile(results: SizeResult[]): string {
-  return [
-    "# lago benchmark baseline",
-    "",
-    "Written by `npm run bench -- --write` (bench/run.ts). Measurement only: no timing is asserted anywhere.",
-    "",
-    "## Pure layers (no hypervisor)",
-    "",
-    ...machine(),
-    "",
-    "Synthetic init files (bench/generate.ts): one management NAT net per 50 domains; every 5th domain also on a",
-    "data NAT net shared by a group of 250 domains; each domain has a template root disk (4 templates; a",
-    "virt-customize build on every 10th) and an `empty` data disk on every 3rd. Templates are resolved against an",
-    "in-memory repository (no I/O). Each size runs in a fresh `node --expose-gc` process after a warm-up on 10",
-    "domains. Times are medians in ms of 5 runs (3 for 10,000 domains), with no forced GC between runs, so GC work",
-    "is part of the time. \"applied state\": every resource recorded as ready (the plan is all no-op); \"+ refresh\":",
-    "also an observed map equal to the state. \"parse→plan total\" = parseSpec + resolve + compile + plan against an",
-    "empty state. Peak RSS is the child's high-water mark; heap after GC is measured with the spec, graph, state,",
-    "refresh map, plans and rendered text alive.",
-    "",
-    "Median wall time (ms) and memory:",
-    "",
-    table(results),
-    "",
-    "Median CPU time (ms, user + system of every thread of the process; steadier than wall time when the machine is busy):",
-    "",
-    cpuTable(results),
-    "",
-    realSection(),
-  ].join("\n");
-}
-
 async function runReal(): Promise<number> {
-  if (!existsSync(REAL_SCRIPT)) {
-    process.stderr.write("the real benchmark is not available: bench/real.ts does not exist\n");
-    return 1;
-  }
-  const mod: unknown = await import(pathToFileURL(REAL_SCRIPT).href);
-  const run = typeof mod === "object" && mod !== null ? (mod as { runRealBench?: unknown }).runRealBench : undefined;
+  const real: unknown = await import(pathToFileURL(fileURLToPath(new URL("./real.ts", import.meta.url))).href);
+  const run = typeof real === "object" && real !== null ? (real as { runRealBench?: unknown }).runRealBench : undefined;
   if (typeof run !== "function") {
     process.stderr.write("the real benchmark is not available: bench/real.ts does not export runRealBench()\n");
     return 1;
@@ -185,26 +149,47 @@ async function runReal(): Promise<number> {
   return typeof outcome === "number" ? outcome : 0;
 }
 
-async function main(): Promise<number> {
-  const opts = parseArgs(process.argv.slice(2));
-  if (opts.real) return runReal();
-  const results: SizeResult[] = [];
-  let failed = false;
-  for (const n of opts.sizes) {
-    process.stderr.write(`bench: ${count(n)} domains…\n`);
-    try {
-      results.push(runSize(n));
-    } catch (err) {
-      failed = true;
-      process.stderr.write(`bench: ${err instanceof Error ? err.message : String(err)}\n`);
+async function runPart(part: Exclude<Part, "real">, opts: Options): Promise<Section> {
+  switch (part) {
+    case "pure":
+      return runPureBench(opts.sizes);
+    case "cli":
+      return runCliBench(opts.cli);
+    case "vagrant": {
+      const { runSideBySide } = await import("./side-by-side.ts");
+      // Long and interruptible: with --write, keep results.md up to date after every scenario run.
+      const onProgress = opts.write ? (section: Section): void => writeSection(section) : undefined;
+      return runSideBySide({ ...opts.sideBySide, onProgress });
     }
   }
-  process.stdout.write(`Median wall time (ms) and memory:\n\n${table(results)}\n\nMedian CPU time (ms):\n\n${cpuTable(results)}\n`);
-  if (opts.write && !failed) {
-    writeFileSync(RESULTS_FILE, resultsFile(results));
-    process.stderr.write(`bench: wrote ${RESULTS_FILE}\n`);
-  } else if (opts.write) {
-    process.stderr.write("bench: not writing results.md: a size failed\n");
+}
+
+async function main(): Promise<number> {
+  const opts = parseArgs(process.argv.slice(2));
+  if (opts.help) {
+    const source = readFileSync(fileURLToPath(import.meta.url), "utf8");
+    const doc = /\/\*\*([\s\S]*?)\*\//.exec(source)?.[1] ?? "";
+    process.stdout.write(`${doc.split("\n").map((l) => l.replace(/^ \* ?/, "")).join("\n").trim()}\n`);
+    return 0;
+  }
+  let failed = false;
+  for (const part of opts.parts) {
+    if (part === "real") {
+      if ((await runReal()) !== 0) failed = true;
+      continue;
+    }
+    try {
+      const section = await runPart(part, opts);
+      process.stdout.write(`\n${sectionText(section)}\n`);
+      if (opts.write) {
+        writeSection(section);
+        process.stderr.write(`bench: wrote the "${section.title}" section of bench/results.md and bench/results.json\n`);
+      }
+    } catch (err) {
+      failed = true;
+      process.stderr.write(`bench: ${part}: ${err instanceof Error ? err.message : String(err)}\n`);
+      if (opts.write) process.stderr.write(`bench: not writing the ${part} section: it failed\n`);
+    }
   }
   return failed ? 1 : 0;
 }

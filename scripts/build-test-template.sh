@@ -4,7 +4,7 @@
 #   scripts/build-test-template.sh OUTDIR
 #
 # Everything comes from Debian packages already on the machine (kernel, busybox-static,
-# dropbear-bin, extlinux); no network, no loop devices (libguestfs does the disk work).
+# dropbear-bin, openssh-sftp-server, extlinux); no network, no loop devices (libguestfs does the disk work).
 # Outputs in OUTDIR (see scripts/README.md):
 #   lago-tiny-v1.qcow2{,.hash,.metadata,.xz}      the good template; its metadata declares
 #                                                 bootstrap by cloud-init seed (then SSH password)
@@ -125,6 +125,12 @@ copy_with_libs /usr/sbin/dropbear /usr/sbin/dropbear
 copy_with_libs /usr/bin/dropbearkey /usr/bin/dropbearkey
 [[ -e lib64/ld-linux-x86-64.so.2 ]] || die "dynamic loader was not copied"
 
+# SFTP for lago copy-to-vm/copy-from-vm/collect: dropbear runs /usr/lib/sftp-server for the
+# sftp subsystem; OpenSSH's (Debian openssh-sftp-server) needs only libc.
+SFTP_SERVER=/usr/lib/openssh/sftp-server
+[[ -x $SFTP_SERVER ]] || die "missing $SFTP_SERVER (install openssh-sftp-server)"
+copy_with_libs "$SFTP_SERVER" /usr/lib/sftp-server
+
 for p in "${MODPATHS[@]}"; do
   install -D -m 0644 "$p" ".$p"
 done
@@ -191,6 +197,7 @@ cat > etc/inittab <<'EOF'
 ::sysinit:/etc/init.d/rcS
 ::respawn:/usr/sbin/dropbear -F -E -R -p 22
 ::respawn:/sbin/acpid -f -c /etc/acpi
+ttyS0::respawn:-/bin/sh
 ::ctrlaltdel:/sbin/poweroff
 ::shutdown:/etc/init.d/rcK
 EOF

@@ -28,7 +28,8 @@ if (current !== validator) {
 }
 await build({
   absWorkingDir: root,
-  entryPoints: { lago: "src/cli/run.ts" },
+  // lago: the CLI; sdk: `import { Environment } from "lago"` (package.json exports).
+  entryPoints: { lago: "src/cli/run.ts", sdk: "src/sdk/index.ts" },
   outdir,
   bundle: true,
   splitting: true,
@@ -45,6 +46,12 @@ await build({
 const old = path.join(root, `.dist-old-${process.pid}`);
 try {
   renameSync(dist, old);
+} catch (err) {
+  if (err.code !== "ENOENT") throw err;
+}
+// dist/types (the SDK's declarations, `npm run build:types`) changes only with the SDK's API: it is kept.
+try {
+  renameSync(path.join(old, "types"), path.join(outdir, "types"));
 } catch (err) {
   if (err.code !== "ENOENT") throw err;
 }

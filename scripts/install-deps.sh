@@ -11,7 +11,7 @@ packages=(
   qemu-utils qemu-system-x86 libvirt-daemon-system libvirt-clients libguestfs-tools dnsmasq-base
   linux-image-amd64 busybox-static dropbear-bin extlinux syslinux-common
   xz-utils iproute2 python3 openssh-client cpio kmod procps genisoimage
-  tmux
+  openssh-sftp-server ansible-core tmux
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -6,6 +6,7 @@
 import type { Command } from "commander";
 import { loadConfig, type ConfigOverrides } from "../config/config.ts";
 import { findWorkdir, makeEnvContext, type EnvContext } from "../env/context.ts";
+import { currentEnvName } from "../env/current.ts";
 import type { Style } from "../plan/render.ts";
 import { makeStyle } from "./output.ts";
 import { EXIT } from "./exit-codes.ts";
@@ -54,7 +55,10 @@ export class Cli {
       "lago.allow_system_paths": g.allowSystemPaths ? "yes" : undefined,
     };
     const config = loadConfig(process.env, overrides);
-    return makeEnvContext(findWorkdir(process.cwd(), g.workdir), g.env, config);
+    const workdir = findWorkdir(process.cwd(), g.workdir);
+    // Without --env, the environment `lago env select` made current (Lago's set-current), else the default.
+    const name = optionGiven(this.command, "env") ? g.env : (currentEnvName(workdir) ?? g.env);
+    return makeEnvContext(workdir, name, config);
   }
 
   /**

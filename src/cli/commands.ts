@@ -273,20 +273,6 @@ export function show(cli: Cli, opts: { json?: boolean }): void {
   }
 }
 
-export async function ssh(cli: Cli, vm: string, command: string[], opts: { timeout: number }): Promise<void> {
-  const env = cli.env();
-  const state = showState(env);
-  const domain = state.resources.get(`domain.${vm}`);
-  const keys = state.resources.get("keypair");
-  if (!domain || !keys) throw new UsageError(`no VM ${vm} in environment ${env.name}`, { hint: "see `lago show`" });
-  const target = recordedSshTarget(domain, keys);
-  if (!target) throw new UsageError(`VM ${vm} has no address on a management net lago can reach`);
-  const result = await createDrivers(env).ssh.exec(target, command.join(" "), { timeoutMs: opts.timeout * 1000 });
-  cli.out.write(result.stdout);
-  cli.err.write(result.stderr);
-  cli.exitCode = result.code;
-}
-
 export async function graph(cli: Cli, opts: InitFileOpts): Promise<void> {
   const spec = await loadInitFile(cli, opts);
   const env = cli.env();

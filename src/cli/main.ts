@@ -19,6 +19,7 @@ import { Cli } from "./cli.ts";
 import { addGlobalOptions, shareGlobalOptions } from "./global-options.ts";
 import { CORE_EXAMPLES, examples } from "./examples.ts";
 import { reportError } from "./report-error.ts";
+import { addOpsCommands } from "./ops-commands.ts";
 import type { ApplyOpts, InitFileOpts, PlanOpts } from "./commands.ts";
 
 export { EXIT, Cli };
@@ -48,7 +49,7 @@ function positiveInt(value: string): number {
  * Verbs registered from other files, in the order `lago --help` lists them:
  * add one line per file (e.g. `registerOpsVerbs` from `./ops-commands.ts`).
  */
-const VERB_FILES: RegisterVerbs[] = [];
+const VERB_FILES: RegisterVerbs[] = [addOpsCommands];
 
 /**
  * The whole command line: global options, the core verbs, then each file of
@@ -127,15 +128,6 @@ export function buildProgram(verbFiles: readonly RegisterVerbs[] = VERB_FILES): 
     .description("show what the state records, per resource")
     .option("--json", "as JSON")
     .action(async (opts: { json?: boolean }) => (await commands()).show(cli, opts));
-
-  program
-    .command("ssh")
-    .description("run a command on a VM over SSH with the environment's key (host key pinned)")
-    .argument("<vm>", "VM name from the init file")
-    .argument("<command...>", "the command and its arguments, run by the VM's shell")
-    .option("--timeout <seconds>", "give up after this long", positiveInt, 60)
-    .passThroughOptions()
-    .action(async (vm: string, command: string[], opts: { timeout: number }) => (await commands()).ssh(cli, vm, command, opts));
 
   program
     .command("graph")

@@ -11,6 +11,7 @@ import type { TemplateRef } from "../drivers/types.ts";
 import type { Attrs, DesiredResource, Json } from "../resources/types.ts";
 import type { State } from "../state/state.ts";
 import { diskAddress } from "../resources/common.ts";
+import { isStoppedOnPurpose } from "../resources/domain-records.ts";
 
 export type TemplateResolution = { type: "repo"; ref: TemplateRef } | { type: "path"; path: string; format: string };
 
@@ -376,6 +377,8 @@ export function compile(input: CompileInput): DesiredResource[] {
       };
       domainDeps.push(`network.${nic.net}`);
     });
+    // A VM the user stopped on purpose (`lago stop`) stays stopped until `lago start`.
+    const wanted = !isStoppedOnPurpose(input.prior.resources.get(`domain.${d.name}`));
     add({
       address: `domain.${d.name}`,
       kind: "domain",
@@ -389,8 +392,8 @@ export function compile(input: CompileInput): DesiredResource[] {
         nics,
         management_nic: mgmtNet.get(d.name) ?? null,
         ssh_user: d.sshUser,
-        running: true,
-        ready: true,
+        running: wanted,
+        ready: wanted,
       },
       dependsOn: domainDeps,
       pointer: d.pointer,

@@ -38,5 +38,8 @@ export function planToJson(plan: Plan): Record<string, unknown> {
     })),
     pending_restarts: plan.pendingRestarts,
     notices: plan.notices,
+    // Present only when there is something to say, so plans of environments without them stay as they were.
+    ...(plan.stopped?.length ? { stopped: plan.stopped } : {}),
+    ...(plan.snapshotsLost?.length ? { snapshots_lost: plan.snapshotsLost.map((l) => ({ address: l.address, snapshots: l.snapshots })) } : {}),
   };
 }

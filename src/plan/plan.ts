@@ -7,6 +7,7 @@ import { kindOf } from "../resources/registry.ts";
 import type { State } from "../state/state.ts";
 import { diffAttrs, underPrefix } from "./diff.ts";
 import { dependencyOrder } from "../graph/graph.ts";
+import { recordedSnapshots } from "../resources/domain-records.ts";
 
 export type Action = "create" | "update" | "replace" | "delete" | "no-op";
 
@@ -57,6 +58,10 @@ export interface Plan {
   drift: Drift[];
   /** VMs whose applied changes still wait for a restart (`apply --restart`). */
   pendingRestarts: string[];
+  /** VMs the user stopped on purpose (`lago stop`): kept stopped until `lago start`. */
+  stopped: string[];
+  /** Snapshots this plan loses: their VM, or a disk holding them, is replaced or destroyed. */
+  snapshotsLost: { address: string; snapshots: string[] }[];
   summary: { create: number; update: number; replace: number; delete: number };
   /** The desired graph the plan was computed from; apply uses it as is. */
   desired: DesiredResource[];
@@ -264,6 +269,13 @@ export function computePlan(input: PlanInput): Plan {
     .filter((r) => pendingRestartOf(r).length && !(input.restart && desiredAddresses.has(r.address)))
     .map((r) => r.address)
     .sort();
+  const stopped = desired.filter((d) => d.kind === "domain" && d.attrs.running === false).map((d) => d.address).sort();
+  const gone = new Set(selected.filter((c) => c.action === "replace" || c.action === "delete").map((c) => c.address));
+  const snapshotsLost = [...current.values()]
+    .filter((r) => r.kind === "domain" && (gone.has(r.address) || r.dependsOn.some((dep) => dep.startsWith("disk.") && gone.has(dep))))
+    .map((r) => ({ address: r.address, snapshots: [...recordedSnapshots(r).keys()] }))
+    .filter((l) => l.snapshots.length > 0)
+    .sort(byAddress);
   const summary = { create: 0, update: 0, replace: 0, delete: 0 };
   for (const c of selected) if (c.action !== "no-op") summary[c.action] += 1;
   return {
@@ -274,6 +286,8 @@ export function computePlan(input: PlanInput): Plan {
     resourceChanges: selected,
     drift: drift.sort(byAddress),
     pendingRestarts,
+    stopped,
+    snapshotsLost,
     summary,
     desired,
     destroy: input.destroy ?? false,

@@ -106,5 +106,11 @@ export function renderPlan(plan: Plan, st: Style = plainStyle): string {
   if (plan.pendingRestarts.length) {
     out.push("", st.yellow(`Waiting for a restart to take effect: ${plan.pendingRestarts.join(", ")} (lago apply --restart)`));
   }
+  if (plan.stopped?.length) {
+    out.push("", `Stopped on purpose, kept stopped: ${plan.stopped.join(", ")} (lago start VM starts it)`);
+  }
+  for (const l of plan.snapshotsLost ?? []) {
+    out.push("", st.red(`${l.address} loses its snapshots: ${l.snapshots.join(", ")}`));
+  }
   return `${out.join("\n")}\n`;
 }

@@ -14,6 +14,7 @@ import { BOOTSTRAP_METHODS, bootstrapSpec, cloudInitSeed, firstLoginScript, publ
 import { dependency, diskAddress, inventoryOf, ipIn, macForIp, macForKey, obj, parseDiskAddress, str } from "./common.ts";
 import type { AttrChange, Attrs, Json, ReconcileContext, RecordedResource, ResourceKind } from "./types.ts";
 import type { DomainInfo, DomainView } from "../drivers/types.ts";
+import { SNAPSHOTS, STOPPED_ON_PURPOSE } from "./domain-records.ts";
 
 const RESTART_PATHS = ["/memory", "/vcpu", "/cpu"];
 
@@ -213,6 +214,8 @@ async function bootAndWait(ctx: ReconcileContext, attrs: Attrs, prior: Attrs | u
   const pinned = typeof prior?.host_key === "string" ? prior.host_key : undefined;
   const target = sshTarget(ctx, attrs, pinned);
   const outputs: Attrs = { libvirt_name: name, ip: target?.host ?? null, host_key: pinned ?? null, pendingRestart: [] };
+  // Snapshots live in the VM's disks and survive a restart.
+  if (prior?.[SNAPSHOTS] !== undefined) outputs[SNAPSHOTS] = prior[SNAPSHOTS];
   const boot = bootOf(ctx, attrs);
   const timeoutMs = ctx.env.config.bootTimeout * 1000;
   return ctx.idle(async () => {
@@ -400,6 +403,10 @@ export const domainKind: ResourceKind = {
   async create(ctx, desired) {
     await writeSeed(ctx, desired);
     await ctx.drivers.libvirt.defineDomain(definition(ctx, desired), { signal: ctx.signal });
+    if (desired.running === false) {
+      // Stopped on purpose (`lago stop`): defined, started by `lago start`.
+      return { libvirt_name: libvirtName(ctx.env, str(desired.name, "name")), ip: null, host_key: null, pendingRestart: [], [STOPPED_ON_PURPOSE]: true };
+    }
     return bootAndWait(ctx, desired, undefined);
   },
   async update(ctx, desired, prior: RecordedResource, changes) {

@@ -2,6 +2,8 @@
  * A template image in the shared store (Lago's `<repo>:<name>:<version>`), or a
  * local image named by path. Immutable: a new version is a new resource.
  */
+import { existsSync } from "node:fs";
+import nodePath from "node:path";
 import { ProviderError } from "../errors.ts";
 import type { TemplateRef } from "../drivers/types.ts";
 import { obj, str } from "./common.ts";
@@ -20,12 +22,26 @@ export function templateRefOf(attrs: Attrs): TemplateRef | undefined {
   };
 }
 
+/**
+ * A backing file lago can trust: a complete image of the shared template store
+ * that has no backing file itself (the layers `lago export` writes).
+ */
+async function isStoreTemplate(ctx: ReconcileContext, backing: string): Promise<boolean> {
+  const store = nodePath.resolve(ctx.env.config.templateStore);
+  const file = nodePath.resolve(backing);
+  if (nodePath.dirname(file) !== store || !existsSync(`${file}.hash`)) return false;
+  const info = await ctx.drivers.images.info(file, { signal: ctx.signal });
+  return info !== undefined && !info.backingFile;
+}
+
 async function localImage(ctx: ReconcileContext, attrs: Attrs): Promise<Attrs | undefined> {
   const path = str(attrs.path, "path");
   const info = await ctx.drivers.images.info(path, { signal: ctx.signal });
   if (!info) return undefined;
-  if (info.backingFile) {
-    throw new ProviderError(ctx.address, `image ${path} names a backing file ${info.backingFile}: it could read files of the host; refusing`);
+  if (info.backingFile && !(await isStoreTemplate(ctx, info.backingFile))) {
+    throw new ProviderError(ctx.address, `image ${path} names a backing file ${info.backingFile}: it could read files of the host; refusing`, {
+      hint: `only a template of the store ${ctx.env.config.templateStore} may back an image (as in a layered \`lago export\`)`,
+    });
   }
   return { path, format: info.format };
 }

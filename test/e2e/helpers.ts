@@ -18,7 +18,10 @@ export interface Cmd {
 
 export function sh(cmd: string, args: string[], env?: Record<string, string>): Promise<Cmd> {
   return new Promise((resolve) => {
-    const child = execFile(cmd, args, { env: { ...process.env, LC_ALL: "C", ...env }, maxBuffer: 64 * 1024 * 1024 }, (_e, stdout, stderr) =>
+    const childEnv: NodeJS.ProcessEnv = { ...process.env, LC_ALL: "C", ...env };
+    // Set by node --test for this file: a `node --test` run from here would skip its files as "recursive".
+    delete childEnv.NODE_TEST_CONTEXT;
+    const child = execFile(cmd, args, { env: childEnv, maxBuffer: 64 * 1024 * 1024 }, (_e, stdout, stderr) =>
       resolve({ code: child.exitCode, signal: child.signalCode, stdout, stderr }),
     );
   });

@@ -136,7 +136,12 @@ const VM03_VC = VM03.replace("template_name: lago-tiny\n", "template_name: lago-
 const WITH_VM03 = EXAMPLE.replace("\nnets:", `\n${VM03_VC}`);
 const STEP3 = WITH_VM03.replace("  vm01:\n    memory: 256\n    vcpu: 1\n    nics:\n      - net: lago\n", "  vm01:\n    memory: 384\n    vcpu: 1\n    nics:\n      - net: lago\n      - net: backend\n").replace("        size: 64M\n", "        size: 128M\n");
 
-const STEP4 = STEP3.replace(`${VM03_VC.replace("\n\nnets:", "")}\n`, "");
+// A data net's MTU and a data disk's format change under running VMs (issue 6's explicit scenarios).
+const STEP3B = STEP3.replace("  backend:\n    type: nat\n    management: false", "  backend:\n    type: nat\n    management: false\n    mtu: 1400").replace(
+  "        size: 128M\n        dev: vdb\n        format: qcow2",
+  "        size: 128M\n        dev: vdb\n        format: raw",
+);
+const STEP4 = STEP3B.replace(`${VM03_VC.replace("\n\nnets:", "")}\n`, "");
 const STEP6 = STEP4.replace("\nnets:", `\n${VM03.replaceAll("vm03", "vm04").replace("template_name: lago-tiny\n", "template_name: lago-tiny-ssh\n")}`);
 
 before(() => {
@@ -224,6 +229,33 @@ test("3. more memory and a NIC: updated in place, restart required, --restart ap
   assert.equal(await domId(env, "vm02"), vm02, "vm02 kept running");
   assert.equal((await ssh(env, "vm02", "cat /sys/block/vdb/size")).trim(), String((128 * 1024 * 1024) / 512), "the guest sees the grown disk");
   await expectPlan(env, {});
+});
+
+test("3b. a data net's MTU and a data disk's format change under running VMs: the net restarts, the disk is recreated, the VMs keep running", async () => {
+  assert.notEqual(STEP3B, STEP3);
+  const ids = { vm01: await domId(env, "vm01"), vm02: await domId(env, "vm02"), vm03: await domId(env, "vm03") };
+  const oldDisk = String(env.state().resources["disk.vm02.data"]?.outputs.path);
+  env.init(STEP3B);
+  await expectPlan(env, { "disk.vm02.data": "replace", "domain.vm01": "update", "domain.vm02": "update", "network.backend": "update" });
+  await apply(env);
+  assert.deepEqual({ vm01: await domId(env, "vm01"), vm02: await domId(env, "vm02"), vm03: await domId(env, "vm03") }, ids, "no VM was restarted or recreated");
+  const backend = String(env.state().resources["network.backend"]?.outputs.libvirt_name);
+  assert.match((await virsh("net-dumpxml", backend)).stdout, /<mtu size='1400'\/>/);
+  for (const vm of ["vm01", "vm02"]) {
+    // The live definition: the NIC is back on the restarted network, with its MTU.
+    const live = (await virsh("dumpxml", libvirtName(env, vm))).stdout;
+    const nic = [...live.matchAll(/<interface type='network'>[\s\S]*?<\/interface>/g)].map((m) => m[0]).find((x) => x.includes(`network='${backend}'`));
+    assert.ok(nic, `${vm} has a NIC on ${backend}`);
+    assert.match(nic, /<mtu size='1400'\/>/);
+    assert.equal((await ssh(env, vm, "echo ok")).trim(), "ok");
+  }
+  const disk = String(env.state().resources["disk.vm02.data"]?.outputs.path);
+  const info = JSON.parse((await import("node:child_process")).execFileSync("qemu-img", ["info", "-U", "--output=json", disk], { encoding: "utf8" }));
+  assert.equal(info.format, "raw");
+  assert.equal(info["virtual-size"], 128 * 1024 * 1024);
+  if (disk !== oldDisk) assert.equal(existsSync(oldDisk), false, "the old image is gone");
+  assert.match((await virsh("domblklist", libvirtName(env, "vm02"))).stdout, new RegExp(`vdb\\s+${disk.replaceAll(".", "\\.")}`));
+  await noOrphans(env);
 });
 
 test("4. removing a VM removes its domain, disks and DHCP/DNS entries, nothing else", async () => {

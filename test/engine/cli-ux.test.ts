@@ -37,6 +37,13 @@ function leafCommands(cmd: Command): Command[] {
   return cmd.commands.flatMap((c) => (c.commands.length ? leafCommands(c) : [c]));
 }
 
+/** A verb's words after `lago` (`template list`). */
+function verbPath(cmd: Command): string {
+  const words: string[] = [];
+  for (let c: Command | null = cmd; c?.parent; c = c.parent) words.unshift(c.name());
+  return words.join(" ");
+}
+
 test("global options are accepted before or after the verb, for every verb", async () => {
   const sb = makeSandbox();
   try {
@@ -74,8 +81,9 @@ test("every verb, including ones registered from other files, takes the global o
     for (const g of ["--workdir", "--env", "--template-repo-path", "--template-store", "--lease-dir", "--domain-type", "--lock-timeout", "--no-color"]) {
       assert.ok(longs.includes(g), `lago ${cmd.name()} does not take ${g}`);
     }
-    assert.ok(examplesOf(cmd).length > 0, `lago ${cmd.name()} --help has no examples`);
-    for (const [line] of examplesOf(cmd)) assert.match(line, new RegExp(`^lago ${cmd.name()}\\b`), `an example of ${cmd.name()} runs another verb: ${line}`);
+    const verb = verbPath(cmd);
+    assert.ok(examplesOf(cmd).length > 0, `lago ${verb} --help has no examples`);
+    for (const [line] of examplesOf(cmd)) assert.match(line, new RegExp(`^lago ${verb}\\b`), `an example of ${verb} runs another verb: ${line}`);
   }
 });
 

@@ -557,3 +557,9 @@ test("a DNS forwarder is the first child of <dns>", () => {
     /<dns enable="yes">\n {4}<forwarder addr="192.168.200.1"\/>\n {4}<host ip="192.168.201.2">\n {6}<hostname>vm01<\/hostname>\n {4}<\/host>\n {2}<\/dns>/,
   );
 });
+
+test("a network redefined carries the existing network's UUID, right after its name (libvirt refuses a definition of that name with another)", () => {
+  const xml = networkXml(NAT, "cd9e89dc-8e95-460f-a86d-ad25125e9b0e");
+  assert.match(xml, /^<network>\n {2}<name>[^<]+<\/name>\n {2}<uuid>cd9e89dc-8e95-460f-a86d-ad25125e9b0e<\/uuid>\n/);
+  assert.doesNotMatch(networkXml(NAT), /<uuid>/);
+});

@@ -112,7 +112,8 @@ export function rangeXml(r: { start: string; end: string }): string {
   return renderXml(el("range", { start: r.start, end: r.end }));
 }
 
-export function networkXml(def: NetworkDef): string {
+/** `uuid`: the existing network's, when redefining it (libvirt refuses a definition of that name with another). */
+export function networkXml(def: NetworkDef, uuid?: string): string {
   // An isolated bridge has no gateway: no <ip> element (an empty string would render as a blank line).
   const ip =
     def.gateway !== "" &&
@@ -132,6 +133,7 @@ export function networkXml(def: NetworkDef): string {
       "network",
       undefined,
       el("name", undefined, def.name),
+      uuid !== undefined && el("uuid", undefined, uuid),
       metadataElement(def.metadata),
       def.mode === "nat" && el("forward", { mode: "nat" }),
       el("bridge", { name: def.bridge, stp: "on", delay: 0 }),

@@ -261,8 +261,14 @@ export class VirshLibvirt implements LibvirtDriver {
 
   async redefineNetwork(def: NetworkDef, opts?: CallOptions): Promise<void> {
     const existing = await this.networkState(def.name, opts);
+    // A new definition of an existing network must carry its UUID (libvirt: "already exists with uuid …").
+    let uuid: string | undefined;
+    if (existing) {
+      uuid = (await this.virsh(["net-uuid", checkName(def.name)], opts)).trim();
+      if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(uuid)) throw new CommandError(["virsh", "net-uuid", def.name], 0, "", `unexpected UUID ${JSON.stringify(uuid)}`);
+    }
     if (existing?.active) await this.virsh(["net-destroy", checkName(def.name)], opts);
-    await this.withXmlFile(networkXml(def), (file) => this.virsh(["net-define", file], opts));
+    await this.withXmlFile(networkXml(def, uuid), (file) => this.virsh(["net-define", file], opts));
     await this.virsh(["net-start", checkName(def.name)], opts);
     await this.virsh(["net-autostart", def.name, "--disable"], opts).catch(() => undefined);
   }

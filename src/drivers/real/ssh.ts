@@ -42,18 +42,20 @@ export class HostKeyMismatchError extends LagoError {
   }
 }
 
-interface Connection {
+export interface Connection {
   client: SshClient;
   hostKey: string;
   /** -1: the key; otherwise the index of the password that logged in. */
   credential: number;
 }
 
-function where(t: SshTarget): string {
+/** `user@host:port`, for messages. */
+export function where(t: SshTarget): string {
   return `${t.user}@${t.host}:${t.port}`;
 }
 
-function describeError(err: unknown): string {
+/** An SSH error in words (authentication failures and socket codes named). */
+export function describeError(err: unknown): string {
   const e = err as (Error & { level?: string; code?: string }) | undefined;
   if (e instanceof Error && e.level === "client-authentication") return `authentication failed (${e.message})`;
   if (e instanceof Error && e.code) return `${e.code}: ${e.message}`;
@@ -105,7 +107,7 @@ function authMethods(target: SshTarget, privateKey: Buffer): AnyAuthMethod[] {
  * One connection attempt, host key verified; resolves once authenticated with the
  * key or one of the target's passwords. `sock`: an already connected socket to use.
  */
-function connect(target: SshTarget, privateKey: Buffer, readyTimeoutMs: number, signal: AbortSignal | undefined, sock?: net.Socket): Promise<Connection> {
+export function connect(target: SshTarget, privateKey: Buffer, readyTimeoutMs: number, signal: AbortSignal | undefined, sock?: net.Socket): Promise<Connection> {
   return new Promise((resolve, reject) => {
     if (signal?.aborted) {
       sock?.destroy();
@@ -226,7 +228,8 @@ function execOn(
   });
 }
 
-async function readKey(target: SshTarget): Promise<Buffer> {
+/** The target's private key, or an SSH_KEY error naming the file. */
+export async function readKey(target: SshTarget): Promise<Buffer> {
   try {
     return await readFile(target.privateKeyPath);
   } catch (err) {

@@ -1,0 +1,96 @@
+/**
+ * Looking after Lago's shared template store (see template-store.ts for its
+ * layout): listing its images with their users, and removing one under its
+ * per-template lock (the same lock downloads take, so an image is never
+ * removed while another process fetches or registers it).
+ */
+import { existsSync } from "node:fs";
+import { readFile, readdir, rm, stat } from "node:fs/promises";
+import path from "node:path";
+import { LockBusyError, acquireDirLock, describeHolder } from "../../util/dir-lock.ts";
+import { LockError, errorMessage } from "../../errors.ts";
+
+export interface StoreImage {
+  /** `<repo>:<name>:<version>`. */
+  key: string;
+  path: string;
+  /** Size in bytes. */
+  size: number;
+  /** Who registered as using it (Lago's `.users`): environment directories, exported layers, Lago prefixes. */
+  users: string[];
+}
+
+const SIDE_FILES = [".hash", ".metadata", ".users", ".size", ".tmp"];
+
+function parseUsers(text: string | undefined): string[] {
+  if (text === undefined) return [];
+  try {
+    const doc: unknown = JSON.parse(text);
+    if (Array.isArray(doc)) return doc.filter((u): u is string => typeof u === "string").sort();
+    if (doc && typeof doc === "object" && "users" in doc) {
+      const users = (doc as { users: unknown }).users;
+      if (users && typeof users === "object") return Object.keys(users).sort();
+    }
+  } catch {
+    // An unreadable registry names nobody.
+  }
+  return [];
+}
+
+export class TemplateStoreAdmin {
+  readonly storeDir: string;
+
+  constructor(storeDir: string) {
+    this.storeDir = path.resolve(storeDir);
+  }
+
+  /** Every image of the store (a file with a `.hash` beside it), sorted by key. An absent store is empty. */
+  async list(): Promise<StoreImage[]> {
+    let names: string[];
+    try {
+      names = await readdir(this.storeDir);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") return [];
+      throw err;
+    }
+    const all = new Set(names);
+    const out: StoreImage[] = [];
+    for (const key of names.sort()) {
+      if (SIDE_FILES.some((s) => key.endsWith(s)) || key.endsWith(".lock") || key.endsWith(".lockdir") || !all.has(`${key}.hash`)) continue;
+      const file = path.join(this.storeDir, key);
+      const st = await stat(file).catch(() => undefined);
+      if (!st?.isFile()) continue;
+      const users = parseUsers(await readFile(`${file}.users`, "utf8").catch(() => undefined));
+      out.push({ key, path: file, size: st.size, users });
+    }
+    return out;
+  }
+
+  /**
+   * Under the image's lock, ask `stillUnused` (with the users registered at
+   * that moment) and remove the image and its side files only if it agrees.
+   * Resolves whether it removed it.
+   */
+  async removeIfUnused(key: string, stillUnused: (users: string[]) => boolean): Promise<boolean> {
+    const file = path.join(this.storeDir, key);
+    let held: Awaited<ReturnType<typeof acquireDirLock>>;
+    try {
+      // The lock downloads take (template-store.ts).
+      held = await acquireDirLock(`${file}.lockdir`, { command: "lago template prune", timeoutMs: 0 });
+    } catch (err) {
+      if (err instanceof LockBusyError) throw new LockError(`template ${key} is in use by ${describeHolder(err.holder)} (${file}.lockdir)`, { hint: "try again when it is done" });
+      throw new LockError(`cannot lock template ${key}: ${errorMessage(err)}`, { cause: err });
+    }
+    try {
+      if (!existsSync(file)) return false;
+      const users = parseUsers(await readFile(`${file}.users`, "utf8").catch(() => undefined));
+      if (!stillUnused(users)) return false;
+      // The image goes first: without it the side files describe nothing.
+      await rm(file, { force: true });
+      for (const s of SIDE_FILES) await rm(`${file}${s}`, { force: true });
+      return true;
+    } finally {
+      await held.release().catch(() => undefined);
+    }
+  }
+}
