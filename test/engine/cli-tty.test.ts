@@ -37,7 +37,7 @@ test("on a terminal: one live line per resource in flight with spinner and elaps
     const end = await term.waitFor(/EXIT=\d+/);
     assert.match(end, /EXIT=130/, end);
     assert.match(end, /Interrupted \(SIGINT\): no new step starts; cancelling 1 running step/);
-    assert.match(end, /Apply interrupted: 12 step\(s\) done, 1 cancelled or failed, 0 not started/);
+    assert.match(end, /Apply interrupted: 11 step\(s\) done, 1 cancelled or failed, 0 not started/);
     assert.doesNotMatch(end, new RegExp(`${SPINNER} domain`), "the live block is gone");
     assert.equal(sb.state().resources["domain.vm02"]?.status, "tainted");
     const again = await sb.lago(["apply", "--auto-approve"]);

@@ -56,7 +56,7 @@ test("global options are accepted before or after the verb, for every verb", asy
     assert.equal(JSON.parse(before.stdout).env, "second");
     const show = await sb.lago(["show", "--json", "--env", "second", "--workdir", sb.work]);
     assert.equal(show.code, 0, show.stderr);
-    assert.equal(JSON.parse(show.stdout).resources.length, 13);
+    assert.equal(JSON.parse(show.stdout).resources.length, 12);
     // The value closest to the verb wins.
     const both = await sb.lago(["--env", "nope", "show", "--json", "--env", "second"]);
     assert.equal(JSON.parse(both.stdout).env, "second");
@@ -166,10 +166,10 @@ test("without a terminal: plain timestamped lines", async () => {
     const r = await sb.lago(["apply", "--auto-approve"]);
     assert.equal(r.code, 0, r.stderr);
     const progress = r.stdout.split("\n").filter((l) => /: (Creating\.\.\.|Creation complete)/.test(l));
-    assert.equal(progress.length, 26);
+    assert.equal(progress.length, 24);
     for (const l of progress) assert.match(l, /^\d\d:\d\d:\d\d [a-z]/);
     assert.doesNotMatch(r.stdout, /\x1b\[/, "no escape codes without a terminal");
-    assert.match(r.stdout, /\nApply complete! Resources: 13 added, 0 changed, 0 replaced, 0 destroyed\.\n$/);
+    assert.match(r.stdout, /\nApply complete! Resources: 12 added, 0 changed, 0 replaced, 0 destroyed\.\n$/);
   } finally {
     sb.cleanup();
   }
@@ -292,10 +292,10 @@ test("Ctrl-C (SIGINT) during apply: the running step is cancelled and recorded, 
     assert.equal(code, 130, run.err());
     assert.match(run.err(), /Interrupted \(SIGINT\): no new step starts; cancelling 1 running step/);
     assert.match(run.err(), /Cancelled: domain\.vm02: command `fake startDomain lago-[0-9a-f]+-vm02` was cancelled/);
-    assert.match(run.err(), /Apply interrupted: 12 step\(s\) done, 1 cancelled or failed, 0 not started/);
+    assert.match(run.err(), /Apply interrupted: 11 step\(s\) done, 1 cancelled or failed, 0 not started/);
     assert.doesNotMatch(run.err(), /Internal error|\n\s+at /);
     const state = sb.state();
-    assert.equal(Object.keys(state.resources).length, 13, "every step that ran is recorded");
+    assert.equal(Object.keys(state.resources).length, 12, "every step that ran is recorded");
     assert.equal(state.resources["domain.vm01"]?.status, "ready");
     assert.equal(state.resources["domain.vm02"]?.status, "tainted", "the cancelled create is recorded, not forgotten");
     // The state and the journal together say the same to the next plan: only the cancelled VM is left to do.
