@@ -180,7 +180,10 @@ test("3b. a data net's MTU and a data disk's format change under running VMs: th
     const nic = [...live.matchAll(/<interface type='network'>[\s\S]*?<\/interface>/g)].map((m) => m[0]).find((x) => x.includes(`network='${backend}'`));
     assert.ok(nic, `${vm} has a NIC on ${backend}`);
     assert.match(nic, /<mtu size='1400'\/>/);
-    assert.equal((await ssh(env, vm, "echo ok")).trim(), "ok");
+    // The guest got the re-attached NIC back (hotplugged: DHCP again) with the net's MTU.
+    const shown = await ssh(env, vm, "for i in $(seq 60); do [ $(ip -o -4 addr show | grep -c ' eth') -ge 2 ] && break; sleep 1; done; ip -o link show; ip -o -4 addr show");
+    assert.equal(shown.match(/^\d+: eth\d+\s+inet /gm)?.length, 2, shown);
+    assert.match(shown, /eth\d+: <[^>]*UP[^>]*> mtu 1400 /, shown);
   }
   const disk = String(env.state().resources["disk.vm02.data"]?.outputs.path);
   const info = JSON.parse((await import("node:child_process")).execFileSync("qemu-img", ["info", "-U", "--output=json", disk], { encoding: "utf8" }));
