@@ -240,8 +240,11 @@ function observedAttrs(ctx: ReconcileContext, recorded: Attrs, info: DomainInfo)
   return attrs;
 }
 
-/** Detach what goes and attach what comes, NICs by MAC and disks by device; a changed one is detached, then attached. */
-async function converge(ctx: ReconcileContext, name: string, prior: Attrs, desired: Attrs): Promise<void> {
+/**
+ * Detach what goes and attach what comes, NICs by MAC and disks by device; a changed one is detached, then
+ * attached. Resolves the MACs of the NICs it attached.
+ */
+async function converge(ctx: ReconcileContext, name: string, prior: Attrs, desired: Attrs): Promise<Set<string>> {
   const lv = ctx.drivers.libvirt;
   const opts = { signal: ctx.signal };
   const nicSig = (n: NicPlan): string => `${n.def.mac.toLowerCase()}|${n.def.network}|${n.def.mtu ?? ""}`;
@@ -250,7 +253,12 @@ async function converge(ctx: ReconcileContext, name: string, prior: Attrs, desir
   const wantSigs = new Set(wantNics.map(nicSig));
   const priorSigs = new Set(priorNics.map(nicSig));
   for (const n of priorNics) if (!wantSigs.has(nicSig(n))) await lv.detachNic(name, n.def.mac, opts);
-  for (const n of wantNics) if (!priorSigs.has(nicSig(n))) await lv.attachNic(name, n.def, opts);
+  const attached = new Set<string>();
+  for (const n of wantNics) {
+    if (priorSigs.has(nicSig(n))) continue;
+    await lv.attachNic(name, n.def, opts);
+    attached.add(n.def.mac.toLowerCase());
+  }
 
   const diskSig = (d: DomainDiskDef): string => `${d.dev}|${d.path}|${d.format}|${d.bus}|${d.device}`;
   const priorDisks = diskDefs(ctx, prior);
@@ -259,6 +267,7 @@ async function converge(ctx: ReconcileContext, name: string, prior: Attrs, desir
   const priorDiskSigs = new Set(priorDisks.map(diskSig));
   for (const d of priorDisks) if (!wantDiskSigs.has(diskSig(d))) await lv.detachDisk(name, d.dev, opts);
   for (const d of wantDisks) if (!priorDiskSigs.has(diskSig(d))) await lv.attachDisk(name, d, opts);
+  return attached;
 }
 
 export const domainKind: ResourceKind = {
@@ -323,7 +332,7 @@ export const domainKind: ResourceKind = {
     const lv = ctx.drivers.libvirt;
     const opts = { signal: ctx.signal };
     const name = libvirtName(ctx.env, str(desired.name, "name"));
-    await converge(ctx, name, prior.attrs, desired);
+    const attached = await converge(ctx, name, prior.attrs, desired);
     // Everything else lives in the persistent definition.
     await lv.defineDomain(definition(ctx, desired), opts);
     const pending = new Set(Array.isArray(prior.outputs.pendingRestart) ? prior.outputs.pendingRestart.map(String) : []);
@@ -347,6 +356,21 @@ export const domainKind: ResourceKind = {
       ip = managementIp(desired, nicDefs(ctx, desired)) ?? null;
     } catch {
       ip = null;
+    }
+    // Its management NIC was plugged in again (its network restarted or was recreated): ready when SSH answers again.
+    if (prior.attrs.running === true && desired.running === true && ip !== null && attached.has(macForIp(ip).toLowerCase())) {
+      const target = sshTarget(ctx, desired, priorHostKey ?? undefined);
+      if (target) {
+        ctx.progress(`waiting for SSH on ${target.host} (its management NIC was plugged in again)`);
+        try {
+          await ctx.drivers.ssh.waitReady(target, ctx.env.config.bootTimeout * 1000, { signal: ctx.signal });
+        } catch (err) {
+          throw new ProviderError(ctx.address, `SSH on ${target.host} did not answer after its management NIC was plugged in again: ${(err as Error).message}`, {
+            cause: err,
+            hint: "the guest must configure a NIC plugged in while it runs (DHCP on hotplug, as udev/NetworkManager do)",
+          });
+        }
+      }
     }
     return { ...prior.outputs, libvirt_name: name, ip, host_key: priorHostKey, pendingRestart: prior.attrs.running === true ? [...pending].sort() : [] };
   },
