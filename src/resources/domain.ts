@@ -7,6 +7,7 @@
  */
 import { envPaths, libvirtName, libvirtPrefix } from "../env/context.ts";
 import { ProviderError } from "../errors.ts";
+import { reportedCpu } from "../drivers/cpu-report.ts";
 import type { DomainCpuDef, DomainDef, DomainDiskDef, DomainNicDef, SshTarget } from "../drivers/types.ts";
 import { KEYPAIR } from "../graph/compile.ts";
 import { dependency, diskAddress, inventoryOf, ipIn, macForIp, macForKey, obj, parseDiskAddress, str } from "./common.ts";
@@ -134,17 +135,24 @@ async function bootAndWait(ctx: ReconcileContext, attrs: Attrs, prior: Attrs | u
   const outputs: Attrs = { libvirt_name: name, ip: target?.host ?? null, host_key: pinned ?? null, pendingRestart: [] };
   // Snapshots live in the VM's disks and survive a restart.
   if (prior?.[SNAPSHOTS] !== undefined) outputs[SNAPSHOTS] = prior[SNAPSHOTS];
-  if (!target) return outputs;
+  if (target) outputs.host_key = await waitForSsh(ctx, attrs, target, "the VM started");
+  return outputs;
+}
+
+/**
+ * Wait until SSH answers on `target` (the host key pinned when known); resolves the host key. `after`: what
+ * just happened, and `hint`: what to check (default: the serial console's log), for the error.
+ */
+async function waitForSsh(ctx: ReconcileContext, attrs: Attrs, target: SshTarget, after: string, hint?: string): Promise<string> {
   ctx.progress(`waiting for SSH on ${target.host}`);
   try {
-    outputs.host_key = await ctx.drivers.ssh.waitReady(target, ctx.env.config.bootTimeout * 1000, { signal: ctx.signal });
+    return await ctx.drivers.ssh.waitReady(target, ctx.env.config.bootTimeout * 1000, { signal: ctx.signal });
   } catch (err) {
-    throw new ProviderError(ctx.address, `the VM started but SSH on ${target.host} did not answer: ${(err as Error).message}`, {
+    throw new ProviderError(ctx.address, `${after} but SSH on ${target.host} did not answer: ${(err as Error).message}`, {
       cause: err,
-      hint: `its serial console is logged to ${envPaths.consoleLog(ctx.env, str(attrs.name, "name"))}`,
+      hint: hint ?? `its serial console is logged to ${envPaths.consoleLog(ctx.env, str(attrs.name, "name"))}`,
     });
   }
-  return outputs;
 }
 
 /**
@@ -154,13 +162,11 @@ async function bootAndWait(ctx: ReconcileContext, attrs: Attrs, prior: Attrs | u
  * `custom`/`qemu64`, which is not drift).
  */
 function expectedCpu(attrs: Attrs): { mode: string; model: string | undefined } | undefined {
-  const cpu = obj(attrs.cpu);
-  if (cpu.mode === "model") return { mode: "custom", model: String(cpu.model) };
-  if (cpu.mode === "custom") {
-    const model = obj(cpu.custom).model;
-    return { mode: String(obj(cpu.custom)["@mode"] ?? "custom"), model: typeof model === "string" ? model : typeof obj(model)["#text"] === "string" ? String(obj(model)["#text"]) : undefined };
-  }
-  return attrs.domain_type === "kvm" ? { mode: "host-passthrough", model: undefined } : undefined;
+  const cpu = cpuDef(attrs);
+  const type = attrs.domain_type === "qemu" ? "qemu" : "kvm";
+  // TCG without a model: libvirt's default, which is not lago's to check.
+  if (cpu.mode === "host-passthrough" && type === "qemu") return undefined;
+  return reportedCpu(cpu, type);
 }
 
 const sameCpu = (a: { mode: string; model: string | undefined }, b: { mode: string; model: string | undefined }): boolean => a.mode === b.mode && (a.model ?? "") === (b.model ?? "");
@@ -361,15 +367,7 @@ export const domainKind: ResourceKind = {
     if (prior.attrs.running === true && desired.running === true && ip !== null && attached.has(macForIp(ip).toLowerCase())) {
       const target = sshTarget(ctx, desired, priorHostKey ?? undefined);
       if (target) {
-        ctx.progress(`waiting for SSH on ${target.host} (its management NIC was plugged in again)`);
-        try {
-          await ctx.drivers.ssh.waitReady(target, ctx.env.config.bootTimeout * 1000, { signal: ctx.signal });
-        } catch (err) {
-          throw new ProviderError(ctx.address, `SSH on ${target.host} did not answer after its management NIC was plugged in again: ${(err as Error).message}`, {
-            cause: err,
-            hint: "the guest must configure a NIC plugged in while it runs (DHCP on hotplug, as udev/NetworkManager do)",
-          });
-        }
+        await waitForSsh(ctx, desired, target, "its management NIC was plugged in again", "the guest must configure a NIC plugged in while it runs (DHCP on hotplug, as udev/NetworkManager do)");
       }
     }
     return { ...prior.outputs, libvirt_name: name, ip, host_key: priorHostKey, pendingRestart: prior.attrs.running === true ? [...pending].sort() : [] };

@@ -7,7 +7,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { readdirSync, existsSync } from "node:fs";
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import path from "node:path";
 import { REPO_ROOT } from "../helpers/sandbox.ts";
 import { EXAMPLE, SHARED, makeEnv, planActions, requireTestbed, virsh, type Env } from "./helpers.ts";
@@ -43,6 +43,11 @@ async function domId(e: Env, vm: string): Promise<string> {
   const r = await virsh("domid", libvirtName(e, vm));
   assert.equal(r.code, 0, r.stderr);
   return r.stdout.trim();
+}
+
+/** `qemu-img info` of an image (`-U`: a running VM holds its lock). */
+function qemuImgInfo(file: string): Record<string, unknown> {
+  return JSON.parse(execFileSync("qemu-img", ["info", "-U", "--output=json", file], { encoding: "utf8" })) as Record<string, unknown>;
 }
 
 async function uptime(e: Env, vm: string): Promise<number> {
@@ -125,7 +130,7 @@ test("1. the example: two VMs answer SSH, hostnames, build step, extra disk, nam
   assert.match(await ssh(env, "vm02", "ping -c1 -W5 vm01.lago.local"), /1 packets received/);
   // The disks are qcow2 overlays on the shared store.
   const disk = String(env.state().resources["disk.vm01.root"]?.outputs.path);
-  const info = JSON.parse((await import("node:child_process")).execFileSync("qemu-img", ["info", "-U", "--output=json", disk], { encoding: "utf8" }));
+  const info = qemuImgInfo(disk);
   assert.equal(info.format, "qcow2");
   assert.equal(info["backing-filename"], path.join(SHARED.store, "lago-test:lago-tiny:v1"));
   await noOrphans(env);
@@ -186,7 +191,7 @@ test("3b. a data net's MTU and a data disk's format change under running VMs: th
     assert.match(shown, /eth\d+: <[^>]*UP[^>]*> mtu 1400 /, shown);
   }
   const disk = String(env.state().resources["disk.vm02.data"]?.outputs.path);
-  const info = JSON.parse((await import("node:child_process")).execFileSync("qemu-img", ["info", "-U", "--output=json", disk], { encoding: "utf8" }));
+  const info = qemuImgInfo(disk);
   assert.equal(info.format, "raw");
   assert.equal(info["virtual-size"], 128 * 1024 * 1024);
   if (disk !== oldDisk) assert.equal(existsSync(oldDisk), false, "the old image is gone");
