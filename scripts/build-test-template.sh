@@ -197,6 +197,7 @@ cat > etc/inittab <<'EOF'
 ::sysinit:/etc/init.d/rcS
 ::respawn:/usr/sbin/dropbear -F -E -R -p 22
 ::respawn:/sbin/acpid -f -c /etc/acpi
+::respawn:/bin/busybox uevent /sbin/lago-hotplug
 ttyS0::respawn:-/bin/sh
 ::ctrlaltdel:/sbin/poweroff
 ::shutdown:/etc/init.d/rcK
@@ -355,7 +356,29 @@ echo "lago-tiny: ACPI power button -> poweroff" >/dev/console
 exec /sbin/poweroff
 EOF
 
-chmod 755 etc/init.d/rcS etc/init.d/cidata etc/init.d/rcK usr/share/udhcpc/default.script etc/acpi/PWRF/00000080
+# NICs plugged in while the VM runs (lago re-attaches them when their network restarts) get DHCP as
+# booted ones do, as udev/NetworkManager would on a real distribution.
+cat > sbin/lago-hotplug <<'EOF'
+#!/bin/sh
+export PATH=/sbin:/bin:/usr/sbin:/usr/bin
+[ "$SUBSYSTEM" = net ] || exit 0
+case "$INTERFACE" in eth*) ;; *) exit 0 ;; esac
+pid=/run/udhcpc.$INTERFACE.pid
+case "$ACTION" in
+  add)
+    [ -s "$pid" ] && kill "$(cat "$pid")" 2>/dev/null
+    ip link set "$INTERFACE" up
+    udhcpc -f -S -i "$INTERFACE" -p "$pid" -s /usr/share/udhcpc/default.script </dev/null >/dev/console 2>&1 &
+    echo "lago-tiny: $INTERFACE plugged in" >/dev/console
+    ;;
+  remove)
+    [ -s "$pid" ] && kill "$(cat "$pid")" 2>/dev/null
+    rm -f "$pid"
+    ;;
+esac
+EOF
+
+chmod 755 etc/init.d/rcS etc/init.d/cidata etc/init.d/rcK usr/share/udhcpc/default.script etc/acpi/PWRF/00000080 sbin/lago-hotplug
 
 install -m 0644 "/boot/vmlinuz-$KVER" boot/vmlinuz
 cat > boot/extlinux/extlinux.conf <<'EOF'

@@ -18,6 +18,19 @@ export function examples(cmd: Command, list: readonly Example[]): Command {
   return cmd;
 }
 
+/**
+ * Attach the examples of `table` (keyed by the words after `lago`, e.g.
+ * `template list`) to the verbs below `parent`, nested ones too.
+ */
+export function attachExamples(parent: Command, table: Readonly<Record<string, readonly Example[]>>, prefix = ""): void {
+  for (const cmd of parent.commands) {
+    const name = prefix + cmd.name();
+    const list = table[name];
+    if (list) examples(cmd, list);
+    attachExamples(cmd, table, `${name} `);
+  }
+}
+
 /** The examples attached to `cmd` (empty when none). */
 export function examplesOf(cmd: Command): readonly Example[] {
   return registered.get(cmd) ?? [];

@@ -17,7 +17,7 @@ import { Command, InvalidArgumentError } from "commander";
 import { EXIT, EXIT_CODES_HELP } from "./exit-codes.ts";
 import { Cli } from "./cli.ts";
 import { addGlobalOptions, shareGlobalOptions } from "./global-options.ts";
-import { CORE_EXAMPLES, examples } from "./examples.ts";
+import { CORE_EXAMPLES, attachExamples } from "./examples.ts";
 import { reportError } from "./report-error.ts";
 import { addOpsCommands } from "./ops-commands.ts";
 import type { ApplyOpts, InitFileOpts, PlanOpts } from "./commands.ts";
@@ -137,10 +137,7 @@ export function buildProgram(verbFiles: readonly RegisterVerbs[] = VERB_FILES): 
     .option("--var-file <file>", VAR_FILE_HELP, collect)
     .action(async (opts: InitFileOpts) => (await commands()).graph(cli, opts));
 
-  for (const cmd of program.commands) {
-    const list = CORE_EXAMPLES[cmd.name()];
-    if (list) examples(cmd, list);
-  }
+  attachExamples(program, CORE_EXAMPLES);
   for (const register of verbFiles) register(program, cli);
   shareGlobalOptions(program);
   return { program, cli };

@@ -6,7 +6,7 @@
  */
 import type { Command } from "commander";
 import type { Cli } from "./main.ts";
-import { examples, type Example } from "./examples.ts";
+import { attachExamples, type Example } from "./examples.ts";
 
 const actions = (): Promise<typeof import("./ops-actions.ts")> => import("./ops-actions.ts");
 
@@ -193,7 +193,7 @@ export function addOpsCommands(program: Command, cli: Cli): void {
     .option("--json", "as JSON")
     .action(async (opts: { json?: boolean }) => (await actions()).doctor(cli, opts));
 
-  attachExamples(program, "");
+  attachExamples(program, OPS_EXAMPLES);
 }
 
 /** Examples of the everyday verbs, by command path. */
@@ -279,12 +279,3 @@ const OPS_EXAMPLES: Readonly<Record<string, readonly Example[]>> = {
     ["lago doctor --json", "as JSON"],
   ],
 };
-
-function attachExamples(parent: Command, prefix: string): void {
-  for (const cmd of parent.commands) {
-    const name = prefix + cmd.name();
-    const list = OPS_EXAMPLES[name];
-    if (list) examples(cmd, list);
-    attachExamples(cmd, `${name} `);
-  }
-}

@@ -218,26 +218,19 @@ export function computePlan(input: PlanInput): Plan {
   }
 
   // A subnet passes from a lease that goes to one that comes (a net renamed with its gw or static IPs):
-  // the new lease waits for the old one's release (see `subnetHandovers`), which waits for its network's
-  // delete; the VMs kept on that network let go of it first, so that their update (attaching them to
-  // the new network) does not have to come before it.
+  // the new lease waits for the old one's release (see `subnetHandovers`), which waits for the delete of
+  // what uses it. What is kept and uses the old lease (a net forwarding DNS to the management net's
+  // subnet), or a network deleted with it (VMs kept on that network), lets go of it first, so that its
+  // update (attaching it to the new one) does not have to come before that delete.
   for (const { from } of subnetHandovers(changes.values())) {
-    // What is kept and uses the old lease itself (a net forwarding DNS to the management net's subnet)
-    // lets go of it too: its update waits for the new lease, which waits for the old one's delete.
-    for (const y of changes.values()) {
-      if ((y.action !== "update" && y.action !== "no-op") || !y.refreshed?.dependsOn.includes(from) || y.releases.includes(from)) continue;
-      if (!kindOf(y.kind).withoutDependency) continue;
-      y.releases.push(from);
-      y.changes.push({ path: `(dependency) ${from}`, before: null, after: null, forcesReplacement: false, reason: `it lets go of ${from} before it is deleted: its subnet passes to another net` });
-      y.action = "update";
-    }
-    for (const net of changes.values()) {
-      if (net.kind !== "network" || net.action !== "delete" || !net.refreshed?.dependsOn.includes(from)) continue;
+    const going = [from];
+    for (const net of changes.values()) if (net.kind === "network" && net.action === "delete" && net.refreshed?.dependsOn.includes(from)) going.push(net.address);
+    for (const dep of going) {
       for (const y of changes.values()) {
-        if ((y.action !== "update" && y.action !== "no-op") || !y.refreshed?.dependsOn.includes(net.address) || y.releases.includes(net.address)) continue;
+        if ((y.action !== "update" && y.action !== "no-op") || !y.refreshed?.dependsOn.includes(dep) || y.releases.includes(dep)) continue;
         if (!kindOf(y.kind).withoutDependency) continue;
-        y.releases.push(net.address);
-        y.changes.push({ path: `(dependency) ${net.address}`, before: null, after: null, forcesReplacement: false, reason: `it lets go of ${net.address} before it is deleted: its subnet passes to another net` });
+        y.releases.push(dep);
+        y.changes.push({ path: `(dependency) ${dep}`, before: null, after: null, forcesReplacement: false, reason: `it lets go of ${dep} before it is deleted: its subnet passes to another net` });
         y.action = "update";
       }
     }

@@ -8,6 +8,7 @@
 import path from "node:path";
 import { envPaths, libvirtName, libvirtPrefix } from "../env/context.ts";
 import { ProviderError } from "../errors.ts";
+import { reportedCpu } from "../drivers/cpu-report.ts";
 import type { DomainCpuDef, DomainDef, DomainDiskDef, DomainNicDef, SshTarget } from "../drivers/types.ts";
 import { KEYPAIR } from "../graph/compile.ts";
 import { BOOTSTRAP_METHODS, bootstrapSpec, cloudInitSeed, firstLoginScript, publishedRootPassword, type BootstrapMethod, type BootstrapSpec } from "./bootstrap.ts";
@@ -217,24 +218,42 @@ async function bootAndWait(ctx: ReconcileContext, attrs: Attrs, prior: Attrs | u
   // Snapshots live in the VM's disks and survive a restart.
   if (prior?.[SNAPSHOTS] !== undefined) outputs[SNAPSHOTS] = prior[SNAPSHOTS];
   const boot = bootOf(ctx, attrs);
-  const timeoutMs = ctx.env.config.bootTimeout * 1000;
   return ctx.idle(async () => {
     await writeSeed(ctx, attrs);
     await ctx.drivers.libvirt.startDomain(name, { signal: ctx.signal });
     if (!target) return outputs;
-    ctx.progress(`waiting for SSH on ${target.host}`);
-    try {
-      const firstKey = boot?.method === "ssh" && pinned === undefined ? await firstLogin(ctx, target, boot, timeoutMs) : undefined;
-      outputs.host_key = await ctx.drivers.ssh.waitReady({ ...target, pinnedHostKey: firstKey ?? pinned }, timeoutMs, { signal: ctx.signal, progress: ctx.progress });
-    } catch (err) {
-      if (err instanceof ProviderError) throw err;
-      throw new ProviderError(ctx.address, `the VM started but SSH on ${target.host} did not answer: ${(err as Error).message}`, {
-        cause: err,
-        hint: `its serial console is logged to ${envPaths.consoleLog(ctx.env, str(attrs.name, "name"))}`,
-      });
-    }
+    const first = boot?.method === "ssh" && pinned === undefined ? (timeoutMs: number) => firstLogin(ctx, target, boot, timeoutMs) : undefined;
+    outputs.host_key = await waitForSsh(ctx, attrs, target, "the VM started", undefined, first);
     return outputs;
   });
+}
+
+/**
+ * Wait until SSH answers on `target` (the host key pinned when known); resolves the host key. `after`: what
+ * just happened, and `hint`: what to check (default: the serial console's log), for the error. `first`: a
+ * first login to run before (the SSH bootstrap), which resolves the host key it met.
+ */
+async function waitForSsh(
+  ctx: ReconcileContext,
+  attrs: Attrs,
+  target: SshTarget,
+  after: string,
+  hint?: string,
+  first?: (timeoutMs: number) => Promise<string>,
+): Promise<string> {
+  const timeoutMs = ctx.env.config.bootTimeout * 1000;
+  ctx.progress(`waiting for SSH on ${target.host}`);
+  try {
+    const firstKey = first ? await first(timeoutMs) : undefined;
+    const ready = firstKey === undefined ? target : { ...target, pinnedHostKey: firstKey };
+    return await ctx.drivers.ssh.waitReady(ready, timeoutMs, { signal: ctx.signal, progress: ctx.progress });
+  } catch (err) {
+    if (err instanceof ProviderError) throw err;
+    throw new ProviderError(ctx.address, `${after} but SSH on ${target.host} did not answer: ${(err as Error).message}`, {
+      cause: err,
+      hint: hint ?? `its serial console is logged to ${envPaths.consoleLog(ctx.env, str(attrs.name, "name"))}`,
+    });
+  }
 }
 
 /**
@@ -244,13 +263,11 @@ async function bootAndWait(ctx: ReconcileContext, attrs: Attrs, prior: Attrs | u
  * `custom`/`qemu64`, which is not drift).
  */
 function expectedCpu(attrs: Attrs): { mode: string; model: string | undefined } | undefined {
-  const cpu = obj(attrs.cpu);
-  if (cpu.mode === "model") return { mode: "custom", model: String(cpu.model) };
-  if (cpu.mode === "custom") {
-    const model = obj(cpu.custom).model;
-    return { mode: String(obj(cpu.custom)["@mode"] ?? "custom"), model: typeof model === "string" ? model : typeof obj(model)["#text"] === "string" ? String(obj(model)["#text"]) : undefined };
-  }
-  return attrs.domain_type === "kvm" ? { mode: "host-passthrough", model: undefined } : undefined;
+  const cpu = cpuDef(attrs);
+  const type = attrs.domain_type === "qemu" ? "qemu" : "kvm";
+  // TCG without a model: libvirt's default, which is not lago's to check.
+  if (cpu.mode === "host-passthrough" && type === "qemu") return undefined;
+  return reportedCpu(cpu, type);
 }
 
 const sameCpu = (a: { mode: string; model: string | undefined }, b: { mode: string; model: string | undefined }): boolean => a.mode === b.mode && (a.model ?? "") === (b.model ?? "");
@@ -330,8 +347,11 @@ function observedAttrs(ctx: ReconcileContext, recorded: Attrs, info: DomainInfo)
   return attrs;
 }
 
-/** Detach what goes and attach what comes, NICs by MAC and disks by device; a changed one is detached, then attached. */
-async function converge(ctx: ReconcileContext, name: string, prior: Attrs, desired: Attrs): Promise<void> {
+/**
+ * Detach what goes and attach what comes, NICs by MAC and disks by device; a changed one is detached, then
+ * attached. Resolves the MACs of the NICs it attached.
+ */
+async function converge(ctx: ReconcileContext, name: string, prior: Attrs, desired: Attrs): Promise<Set<string>> {
   const lv = ctx.drivers.libvirt;
   const opts = { signal: ctx.signal };
   const nicSig = (n: NicPlan): string => `${n.def.mac.toLowerCase()}|${n.def.network}|${n.def.mtu ?? ""}`;
@@ -340,7 +360,12 @@ async function converge(ctx: ReconcileContext, name: string, prior: Attrs, desir
   const wantSigs = new Set(wantNics.map(nicSig));
   const priorSigs = new Set(priorNics.map(nicSig));
   for (const n of priorNics) if (!wantSigs.has(nicSig(n))) await lv.detachNic(name, n.def.mac, opts);
-  for (const n of wantNics) if (!priorSigs.has(nicSig(n))) await lv.attachNic(name, n.def, opts);
+  const attached = new Set<string>();
+  for (const n of wantNics) {
+    if (priorSigs.has(nicSig(n))) continue;
+    await lv.attachNic(name, n.def, opts);
+    attached.add(n.def.mac.toLowerCase());
+  }
 
   const diskSig = (d: DomainDiskDef): string => `${d.dev}|${d.path}|${d.format}|${d.bus}|${d.device}`;
   const priorDisks = diskDefs(ctx, prior);
@@ -349,6 +374,7 @@ async function converge(ctx: ReconcileContext, name: string, prior: Attrs, desir
   const priorDiskSigs = new Set(priorDisks.map(diskSig));
   for (const d of priorDisks) if (!wantDiskSigs.has(diskSig(d))) await lv.detachDisk(name, d.dev, opts);
   for (const d of wantDisks) if (!priorDiskSigs.has(diskSig(d))) await lv.attachDisk(name, d, opts);
+  return attached;
 }
 
 export const domainKind: ResourceKind = {
@@ -413,7 +439,7 @@ export const domainKind: ResourceKind = {
     const lv = ctx.drivers.libvirt;
     const opts = { signal: ctx.signal };
     const name = libvirtName(ctx.env, str(desired.name, "name"));
-    await converge(ctx, name, prior.attrs, desired);
+    const attached = await converge(ctx, name, prior.attrs, desired);
     // Everything else lives in the persistent definition.
     await lv.defineDomain(definition(ctx, desired), opts);
     const pending = new Set(Array.isArray(prior.outputs.pendingRestart) ? prior.outputs.pendingRestart.map(String) : []);
@@ -437,6 +463,13 @@ export const domainKind: ResourceKind = {
       ip = managementIp(desired, nicDefs(ctx, desired)) ?? null;
     } catch {
       ip = null;
+    }
+    // Its management NIC was plugged in again (its network restarted or was recreated): ready when SSH answers again.
+    if (prior.attrs.running === true && desired.running === true && ip !== null && attached.has(macForIp(ip).toLowerCase())) {
+      const target = sshTarget(ctx, desired, priorHostKey ?? undefined);
+      if (target) {
+        await waitForSsh(ctx, desired, target, "its management NIC was plugged in again", "the guest must configure a NIC plugged in while it runs (DHCP on hotplug, as udev/NetworkManager do)");
+      }
     }
     return { ...prior.outputs, libvirt_name: name, ip, host_key: priorHostKey, pendingRestart: prior.attrs.running === true ? [...pending].sort() : [] };
   },

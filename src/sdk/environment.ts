@@ -47,6 +47,8 @@ export interface EnvironmentOptions {
   templateStore?: string | undefined;
   leaseDir?: string | undefined;
   domainType?: "kvm" | "qemu" | undefined;
+  /** Variables of an init file written as a Jinja2 template (`{{ name }}`), as the CLI's `--var`; `env` is the process environment. */
+  vars?: Record<string, unknown> | undefined;
   /** Any other lago.conf setting, as `section.key` → value (e.g. `{"lago.boot_timeout": "300"}`). */
   config?: ConfigOverrides | undefined;
   /** Resources changed at once by `apply`/`destroy` (default 4). */
@@ -142,7 +144,6 @@ export class Environment extends EventEmitter<EnvironmentEvents> {
    */
   static async load(initFile: string, options: EnvironmentOptions = {}): Promise<Environment> {
     const file = path.resolve(initFile);
-    const spec = await loadSpec(file);
     const overrides: ConfigOverrides = {
       ...options.config,
       ...(options.templateRepoPath !== undefined ? { "init.template_repo_path": options.templateRepoPath } : {}),
@@ -151,6 +152,10 @@ export class Environment extends EventEmitter<EnvironmentEvents> {
       ...(options.domainType !== undefined ? { "lago.domain_type": options.domainType } : {}),
     };
     const config: LagoConfig = loadConfig(process.env, overrides);
+    const spec = await loadSpec(file, {
+      vars: options.vars ?? {},
+      hostAccess: { allowOutsidePaths: config.allowOutsidePaths, allowSystemPaths: config.allowSystemPaths },
+    });
     const context = makeEnvContext(findWorkdir(path.dirname(file), options.workdir), options.env ?? "default", config);
     return new Environment(spec, context, options);
   }

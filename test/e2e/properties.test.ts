@@ -16,7 +16,7 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import fc from "fast-check";
 import { applyEdit, type Edit } from "../property/arbitraries.ts";
-import { MiB, byName, repair, toDocument, type EnvModel } from "../property/model.ts";
+import { MiB, byName, emptyDomain, repair, toDocument, type EnvModel } from "../property/model.ts";
 import { render } from "../property/render.ts";
 import { DEFAULT_SEED } from "../property/property.ts";
 import { makeEnv, planActions, requireTestbed, virsh } from "./helpers.ts";
@@ -32,18 +32,14 @@ const initialArb: fc.Arbitrary<EnvModel> = fc
     m.nets.lago = { type: "nat", management: true, octet: 250, gw: undefined, dhcp: undefined, dnsDomain: undefined, dnsRecords: {}, mtu: undefined };
     if (data) m.nets.data = { type: data, management: false, octet: 249, gw: undefined, dhcp: undefined, dnsDomain: undefined, dnsRecords: {}, mtu: undefined };
     for (const vm of ["vm01", "vm02"]) {
+      const base = emptyDomain();
       m.domains[vm] = {
+        ...base,
         memory: 256,
         vcpu: 1,
-        cpu: undefined,
-        groups: undefined,
-        artifacts: undefined,
-        distro: undefined,
-        metadata: undefined,
-        bootstrap: undefined,
         nics: [{ net: "lago", host: undefined, mtu: undefined }, ...(data && onData && vm === "vm02" ? [{ net: "data", host: undefined, mtu: undefined }] : [])],
         disks: [
-          { name: "root", dev: "vda", type: "template", template: { name: "tiny", version: undefined }, format: undefined, size: undefined, image: undefined, build: [] },
+          ...base.disks,
           ...(extra && vm === "vm02" ? [{ name: "extra", dev: "vdb", type: "empty" as const, template: undefined, format: extra, size: 64 * MiB, image: undefined, build: [] }] : []),
         ],
       };

@@ -50,8 +50,7 @@ async function applyLaunching(e: Env, expected: Record<string, number>): Promise
 }
 
 function backingChain(file: string): string[] {
-  const chain = JSON.parse(execFileSync("qemu-img", ["info", "-U", "--backing-chain", "--output=json", file], { encoding: "utf8" })) as { filename: string }[];
-  return chain.map((i) => i.filename);
+  return (qemuImgInfo(file, "--backing-chain") as unknown as { filename: string }[]).map((i) => i.filename);
 }
 
 /** The target devices and sources of a VM's CD-ROMs. */
@@ -96,6 +95,11 @@ async function domId(e: Env, vm: string): Promise<string> {
   const r = await virsh("domid", libvirtName(e, vm));
   assert.equal(r.code, 0, r.stderr);
   return r.stdout.trim();
+}
+
+/** `qemu-img info` of an image (`-U`: a running VM holds its lock). */
+function qemuImgInfo(file: string, ...options: string[]): Record<string, unknown> {
+  return JSON.parse(execFileSync("qemu-img", ["info", "-U", ...options, "--output=json", file], { encoding: "utf8" })) as Record<string, unknown>;
 }
 
 async function uptime(e: Env, vm: string): Promise<number> {
@@ -247,10 +251,13 @@ test("3b. a data net's MTU and a data disk's format change under running VMs: th
     const nic = [...live.matchAll(/<interface type='network'>[\s\S]*?<\/interface>/g)].map((m) => m[0]).find((x) => x.includes(`network='${backend}'`));
     assert.ok(nic, `${vm} has a NIC on ${backend}`);
     assert.match(nic, /<mtu size='1400'\/>/);
-    assert.equal((await ssh(env, vm, "echo ok")).trim(), "ok");
+    // The guest got the re-attached NIC back (hotplugged: DHCP again) with the net's MTU.
+    const shown = await ssh(env, vm, "for i in $(seq 60); do [ $(ip -o -4 addr show | grep -c ' eth') -ge 2 ] && break; sleep 1; done; ip -o link show; ip -o -4 addr show");
+    assert.equal(shown.match(/^\d+: eth\d+\s+inet /gm)?.length, 2, shown);
+    assert.match(shown, /eth\d+: <[^>]*UP[^>]*> mtu 1400 /, shown);
   }
   const disk = String(env.state().resources["disk.vm02.data"]?.outputs.path);
-  const info = JSON.parse((await import("node:child_process")).execFileSync("qemu-img", ["info", "-U", "--output=json", disk], { encoding: "utf8" }));
+  const info = qemuImgInfo(disk);
   assert.equal(info.format, "raw");
   assert.equal(info["virtual-size"], 128 * 1024 * 1024);
   if (disk !== oldDisk) assert.equal(existsSync(oldDisk), false, "the old image is gone");

@@ -59,3 +59,22 @@ test("a failed apply throws a LagoError naming the resource; the state keeps wha
     sb.cleanup();
   }
 });
+
+test("the SDK renders a templated init file with the variables given; an undefined one is an error naming it", async () => {
+  const sb = makeSandbox();
+  const saved = { ...process.env };
+  try {
+    process.env.LAGO_DRIVER = `fake:${sb.worldFile}`;
+    process.env.HOME = path.join(sb.root, "home");
+    process.env.XDG_CONFIG_DIRS = path.join(sb.root, "no-xdg");
+    sb.init(BASE.replace("  vm02:\n", "  {{ second }}:\n"));
+    const file = path.join(sb.work, "LagoInitFile");
+    const options = { templateRepoPath: sb.repoMetadata, templateStore: path.join(sb.root, "store"), leaseDir: path.join(sb.root, "leases"), domainType: "qemu" as const };
+    const env = await Environment.load(file, { ...options, vars: { second: "db01" } });
+    assert.deepEqual(env.vmNames, ["db01", "vm01"]);
+    await assert.rejects(Environment.load(file, options), (err: unknown) => err instanceof LagoError && /second/.test(err.message));
+  } finally {
+    process.env = saved;
+    sb.cleanup();
+  }
+});

@@ -10,7 +10,6 @@
  * been SIGKILLed; the harness then releases the dead session's lock, as the
  * operating system would.
  */
-import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { loadConfig } from "../../src/config/config.ts";
@@ -30,39 +29,12 @@ import { parseSpec } from "../../src/spec/load.ts";
 import type { EnvSpec } from "../../src/spec/types.ts";
 import type { State } from "../../src/state/state.ts";
 import { loadState } from "../../src/state/store.ts";
+import { makeTestRepo } from "./sandbox.ts";
 
 /** Where the property tests keep their files: tmpfs when there is one (fsync is free there). */
 export function scratchRoot(): string {
   const base = existsSync("/dev/shm") ? "/dev/shm" : (process.env.TMPDIR ?? "/tmp");
   return mkdtempSync(path.join(base, "lago-inproc-"));
-}
-
-/** The test template repository: two templates, v1/v2 of one of them, and `extra` ones (v1 only). */
-function makeRepo(dir: string, extra: readonly string[] = []): string {
-  mkdirSync(dir, { recursive: true });
-  const image = (handle: string, content: string): void => {
-    writeFileSync(path.join(dir, handle), content);
-    writeFileSync(path.join(dir, `${handle}.hash`), createHash("sha1").update(content).digest("hex"));
-    writeFileSync(path.join(dir, `${handle}.metadata`), JSON.stringify({ distro: "fake" }));
-  };
-  image("tiny-v1.img", "tiny image, version 1");
-  image("tiny-v2.img", "tiny image, version 2");
-  image("other-v1.img", "another image");
-  const metadata = path.join(dir, "repo.metadata");
-  writeFileSync(
-    metadata,
-    JSON.stringify({
-      name: "test-repo",
-      sources: { local: { type: "file", args: { root: dir } } },
-      templates: {
-        tiny: { versions: { v1: { source: "local", handle: "tiny-v1.img", timestamp: 1000 }, v2: { source: "local", handle: "tiny-v2.img", timestamp: 2000 } } },
-        other: { versions: { v1: { source: "local", handle: "other-v1.img", timestamp: 1000 } } },
-        ...Object.fromEntries(extra.map((name) => [name, { versions: { v1: { source: "local", handle: `${name}-v1.img`, timestamp: 1000 } } }])),
-      },
-    }),
-  );
-  for (const name of extra) image(`${name}-v1.img`, `template ${name}`);
-  return metadata;
 }
 
 export interface StepOptions {
@@ -190,7 +162,7 @@ export class InProcessEnv {
     this.root = root;
     this.work = path.join(root, "work");
     mkdirSync(this.work, { recursive: true });
-    const repo = makeRepo(path.join(root, "repo"), options.templates);
+    const repo = makeTestRepo(path.join(root, "repo"), options.templates);
     const config = loadConfig({}, {
       "init.template_repo_path": repo,
       "init.template_store": path.join(root, "store"),

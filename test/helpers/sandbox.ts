@@ -47,26 +47,35 @@ function image(dir: string, handle: string, content: string): string {
   return sha1;
 }
 
+/** The test template repository in `dir`: two templates, v1/v2 of one of them, and `extra` ones (v1 only). Returns its metadata file. */
+export function makeTestRepo(dir: string, extra: readonly string[] = []): string {
+  mkdirSync(dir, { recursive: true });
+  image(dir, "tiny-v1.img", "tiny image, version 1");
+  image(dir, "tiny-v2.img", "tiny image, version 2");
+  image(dir, "other-v1.img", "another image");
+  for (const name of extra) image(dir, `${name}-v1.img`, `template ${name}`);
+  const metadata = path.join(dir, "repo.metadata");
+  writeFileSync(
+    metadata,
+    JSON.stringify({
+      name: "test-repo",
+      sources: { local: { type: "file", args: { root: dir } } },
+      templates: {
+        tiny: { versions: { v1: { source: "local", handle: "tiny-v1.img", timestamp: 1000 }, v2: { source: "local", handle: "tiny-v2.img", timestamp: 2000 } } },
+        other: { versions: { v1: { source: "local", handle: "other-v1.img", timestamp: 1000 } } },
+        ...Object.fromEntries(extra.map((name) => [name, { versions: { v1: { source: "local", handle: `${name}-v1.img`, timestamp: 1000 } } }])),
+      },
+    }),
+  );
+  return metadata;
+}
+
 export function makeSandbox(): Sandbox {
   const root = mkdtempSync(path.join(os.tmpdir(), "lago-test-"));
   const repo = path.join(root, "repo");
   const work = path.join(root, "work");
   for (const d of [repo, work, path.join(root, "home")]) mkdirSync(d, { recursive: true });
-  image(repo, "tiny-v1.img", "tiny image, version 1");
-  image(repo, "tiny-v2.img", "tiny image, version 2");
-  image(repo, "other-v1.img", "another image");
-  const repoMetadata = path.join(repo, "repo.metadata");
-  writeFileSync(
-    repoMetadata,
-    JSON.stringify({
-      name: "test-repo",
-      sources: { local: { type: "file", args: { root: repo } } },
-      templates: {
-        tiny: { versions: { v1: { source: "local", handle: "tiny-v1.img", timestamp: 1000 }, v2: { source: "local", handle: "tiny-v2.img", timestamp: 2000 } } },
-        other: { versions: { v1: { source: "local", handle: "other-v1.img", timestamp: 1000 } } },
-      },
-    }),
-  );
+  const repoMetadata = makeTestRepo(repo);
   const worldFile = path.join(root, "world.json");
   const baseEnv: Record<string, string> = {
     PATH: process.env.PATH ?? "/usr/bin:/bin",

@@ -6,9 +6,10 @@
  * fake world, the lease store and the template store. Every difference is
  * reported, not only the first.
  */
-import { closeSync, existsSync, openSync, readFileSync, readSync, readdirSync, statSync } from "node:fs";
+import { existsSync, readFileSync, readdirSync, statSync } from "node:fs";
 import path from "node:path";
-import { linked, type FakeDomain, type WorldData } from "../../src/drivers/fake/world.ts";
+import { linked, readHead, type FakeDomain, type WorldData } from "../../src/drivers/fake/world.ts";
+import { reportedCpu } from "../../src/drivers/cpu-report.ts";
 import type { DomainNicDef } from "../../src/drivers/types.ts";
 import { envPaths, type EnvContext } from "../../src/env/context.ts";
 import { macForKey } from "../../src/resources/common.ts";
@@ -273,25 +274,8 @@ function pendingOf(dom: FakeDomain): string[] {
  * The CPU as libvirt reports it (`<cpu mode=… ><model>…`): a `cpu_model` and a
  * `cpu_custom` naming the same model are the same CPU.
  */
-export function cpuReport(def: { cpu: FakeDomain["def"]["cpu"]; type: string }): { mode: string; model: string | undefined } {
-  const cpu = def.cpu;
-  if (cpu.mode === "model") return { mode: "custom", model: cpu.model };
-  if (cpu.mode === "custom") {
-    const model = cpu.custom.model;
-    const text = typeof model === "string" ? model : model && typeof model === "object" ? (model as Record<string, unknown>)["#text"] : undefined;
-    return { mode: typeof cpu.custom["@mode"] === "string" ? cpu.custom["@mode"] : "custom", model: typeof text === "string" ? text : undefined };
-  }
-  return def.type === "kvm" ? { mode: "host-passthrough", model: undefined } : { mode: "custom", model: "qemu64" };
-}
-
-function head(file: string): string {
-  const fd = openSync(file, "r");
-  try {
-    const buf = Buffer.alloc(64);
-    return buf.subarray(0, readSync(fd, buf, 0, 64, 0)).toString("latin1");
-  } finally {
-    closeSync(fd);
-  }
+export function cpuReport(def: { cpu: FakeDomain["def"]["cpu"]; type: "kvm" | "qemu" }): { mode: string; model: string | undefined } {
+  return reportedCpu(def.cpu, def.type);
 }
 
 /** The backing chain of an image: the world's images, or a real file's `BACKING=` header. */
@@ -302,7 +286,7 @@ function backingChain(world: WorldData, file: string): string[] {
     chain.push(next);
     const known = world.images[next];
     if (known) next = known.backingFile;
-    else if (existsSync(next)) next = /BACKING=(\S+)/.exec(head(next))?.[1];
+    else if (existsSync(next)) next = /BACKING=(\S+)/.exec(readHead(next))?.[1];
     else next = undefined;
   }
   return chain;

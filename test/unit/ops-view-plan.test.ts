@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { parseDomainList, parseNetworkList, parseSnapshotLists } from "../../src/drivers/real/virsh-ops.ts";
+import { parseDomainList, parseNetworkList } from "../../src/drivers/real/virsh-ops.ts";
 import { envView, selectVms } from "../../src/ops/view.ts";
 import { makeEnvContext } from "../../src/env/context.ts";
 import { loadConfig } from "../../src/config/config.ts";
@@ -20,15 +20,6 @@ test("virsh tables: domains with id and state, networks active or not, only the 
   ]);
   const nets = parseNetworkList(" lago-ab-lago   active   no   yes\n lago-ab-wire   inactive   no   yes\n default   active   yes   yes\n", "lago-ab-");
   assert.deepEqual([...nets], [["lago-ab-lago", { active: true }], ["lago-ab-wire", { active: false }]]);
-});
-
-test("snapshot lists: virsh's echo runs into the first name; the known domain names split it", () => {
-  const text = "@@lago-ab-vm1clean\nafter-deploy\n\n@@lago-ab-vm10\n@@lago-ab-vm2clean\n";
-  assert.deepEqual([...parseSnapshotLists(text, ["lago-ab-vm1", "lago-ab-vm10", "lago-ab-vm2"])], [
-    ["lago-ab-vm1", ["clean", "after-deploy"]],
-    ["lago-ab-vm10", []],
-    ["lago-ab-vm2", ["clean"]],
-  ]);
 });
 
 function fixtureState(): State {

@@ -25,6 +25,7 @@ import { closeSync, existsSync, openSync, readFileSync, readSync, renameSync, rm
 import { CommandError } from "../../errors.ts";
 import { writeFileAtomic } from "../../util/fs-atomic.ts";
 import { shownArgs } from "../customize-args.ts";
+import { reportedCpu } from "../cpu-report.ts";
 import type {
   CallOptions,
   CustomizeArg,
@@ -94,7 +95,7 @@ export interface FakeWorldOptions {
 }
 
 /** The first bytes of a file (where a fake image names its backing file), without reading all of it. */
-function readHead(file: string): string {
+export function readHead(file: string): string {
   const fd = openSync(file, "r");
   try {
     const buf = Buffer.alloc(64);
@@ -232,19 +233,12 @@ function missing(what: string, name: string): never {
   throw new CommandError(["fake", what, name], 1, `error: failed to get ${what} '${name}'`);
 }
 
-/** What libvirt reports for a `cpu_custom` CPU: its `@mode` (default custom) and the model's text, written as a string or as `#text`. */
-function customCpuView(custom: Record<string, unknown>): { mode: string; model: string | undefined } {
-  const model = custom.model;
-  const text = typeof model === "string" ? model : model && typeof model === "object" && typeof (model as Record<string, unknown>)["#text"] === "string" ? String((model as Record<string, unknown>)["#text"]) : undefined;
-  return { mode: typeof custom["@mode"] === "string" ? custom["@mode"] : "custom", model: text };
-}
-
 function view(def: DomainDef): DomainView {
   return {
     memoryMiB: def.memoryMiB,
     vcpu: def.vcpu,
-    // libvirt's rewrite of a TCG domain defined without a CPU: its default model, `qemu64`.
-    cpu: def.cpu.mode === "model" ? { mode: "custom", model: def.cpu.model } : def.cpu.mode === "custom" ? customCpuView(def.cpu.custom) : def.type === "kvm" ? { mode: "host-passthrough", model: undefined } : { mode: "custom", model: "qemu64" },
+    // libvirt's rewrites: a model's mode is `custom`; a TCG domain defined without a CPU gets `qemu64`.
+    cpu: reportedCpu(def.cpu, def.type),
     // libvirt lists devices in its own order and spells MACs its own way.
     nics: [...def.nics].reverse().map((n) => ({ mac: rewriteMac(n.mac), network: n.network, mtu: n.mtu })),
     disks: [...def.disks].reverse().map((d) => ({ dev: d.dev, path: d.path, format: d.format, bus: d.bus, device: d.device })),

@@ -17,9 +17,9 @@ import { grantQemuAccess, type ManagedRoots, type QemuIdentity } from "./qemu-ac
 const SAFE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 const TIMEOUT = 120_000;
 
-function checkName(name: string): string {
-  // Names are validated at load time; this guards the batched virsh command line too.
-  if (!SAFE_NAME.test(name)) throw new LagoError("INTERNAL", `unsafe libvirt object name ${JSON.stringify(name)}`);
+/** `name`, if it is safe as a virsh argument. Names are validated at load time; this guards the batched virsh command lines too. */
+export function checkName(name: string, what = "libvirt object"): string {
+  if (!SAFE_NAME.test(name)) throw new LagoError("INTERNAL", `unsafe ${what} name ${JSON.stringify(name)}`);
   return name;
 }
 

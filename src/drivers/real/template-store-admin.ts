@@ -9,6 +9,7 @@ import { readFile, readdir, rm, stat } from "node:fs/promises";
 import path from "node:path";
 import { LockBusyError, acquireDirLock, describeHolder } from "../../util/dir-lock.ts";
 import { LockError, errorMessage } from "../../errors.ts";
+import { STORE_LOCK_SUFFIX, STORE_SIDE_SUFFIXES } from "./template-store.ts";
 
 export interface StoreImage {
   /** `<repo>:<name>:<version>`. */
@@ -20,7 +21,6 @@ export interface StoreImage {
   users: string[];
 }
 
-const SIDE_FILES = [".hash", ".metadata", ".users", ".size", ".tmp"];
 
 function parseUsers(text: string | undefined): string[] {
   if (text === undefined) return [];
@@ -56,7 +56,7 @@ export class TemplateStoreAdmin {
     const all = new Set(names);
     const out: StoreImage[] = [];
     for (const key of names.sort()) {
-      if (SIDE_FILES.some((s) => key.endsWith(s)) || key.endsWith(".lock") || key.endsWith(".lockdir") || !all.has(`${key}.hash`)) continue;
+      if (STORE_SIDE_SUFFIXES.some((s) => key.endsWith(s)) || key.endsWith(".lock") || key.endsWith(STORE_LOCK_SUFFIX) || !all.has(`${key}.hash`)) continue;
       const file = path.join(this.storeDir, key);
       const st = await stat(file).catch(() => undefined);
       if (!st?.isFile()) continue;
@@ -75,10 +75,9 @@ export class TemplateStoreAdmin {
     const file = path.join(this.storeDir, key);
     let held: Awaited<ReturnType<typeof acquireDirLock>>;
     try {
-      // The lock downloads take (template-store.ts).
-      held = await acquireDirLock(`${file}.lockdir`, { command: "lago template prune", timeoutMs: 0 });
+      held = await acquireDirLock(`${file}${STORE_LOCK_SUFFIX}`, { command: "lago template prune", timeoutMs: 0 });
     } catch (err) {
-      if (err instanceof LockBusyError) throw new LockError(`template ${key} is in use by ${describeHolder(err.holder)} (${file}.lockdir)`, { hint: "try again when it is done" });
+      if (err instanceof LockBusyError) throw new LockError(`template ${key} is in use by ${describeHolder(err.holder)} (${file}${STORE_LOCK_SUFFIX})`, { hint: "try again when it is done" });
       throw new LockError(`cannot lock template ${key}: ${errorMessage(err)}`, { cause: err });
     }
     try {
@@ -87,7 +86,7 @@ export class TemplateStoreAdmin {
       if (!stillUnused(users)) return false;
       // The image goes first: without it the side files describe nothing.
       await rm(file, { force: true });
-      for (const s of SIDE_FILES) await rm(`${file}${s}`, { force: true });
+      for (const s of STORE_SIDE_SUFFIXES) await rm(`${file}${s}`, { force: true });
       return true;
     } finally {
       await held.release().catch(() => undefined);

@@ -30,6 +30,11 @@ import type { CallOptions, ImageDriver, StoredTemplate, TemplateRef, TemplateSto
 import { commandNotFoundError } from "./exec.ts";
 import { cancelledError } from "../../util/sleep.ts";
 
+/** The files beside a stored image (see the layout above). */
+export const STORE_SIDE_SUFFIXES = [".hash", ".metadata", ".users", ".size", ".tmp"] as const;
+/** The per-template lock beside a stored image: downloads and `lago template prune` take it. */
+export const STORE_LOCK_SUFFIX = ".lockdir";
+
 export interface FsTemplateStoreOptions {
   /** Give up waiting for another process's download after this long (default 2 h). */
   lockWaitMs?: number | undefined;
@@ -294,7 +299,7 @@ export class FsTemplateStore implements TemplateStoreDriver {
       users: `${image}.users`,
       size: `${image}.size`,
       tmp: `${image}.tmp`,
-      lock: `${image}.lockdir`,
+      lock: `${image}${STORE_LOCK_SUFFIX}`,
     };
   }
 

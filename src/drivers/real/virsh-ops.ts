@@ -6,16 +6,12 @@
 import { spawn } from "node:child_process";
 import { CommandError, LagoError } from "../../errors.ts";
 import { commandNotFoundError, run } from "./exec.ts";
+import { checkName } from "./libvirt.ts";
+import { withVirshSession } from "./virsh-session.ts";
 
-const SAFE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 const TIMEOUT_MS = 120_000;
 /** Saving or loading a VM's memory under TCG takes a while; give it room. */
 const SNAPSHOT_TIMEOUT_MS = 15 * 60_000;
-
-function checkName(name: string, what = "libvirt object"): string {
-  if (!SAFE_NAME.test(name)) throw new LagoError("INTERNAL", `unsafe ${what} name ${JSON.stringify(name)}`);
-  return name;
-}
 
 /** A domain as `virsh list --all` shows it. */
 export interface DomainState {
@@ -44,30 +40,6 @@ export function parseNetworkList(table: string, prefix: string): Map<string, { a
   for (const line of table.split("\n")) {
     const [name, state] = line.trim().split(/\s+/);
     if (name?.startsWith(prefix)) out.set(name, { active: state === "active" });
-  }
-  return out;
-}
-
-/**
- * Parse the output of `echo @@<dom>; snapshot-list --name <dom>; …` into
- * snapshot names per domain. virsh's `echo` ends its line only when more
- * output follows on another line, so a marker may run into the first name:
- * the known domain names tell where it ends. Pure.
- */
-export function parseSnapshotLists(text: string, names: readonly string[]): Map<string, string[]> {
-  const out = new Map<string, string[]>();
-  const longestFirst = [...names].sort((a, b) => b.length - a.length);
-  for (const segment of text.split("@@").slice(1)) {
-    const name = longestFirst.find((n) => segment.startsWith(n));
-    if (name === undefined) continue;
-    out.set(
-      name,
-      segment
-        .slice(name.length)
-        .split("\n")
-        .map((l) => l.trim())
-        .filter(Boolean),
-    );
   }
   return out;
 }
@@ -135,11 +107,18 @@ export class VirshOps {
   /** Snapshot names of each domain (one virsh process for all of them). Domains that do not exist are absent. */
   async snapshotLists(names: string[]): Promise<Map<string, string[]>> {
     if (!names.length) return new Map();
-    const exist = await this.domainStates("");
-    const present = names.filter((n) => exist.has(n));
-    if (!present.length) return new Map();
-    const line = present.map((n) => `echo @@${checkName(n)} ; snapshot-list --name ${n}`).join(" ; ");
-    return parseSnapshotLists(await this.virsh([line]), present);
+    const lines = (text: string | undefined): string[] => (text ?? "").split("\n").map((l) => l.trim()).filter(Boolean);
+    return withVirshSession(
+      this.uri,
+      async (round) => {
+        const [listed] = await round([["list", "--all", "--name"]]);
+        const exist = new Set(lines(listed));
+        const present = names.filter((n) => exist.has(checkName(n)));
+        const lists = await round(present.map((n) => ["snapshot-list", "--name", n]));
+        return new Map(present.map((n, i) => [n, lines(lists[i])]));
+      },
+      { timeoutMs: TIMEOUT_MS },
+    );
   }
 
   /**

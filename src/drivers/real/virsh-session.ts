@@ -17,6 +17,18 @@ const TOKEN = /^[A-Za-z0-9_.:@%+=,/-]+$/;
 const PROMPT = /virsh # [^\n]*(?:\n|$)/g;
 
 /**
+ * Where `echo <marker>` printed `marker`, from `from` on (-1: not yet). virsh
+ * also echoes each command it reads after its prompt (`virsh # echo <marker>`),
+ * so an occurrence right after `echo ` is the command, not its output.
+ */
+function outputMarkerAt(stdout: string, marker: string, from: number): number {
+  for (let at = stdout.indexOf(marker, from); at >= 0; at = stdout.indexOf(marker, at + marker.length)) {
+    if (!stdout.endsWith("echo ", at)) return at;
+  }
+  return -1;
+}
+
+/**
  * Open `virsh -c <uri>` reading commands from stdin, let `fn` run rounds of
  * commands on it, then quit. Tokens must be plain words (names are checked
  * safe by the caller; nothing is quoted or interpreted).
@@ -80,7 +92,7 @@ export async function withVirshSession<T>(uri: string, fn: (round: VirshRound) =
     if (!commands.length) return [];
     child.stdin.write(script);
     const last = markers[markers.length - 1] ?? "";
-    while (!stdout.includes(last, consumed)) {
+    while (outputMarkerAt(stdout, last, consumed) < 0) {
       if (failure) throw failure;
       if (exited) throw new CommandError(command, exited.code ?? undefined, stderr, exited.signal ? `was killed by ${exited.signal}` : undefined);
       await new Promise<void>((resolve) => {
@@ -89,7 +101,7 @@ export async function withVirshSession<T>(uri: string, fn: (round: VirshRound) =
     }
     const outputs: string[] = [];
     for (const marker of markers) {
-      const at = stdout.indexOf(marker, consumed);
+      const at = outputMarkerAt(stdout, marker, consumed);
       outputs.push(stdout.slice(consumed, at).replace(PROMPT, ""));
       consumed = at + marker.length;
     }
