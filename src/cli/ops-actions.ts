@@ -24,7 +24,7 @@ import { doctor as doctorOp } from "../ops/doctor.ts";
 import { envPaths } from "../env/context.ts";
 import { readState } from "../state/state.ts";
 import { envView, oneVm } from "../ops/view.ts";
-import { formatDuration } from "./output.ts";
+import { formatDuration, formatMiB as mib } from "./output.ts";
 import { EXIT } from "./exit-codes.ts";
 import type { Cli } from "./main.ts";
 
@@ -276,7 +276,11 @@ export async function templateList(cli: Cli, opts: { json?: boolean }): Promise<
   cli.out.write(`Template store ${res.store}:\n`);
   if (!res.images.length) cli.out.write("  (empty)\n");
   for (const i of res.images) {
-    cli.out.write(`  ${i.key}  ${(i.size / 1024 ** 2).toFixed(1)} MiB  ${i.inUse ? `in use by ${i.liveUsers.join(", ")}` : "unused"}\n`);
+    cli.out.write(`  ${i.key}  ${mib(i.size)}  ${i.inUse ? `in use by ${i.liveUsers.join(", ")}` : "unused"}\n`);
+  }
+  if (res.layers.length) {
+    cli.out.write(`\nBuild layers (${path.join(res.store, "layers")}):\n`);
+    for (const l of res.layers) cli.out.write(`  ${l.key.slice(0, 12)}  on ${path.basename(l.template)}  ${mib(l.bytes)}  ${l.inUse ? `in use by ${l.liveUsers.join(", ")}` : "unused (a cache for re-creates)"}\n`);
   }
   if (res.repository) {
     cli.out.write(`\nRepository ${res.repository.origin}:\n`);
@@ -296,9 +300,12 @@ export async function templateFetch(cli: Cli, ref: string): Promise<void> {
 export async function templatePrune(cli: Cli, opts: { dryRun?: boolean; json?: boolean }): Promise<void> {
   const res = await pruneTemplates(context(cli), { dryRun: opts.dryRun === true });
   if (opts.json) return json(cli, res);
-  for (const i of res.removed) cli.out.write(`${opts.dryRun ? "would remove" : "removed"} ${i.key} (${(i.size / 1024 ** 2).toFixed(1)} MiB)\n`);
+  const verb = opts.dryRun ? "would remove" : "removed";
+  for (const l of res.layers.removed) cli.out.write(`${verb} build layer ${l.key.slice(0, 12)} (${mib(l.bytes)})\n`);
+  for (const i of res.removed) cli.out.write(`${verb} ${i.key} (${mib(i.size)})\n`);
+  for (const l of res.layers.kept) cli.out.write(`kept build layer ${l.key.slice(0, 12)}: in use by ${l.liveUsers.join(", ") || "a process working on it"}\n`);
   for (const i of res.kept) cli.out.write(`kept ${i.key}: in use by ${i.liveUsers.join(", ") || "a process working on it"}\n`);
-  if (!res.removed.length) cli.out.write("Nothing to remove.\n");
+  if (!res.removed.length && !res.layers.removed.length) cli.out.write("Nothing to remove.\n");
 }
 
 /** `lago env list [--json]`. */

@@ -159,7 +159,7 @@ export function addOpsCommands(program: Command, cli: Cli): void {
   const template = program.command("template").description("the shared template store");
   template
     .command("list")
-    .description("templates in the store (size, users, in use) and, with a repository, the ones it offers")
+    .description("templates and build layers in the store (size, users, in use) and, with a repository, the templates it offers")
     .option("--json", "as JSON")
     .action(async (opts: { json?: boolean }) => (await actions()).templateList(cli, opts));
   template
@@ -169,7 +169,7 @@ export function addOpsCommands(program: Command, cli: Cli): void {
     .action(async (ref: string) => (await actions()).templateFetch(cli, ref));
   template
     .command("prune")
-    .description("remove store images no environment uses (never one in use)")
+    .description("remove build layers and store images nobody uses (never one in use)")
     .option("--dry-run", "only say what would be removed")
     .option("--json", "as JSON")
     .action(async (opts: { dryRun?: boolean; json?: boolean }) => (await actions()).templatePrune(cli, opts));
@@ -264,13 +264,13 @@ const OPS_EXAMPLES: Readonly<Record<string, readonly Example[]>> = {
     ["lago export vm01 --output out --standalone", "one self-contained image per disk"],
   ],
   "template list": [
-    ["lago template list", "the store's templates: size, users, in use"],
+    ["lago template list", "the store's templates and build layers: size, users, in use"],
     ["lago template list --template-repo-path repo.json --json", "also what the repository offers, as JSON"],
   ],
   "template fetch": [["lago template fetch el9:v2", "download version v2 of el9 into the store"]],
   "template prune": [
     ["lago template prune --dry-run", "what would be removed"],
-    ["lago template prune", "remove images no environment uses"],
+    ["lago template prune", "remove layers and images nobody uses"],
   ],
   "env list": [["lago env list", "the workdir's environments; * marks the current one"]],
   "env select": [["lago env select staging", "commands without --env now use staging"]],

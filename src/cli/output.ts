@@ -21,3 +21,8 @@ export function formatDuration(ms: number): string {
   if (s < 60) return `${s}s`;
   return `${Math.floor(s / 60)}m${Math.round(s % 60)}s`;
 }
+
+/** Bytes as MiB with one decimal: `12.3 MiB`. */
+export function formatMiB(bytes: number): string {
+  return `${(bytes / 1024 ** 2).toFixed(1)} MiB`;
+}

@@ -359,10 +359,12 @@ export interface LayerStoreDriver {
   /** Every layer in the store. */
   list(): Promise<LayerInfo[]>;
   /**
-   * Delete the layers nobody uses (empty `.users`), each under its lock, and unregister them
-   * from their templates; leftovers of interrupted builds go too. Returns the keys removed.
+   * Delete the layers nobody uses, each under its lock, and unregister them from their
+   * templates; leftovers of interrupted builds go too. A layer is unused when
+   * `stillUnused(users, image)` agrees, asked under its lock with the users registered then
+   * (default: no user registered). Returns the keys removed.
    */
-  prune(opts?: CallOptions): Promise<string[]>;
+  prune(opts?: CallOptions, stillUnused?: (users: string[], image: string) => boolean): Promise<string[]>;
   /** sha256 (hex) of host files or directories (recursively: names, modes and contents), by path. */
   hashFiles(paths: string[]): Promise<Record<string, string>>;
   /** A cheap identity of a local image (device, inode, size, mtime), for keys of layers on images named by path. */

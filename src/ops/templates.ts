@@ -3,13 +3,17 @@
  * use while one of its registered users (the store's `.users`, Lago's
  * registry) still needs it: a lago environment whose state records it, an
  * exported layer backed by it, or any other path that still exists (a Lago
- * prefix). Pruning removes only images nobody uses, each under its lock.
+ * prefix). Build layers (the store's `layers/`, see drivers/real/layer-store.ts)
+ * are used by the VM disks that overlay them, while those exist. Pruning removes
+ * only layers and images nobody uses, each under its lock: layers first, so a
+ * template only unused layers held goes in the same run.
  */
 import { existsSync, readFileSync, statSync } from "node:fs";
 import path from "node:path";
 import { UsageError, errorMessage } from "../errors.ts";
 import { loadTemplateRepo, resolveTemplate, templateStoreKey } from "../templates/repo.ts";
 import { TemplateStoreAdmin, type StoreImage } from "../drivers/real/template-store-admin.ts";
+import type { LayerInfo } from "../drivers/types.ts";
 import type { OpsContext } from "./context.ts";
 
 export interface TemplateEntry extends StoreImage {
@@ -43,10 +47,28 @@ export function userNeeds(user: string, image: string): boolean {
   }
 }
 
-function entry(img: StoreImage): TemplateEntry {
-  const liveUsers = img.users.filter((u) => userNeeds(u, img.path));
+/** `going`: users about to be removed (the layers a dry run would prune), which no longer count. */
+function entry(img: StoreImage, going: ReadonlySet<string> = new Set()): TemplateEntry {
+  const liveUsers = img.users.filter((u) => !going.has(u) && userNeeds(u, img.path));
   return { ...img, liveUsers, inUse: liveUsers.length > 0 };
 }
+
+/** A build layer of the store: the template it overlays, its size on the host and who still needs it. */
+export interface LayerEntry {
+  key: string;
+  path: string;
+  template: string;
+  bytes: number;
+  liveUsers: string[];
+  inUse: boolean;
+}
+
+function layerEntry(l: LayerInfo): LayerEntry {
+  const liveUsers = l.users.filter((u) => userNeeds(u, l.path));
+  return { key: l.key, path: l.path, template: l.template, bytes: l.bytes, liveUsers, inUse: liveUsers.length > 0 };
+}
+
+const unusedBy = (users: string[], image: string): boolean => !users.some((u) => userNeeds(u, image));
 
 export interface RepositoryListing {
   origin: string;
@@ -56,16 +78,17 @@ export interface RepositoryListing {
 }
 
 /** The store's images, and what the configured repository offers (when there is one). Read-only. */
-export async function listTemplates(ctx: OpsContext): Promise<{ store: string; images: TemplateEntry[]; repository: RepositoryListing | undefined }> {
+export async function listTemplates(ctx: OpsContext): Promise<{ store: string; images: TemplateEntry[]; layers: LayerEntry[]; repository: RepositoryListing | undefined }> {
   const admin = new TemplateStoreAdmin(ctx.env.config.templateStore);
-  const images = (await admin.list()).map(entry);
+  const images = (await admin.list()).map((i) => entry(i));
+  const layers = (await ctx.drivers.layers.list()).map(layerEntry);
   let repository: RepositoryListing | undefined;
   if (ctx.env.config.templateRepoPath) {
     let repo: Awaited<ReturnType<typeof loadTemplateRepo>>;
     try {
       repo = await loadTemplateRepo(ctx.env.config.templateRepoPath, { signal: ctx.signal });
     } catch (err) {
-      return { store: admin.storeDir, images, repository: { origin: ctx.env.config.templateRepoPath, templates: [], error: errorMessage(err) } };
+      return { store: admin.storeDir, images, layers, repository: { origin: ctx.env.config.templateRepoPath, templates: [], error: errorMessage(err) } };
     }
     const stored = new Set(images.map((i) => i.key));
     repository = {
@@ -81,7 +104,7 @@ export async function listTemplates(ctx: OpsContext): Promise<{ store: string; i
         })),
     };
   }
-  return { store: admin.storeDir, images, repository };
+  return { store: admin.storeDir, images, layers, repository };
 }
 
 /** Download `NAME[:VERSION]` from the configured repository into the store (verified; once). Not registered as used. */
@@ -97,10 +120,22 @@ export async function fetchTemplate(ctx: OpsContext, spec: string): Promise<{ ke
   return { key: templateStoreKey(ref), path: stored.path };
 }
 
-/** Remove every store image nobody uses (each re-checked under its lock). With `dryRun`, only say which. */
-export async function pruneTemplates(ctx: OpsContext, opts: { dryRun: boolean }): Promise<{ removed: TemplateEntry[]; kept: TemplateEntry[] }> {
+/**
+ * Remove every build layer, then every store image, nobody uses (each re-checked under its lock).
+ * With `dryRun`, only say which.
+ */
+export async function pruneTemplates(
+  ctx: OpsContext,
+  opts: { dryRun: boolean },
+): Promise<{ removed: TemplateEntry[]; kept: TemplateEntry[]; layers: { removed: LayerEntry[]; kept: LayerEntry[] } }> {
+  const layers = (await ctx.drivers.layers.list()).map(layerEntry);
+  let gone: Set<string>;
+  if (opts.dryRun) gone = new Set(layers.filter((l) => !l.inUse).map((l) => l.key));
+  else gone = new Set(await ctx.drivers.layers.prune({ signal: ctx.signal }, unusedBy));
+  const layersRemoved = layers.filter((l) => gone.has(l.key));
+  const layersKept = layers.filter((l) => !gone.has(l.key));
   const admin = new TemplateStoreAdmin(ctx.env.config.templateStore);
-  const images = (await admin.list()).map(entry);
+  const images = (await admin.list()).map((i) => entry(i, new Set(opts.dryRun ? layersRemoved.map((l) => l.path) : [])));
   const removed: TemplateEntry[] = [];
   const kept: TemplateEntry[] = [];
   for (const img of images) {
@@ -112,8 +147,8 @@ export async function pruneTemplates(ctx: OpsContext, opts: { dryRun: boolean })
       removed.push(img);
       continue;
     }
-    const gone = await admin.removeIfUnused(img.key, (users) => !users.some((u) => userNeeds(u, img.path)));
+    const gone = await admin.removeIfUnused(img.key, (users) => unusedBy(users, img.path));
     (gone ? removed : kept).push(img);
   }
-  return { removed, kept };
+  return { removed, kept, layers: { removed: layersRemoved, kept: layersKept } };
 }

@@ -354,8 +354,17 @@ test("template list, fetch, prune: an unused image is removed, one in use never"
   assert.ok(tiny.liveUsers.includes(path.join(env.dir, ".lago", "default")));
   assert.ok(tiny.liveUsers.includes(path.join(env.dir, "export-layered", "vm01", "root.qcow2")), "an exported layer keeps its template");
   assert.deepEqual(listed.repository.templates.find((t: { name: string }) => t.name === "lago-tiny").versions, [{ version: "v1", key: "lago-test:lago-tiny:v1", stored: true }]);
+  // vm02's build layer: in use by its disk, so prune keeps it (and the template under it).
+  const layer = String(env.state().resources["build.vm02.root"]?.outputs.path);
+  const vm02Disk = String(env.state().resources["disk.vm02.root"]?.outputs.path);
+  const listedLayer = listed.layers.find((l: { path: string }) => l.path === layer);
+  assert.deepEqual([listedLayer?.inUse, listedLayer?.liveUsers, listedLayer?.template], [true, [vm02Disk], STORE_IMAGE]);
+  assert.ok(tiny.liveUsers.includes(layer), "the layer keeps its template");
+  assert.match(await ok(env, ["template", "list"]), new RegExp(`^Build layers \\(.*\\):\n(?:.*\n)*  ${listedLayer.key.slice(0, 12)}  on lago-test:lago-tiny:v1  [0-9.]+ MiB  in use by ${vm02Disk}$`, "m"));
   const kept = JSON.parse(await ok(env, ["template", "prune", "--json"]));
   assert.deepEqual(kept.removed.filter((i: { key: string }) => i.key === "lago-test:lago-tiny:v1"), []);
+  assert.deepEqual(kept.layers.removed.filter((l: { path: string }) => l.path === layer), []);
+  assert.ok(existsSync(layer));
   assert.ok(existsSync(STORE_IMAGE));
   const store = path.join(env.dir, "other-store");
   const fetched = await ok(env, ["--template-store", store, "template", "fetch", "lago-tiny:v1"]);

@@ -1,6 +1,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import { readFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { listEnvs, selectEnv } from "../../src/ops/envs.ts";
@@ -8,6 +10,10 @@ import { currentEnvName } from "../../src/env/current.ts";
 import { pruneTemplates, userNeeds } from "../../src/ops/templates.ts";
 import { acquireDirLock } from "../../src/util/dir-lock.ts";
 import { TemplateStoreAdmin } from "../../src/drivers/real/template-store-admin.ts";
+import { FsTemplateStore } from "../../src/drivers/real/template-store.ts";
+import { FsLayerStore } from "../../src/drivers/real/layer-store.ts";
+import { QemuImg } from "../../src/drivers/real/qemu-img.ts";
+import type { TemplateRef } from "../../src/drivers/types.ts";
 import { makeEnvContext } from "../../src/env/context.ts";
 import { loadConfig } from "../../src/config/config.ts";
 import { makeOpsContext } from "../../src/ops/context.ts";
@@ -123,6 +129,56 @@ test("an image whose lock another process holds is not removed", async () => {
     }
     assert.equal(await new TemplateStoreAdmin(store).removeIfUnused("r:t:v1", () => true), true, "removed once the lock is released");
     assert.equal(existsSync(path.join(store, "r:t:v1")), false);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("prune removes the build layers whose VM disks are gone, then a template only they used (real qemu-img)", async () => {
+  const dir = tmp();
+  try {
+    const repo = path.join(dir, "repo");
+    mkdirSync(repo);
+    const image = path.join(repo, "base.qcow2");
+    execFileSync("qemu-img", ["create", "-q", "-f", "qcow2", image, "8M"]);
+    writeFileSync(`${image}.hash`, createHash("sha1").update(readFileSync(image)).digest("hex"));
+    const store = path.join(dir, "store");
+    const images = new QemuImg();
+    const templates = new FsTemplateStore(store, images);
+    const ref: TemplateRef = { repo: "r", name: "base", version: "v1", handle: "base.qcow2", source: { type: "file", location: repo } };
+    // The template's only environment was removed without destroy: only the layers keep it.
+    const stored = await templates.ensure(ref, path.join(dir, "removed-env"));
+    const layers = new FsLayerStore(store, images, templates);
+    const liveDisk = path.join(dir, "env", "root.qcow2");
+    mkdirSync(path.dirname(liveDisk));
+    writeFileSync(liveDisk, "");
+    const layer = (key: string, user: string) =>
+      layers.ensure({ key, template: { path: stored.path, format: stored.format }, templateRef: ref, manifest: { steps: [] }, user, build: async () => undefined });
+    const kept = await layer("a".repeat(64), liveDisk);
+    const stale = await layer("b".repeat(64), path.join(dir, "gone-env", "root.qcow2"));
+    const env = makeEnvContext(path.join(dir, "w", ".lago"), "default", loadConfig({}, { "init.template_store": store }, []));
+    const ctx = makeOpsContext(env);
+
+    const dry = await pruneTemplates(ctx, { dryRun: true });
+    assert.deepEqual(dry.layers.removed.map((l) => l.key), [stale.key]);
+    assert.deepEqual(dry.layers.kept.map((l) => [l.key, l.liveUsers]), [[kept.key, [liveDisk]]]);
+    assert.deepEqual(dry.kept.map((i) => [i.key, i.liveUsers]), [["r:base:v1", [kept.path]]]);
+    assert.ok(existsSync(stale.path), "a dry run removes nothing");
+
+    const once = await pruneTemplates(ctx, { dryRun: false });
+    assert.deepEqual(once.layers.removed.map((l) => l.key), [stale.key]);
+    assert.equal(existsSync(stale.path), false);
+    assert.deepEqual(readdirSync(path.join(store, "layers")).sort(), [`${kept.key}.json`, `${kept.key}.qcow2`, `${kept.key}.users`]);
+    assert.deepEqual(once.removed, [], "the template still backs a layer in use");
+
+    // The last VM disk on the layer goes: the layer goes, and the template it alone kept, in one run.
+    rmSync(liveDisk);
+    const dryAll = await pruneTemplates(ctx, { dryRun: true });
+    assert.deepEqual([dryAll.layers.removed.map((l) => l.key), dryAll.removed.map((i) => i.key)], [[kept.key], ["r:base:v1"]]);
+    const all = await pruneTemplates(ctx, { dryRun: false });
+    assert.deepEqual([all.layers.removed.map((l) => l.key), all.removed.map((i) => i.key), all.kept], [[kept.key], ["r:base:v1"], []]);
+    assert.deepEqual(readdirSync(path.join(store, "layers")), []);
+    assert.deepEqual(readdirSync(store), ["layers"]);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -251,7 +251,7 @@ export class FsLayerStore implements LayerStoreDriver {
     return out;
   }
 
-  async prune(opts: CallOptions = {}): Promise<string[]> {
+  async prune(opts: CallOptions = {}, stillUnused: (users: string[], image: string) => boolean = (users) => users.length === 0): Promise<string[]> {
     const names = await this.entries();
     const keys = new Set(names.map((n) => /^([0-9a-f]{64})\./.exec(n)?.[1]).filter((k): k is string => k !== undefined));
     const removed: string[] = [];
@@ -259,7 +259,7 @@ export class FsLayerStore implements LayerStoreDriver {
       const p = this.paths(key);
       const gone = await this.withLock(key, p, opts, async () => {
         const { users } = usersOf(await readText(p.users));
-        if (Object.keys(users).length > 0) return false;
+        if (!stillUnused(Object.keys(users).sort(), p.image)) return false;
         const manifest = parseManifest(await readText(p.manifest), key);
         await this.images.remove(p.tmp);
         await this.images.remove(p.image);
