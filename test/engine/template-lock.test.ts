@@ -37,7 +37,6 @@ test("a newer template version changes nothing until --upgrade-templates, which 
 
     const upgrade = await sb.lago(["plan", "--json", "--upgrade-templates"]);
     assert.deepEqual(actions(upgrade.stdout), {
-      "build.vm01.root": "replace",
       "build.vm02.root": "replace",
       "disk.vm01.root": "replace",
       "disk.vm02.root": "replace",
@@ -65,7 +64,6 @@ test("an explicit template_version is used as written, whatever the state record
     sb.init(BASE.replace("      - template_name: tiny\n        type: template\n        name: root\n        dev: vda\n        format: qcow2", "      - template_name: tiny\n        template_version: v1\n        type: template\n        name: root\n        dev: vda\n        format: qcow2"));
     const plan = await sb.lago(["plan", "--json"]);
     assert.deepEqual(actions(plan.stdout), {
-      "build.vm01.root": "replace",
       "disk.vm01.root": "replace",
       "domain.vm01": "replace",
       "template.test-repo:tiny:v1": "create",

@@ -1,5 +1,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { mkdirSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
 import { stringify } from "safe-stable-stringify";
 import { compile, nicKeys, sha256, templateAddress } from "../../src/graph/compile.ts";
 import type { Attrs, DesiredResource } from "../../src/resources/types.ts";
@@ -8,6 +11,7 @@ import type { EnvSpec } from "../../src/spec/types.ts";
 import { emptyState, type State } from "../../src/state/state.ts";
 import { appliedState, FIXTURE_ENV, fixtureTemplates } from "./plan-fixture-support.ts";
 import { diagnosticsOf } from "../helpers/diagnostics.ts";
+import { buildInputs } from "../../src/resources/build.ts";
 
 const FILE = "/env/demo/LagoInitFile";
 
@@ -71,7 +75,6 @@ test("a small spec compiles to exactly these resources", () => {
     disk: "root",
     template: "template.lago-ci:el8-base:v1",
     inject_user: null,
-    inputs: [],
     steps: [
       {
         builder: "virt-customize",
@@ -103,7 +106,7 @@ test("a small spec compiles to exactly these resources", () => {
         size: null,
         template: "template.lago-ci:el8-base:v1",
         path: null,
-        build_sha256: sha256(stringify({ steps: buildAttrs.steps, inject_user: null, inputs: [] }) ?? ""),
+        build_sha256: sha256(stringify({ steps: buildAttrs.steps, inject_user: null }) ?? ""),
         bootstrap: { hostname: "vm01", ssh_user: "root", root_password: null },
       },
       dependsOn: ["build.vm01.root", "keypair", "template.lago-ci:el8-base:v1"],
@@ -386,7 +389,7 @@ test("build attrs and build_sha256 change when build steps change, and only then
   assert.match(String(after), /^[0-9a-f]{64}$/);
   assert.notEqual(after, before);
   const build = attrsOf(changed, "build.vm01.root");
-  assert.equal(after, sha256(stringify({ steps: build.steps, inject_user: build.inject_user, inputs: build.inputs }) ?? ""));
+  assert.equal(after, sha256(stringify({ steps: build.steps, inject_user: build.inject_user }) ?? ""));
 
   // Memory is not part of the build.
   const memory = compileText(SMALL.replace("memory: 512", "memory: 1024"));
@@ -407,17 +410,38 @@ test("bootstrap lives on the first template disk; build steps that set the host 
   assert.notDeepEqual(attrsOf(compileText(text.replace("s3cret", "other")), "disk.vm01.root").bootstrap, attrsOf(compileText(text), "disk.vm01.root").bootstrap);
 });
 
-test("a build records the host files its steps read, absolute from the init file's directory, and who gets the environment's key", () => {
-  const out = compileText(
-    SMALL.replace(
+test("a build records the host files its steps read, as the spec layer resolved them, and who gets the environment's key", () => {
+  const dir = realpathSync(mkdtempSync(path.join(os.tmpdir(), "lago-compile-")));
+  try {
+    mkdirSync(path.join(dir, "files"));
+    mkdirSync(path.join(dir, "tree"));
+    writeFileSync(path.join(dir, "files", "motd"), "hello\n");
+    writeFileSync(path.join(dir, "setup.sh"), "true\n");
+    const text = SMALL.replace(
       "touch: /root/built",
-      "upload: files/motd:/etc/motd\n              copy-in: /srv/tree:/opt\n              run: setup.sh\n              ssh-inject: ''\n              write: /etc/x:not a host file",
-    ),
-  );
-  const build = attrsOf(out, "build.vm01.root");
-  assert.deepEqual(build.inputs, ["/env/demo/files/motd", "/env/demo/setup.sh", "/srv/tree"]);
-  assert.equal(build.inject_user, "root");
-  assert.deepEqual(out.find((r) => r.address === "build.vm01.root")?.dependsOn, ["keypair", "template.lago-ci:el8-base:v1"]);
+      "upload: files/motd:/etc/motd\n              copy-in: tree:/opt\n              run: setup.sh\n              ssh-inject: ''\n              write: /etc/x:not a host file",
+    );
+    const s = parseSpec(text, path.join(dir, "LagoInitFile"), { env: FIXTURE_ENV });
+    const out = compile({ spec: s, templates: fixtureTemplates(s), prior: emptyState(), domainType: "qemu" });
+    const build = attrsOf(out, "build.vm01.root");
+    assert.deepEqual(buildInputs(build), [path.join(dir, "files", "motd"), path.join(dir, "setup.sh"), path.join(dir, "tree")]);
+    assert.deepEqual(
+      ((build.steps as Attrs[])[0]?.options as Attrs[]).map((o) => [o.option, o.host_paths ?? null]),
+      [
+        ["upload", [path.join(dir, "files", "motd")]],
+        ["copy-in", [path.join(dir, "tree")]],
+        ["run", [path.join(dir, "setup.sh")]],
+        ["ssh-inject", null],
+        ["write", null],
+        ["run-command", null],
+        ["run-command", null],
+      ],
+    );
+    assert.equal(build.inject_user, "root");
+    assert.deepEqual(out.find((r) => r.address === "build.vm01.root")?.dependsOn, ["keypair", "template.lago-ci:el8-base:v1"]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test("bootstrap: false without build steps means no build resource", () => {
