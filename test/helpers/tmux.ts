@@ -23,7 +23,16 @@ export interface Terminal {
 export function openTerminal(dir: string, cwd: string, env: Record<string, string>, shellCommand: string, cols = 110, rows = 40): Terminal {
   const socket = path.join(dir, "tmux.sock");
   const tmux = (...args: string[]): string => execFileSync("tmux", ["-S", socket, ...args], { encoding: "utf8", env: { ...env, TERM: "xterm-256color" } });
-  tmux("-f", "/dev/null", "new-session", "-d", "-x", String(cols), "-y", String(rows), "-c", cwd, "sh", "-c", shellCommand);
+  // On a loaded machine tmux's client sometimes loses its freshly forked server before the session
+  // exists ("server exited unexpectedly", nothing started): start it again, at most twice more.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      tmux("-f", "/dev/null", "new-session", "-d", "-x", String(cols), "-y", String(rows), "-c", cwd, "sh", "-c", shellCommand);
+      break;
+    } catch (err) {
+      if (attempt >= 3 || !/server exited unexpectedly/.test(String((err as { stderr?: unknown }).stderr ?? ""))) throw err;
+    }
+  }
   const screen = (): string =>
     tmux("capture-pane", "-p", "-t", "0")
       .split("\n")
