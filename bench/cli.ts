@@ -287,7 +287,8 @@ async function diskFigure(scratch: string): Promise<{ figure: Figure; text: stri
   const tpl = path.join(root, "template.qcow2");
   await mustRun("qemu-img", ["create", "-q", "-f", "qcow2", tpl, "1G"]);
   const repo = makeTemplateRepo(root, ["disk-bench"], () => readFileSync(tpl));
-  const ws = makeWorkspace("disk", repo.metadata, { LAGO_DOMAIN_TYPE: "qemu" }, scratch);
+  // The template is an empty image with no OS for virt-customize: the bootstrap goes by a cloud-init seed.
+  const ws = makeWorkspace("disk", repo.metadata, { LAGO_DOMAIN_TYPE: "qemu", LAGO_BOOTSTRAP: "cloud-init" }, scratch);
   ws.init(DISK_INIT);
   const plan = await mustRun(process.execPath, [LAGO_BIN, "plan", "--json"], { cwd: ws.work, env: ws.env });
   const disks = (JSON.parse(plan.stdout) as { resource_changes: { address: string }[] }).resource_changes.map((c) => c.address).filter((a) => a.startsWith("disk."));

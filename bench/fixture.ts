@@ -6,7 +6,7 @@
  * nothing touches the user's lago configuration or /var/lib/lago.
  */
 import { createHash } from "node:crypto";
-import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -65,6 +65,8 @@ export interface Workspace {
 export function makeWorkspace(prefix: string, repoMetadata: string, extraEnv: Record<string, string> = {}, parent = os.tmpdir()): Workspace {
   mkdirSync(parent, { recursive: true });
   const root = mkdtempSync(path.join(parent, `lago-bench-${prefix}-`));
+  // mkdtemp makes it 0700: qemu (not root) must search it to reach the disks and the store below.
+  chmodSync(root, 0o711);
   const work = path.join(root, "work");
   for (const d of [work, path.join(root, "home")]) mkdirSync(d, { recursive: true });
   const env: Record<string, string> = {
