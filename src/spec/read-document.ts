@@ -128,7 +128,7 @@ class Reader {
   private readonly limit: number;
   private budget: number;
   /** The flattened entries (merge keys applied) of each mapping, computed once however often it is merged. */
-  private readonly flattened = new Map<YMap, Map<string, Entry>>();
+  private readonly flattened = new Map<YMap, Entry[]>();
   private readonly flattening = new Set<YMap>();
   /** Set when the work budget ran out or values nest too deep: the value is then incomplete. */
   exhausted = false;
@@ -161,10 +161,15 @@ class Reader {
     this.diagnostics.push({ pos: this.pos(offset), pointer, message });
   }
 
-  /** Starts a new pass with the whole budget. */
-  resetBudget(): void {
+  /** One pass over the document at `root`, with the whole budget; it keeps no node of the tree after. */
+  read(root: YNode): unknown {
     this.budget = this.limit;
     this.exhausted = false;
+    try {
+      return this.value(root, "", -1, 0, 0);
+    } finally {
+      this.flattened.clear();
+    }
   }
 
   /** Spends `units` of the work budget; false (reported once) when it is exhausted. */
@@ -327,22 +332,29 @@ class Reader {
    * mapping merged many times (a merge-key bomb) costs its size once, plus one
    * budget unit per entry each merge copies.
    */
-  private entries(node: YMap, pointer: string, at: number): Map<string, Entry> {
+  private entries(node: YMap, pointer: string, at: number): Entry[] {
     const known = this.flattened.get(node);
     if (known) return known;
-    const out = new Map<string, Entry>();
-    if (this.flattening.has(node)) {
-      this.report(at, pointer, "this `<<` merge key refers to a mapping that contains it");
-      return out;
+    // Only an alias can lead a merge back into the mapping holding it.
+    if (this.aliases) {
+      if (this.flattening.has(node)) {
+        this.report(at, pointer, "this `<<` merge key refers to a mapping that contains it");
+        return [];
+      }
+      this.flattening.add(node);
     }
-    this.flattening.add(node);
+    let out: Entry[];
     try {
       const own: Entry[] = [];
       const firstSeen = new Map<string, YNode>();
-      for (const [keyNode, valueNode] of node.items) {
+      let merged: Map<string, Entry> | undefined;
+      const items = node.items;
+      for (let i = 0; i < items.length; i++) {
         if (this.exhausted) break;
+        const [keyNode, valueNode] = items[i] as [YNode, YNode];
         if (this.isMergeKey(keyNode)) {
-          this.merge(out, valueNode, pointer, this.nodeOff(keyNode, at));
+          merged ??= new Map();
+          this.merge(merged, valueNode, pointer, this.nodeOff(keyNode, at));
           continue;
         }
         const key = this.keyText(keyNode, pointer, at);
@@ -360,9 +372,15 @@ class Reader {
         firstSeen.set(key, keyNode);
         own.push({ key, keyNode, valueNode });
       }
-      for (const entry of own) out.set(entry.key, entry);
+      // Without merge keys, the mapping's own entries (their keys are unique) are the result.
+      if (merged) {
+        for (const entry of own) merged.set(entry.key, entry);
+        out = [...merged.values()];
+      } else {
+        out = own;
+      }
     } finally {
-      this.flattening.delete(node);
+      if (this.aliases) this.flattening.delete(node);
     }
     // Without aliases no mapping is read twice: nothing to remember.
     if (this.aliases) this.flattened.set(node, out);
@@ -376,7 +394,7 @@ class Reader {
     const bad = (): void => {
       this.report(this.nodeOff(valueNode, at), pointer, "a `<<` merge key takes an alias to a mapping (`<<: *settings`) or a list of them (`<<: [*a, *b]`)");
     };
-    const groups: Array<Map<string, Entry>> = [];
+    const groups: Entry[][] = [];
     if (target.kind === "map") {
       groups.push(this.entries(target, pointer, this.nodeOff(target, at)));
     } else if (target.kind === "seq") {
@@ -392,17 +410,19 @@ class Reader {
       return bad();
     }
     for (const group of groups) {
-      if (!this.spend(group.size, valueNode, pointer, at)) return;
-      for (const [key, entry] of group) into.set(key, entry);
+      if (!this.spend(group.length, valueNode, pointer, at)) return;
+      for (const entry of group) into.set(entry.key, entry);
     }
   }
 
   private mapping(node: YMap, pointer: string, at: number, depth: number): Record<string, unknown> {
     const out: Record<string, unknown> = {};
-    for (const [key, entry] of this.entries(node, pointer, at)) {
+    const entries = this.entries(node, pointer, at);
+    for (let i = 0; i < entries.length; i++) {
       if (this.exhausted) break;
-      const keyPos = this.nodeOff(entry.keyNode, at);
-      const v = this.value(entry.valueNode, joinPointer(pointer, key), keyPos, keyPos, depth + 1);
+      const { key, keyNode, valueNode } = entries[i] as Entry;
+      const keyPos = this.nodeOff(keyNode, at);
+      const v = this.value(valueNode, joinPointer(pointer, key), keyPos, keyPos, depth + 1);
       if (key === "__proto__") Object.defineProperty(out, key, { value: v, enumerable: true, writable: true, configurable: true });
       else out[key] = v;
     }
@@ -445,16 +465,17 @@ export function readDocument(text: string, file: string, mapPos?: PositionMapper
     reader.map.setOffsets("", -1, 0);
     return { value: null, map: reader.map, diagnostics: [], format };
   }
-  const root = tree.root;
   reader.aliases = tree.hasAliases;
-  const value = reader.value(root, "", -1, 0, 0);
+  const value = reader.read(tree.root);
   const diagnostics = reader.diagnostics;
-  // Positions are recorded by a second, identical pass, only if something asks for one.
+  // Positions are recorded by a second, identical pass over the text parsed again, only if something
+  // asks for one (a diagnostic, prototypes): the tree is not kept alive for it meanwhile.
   reader.map.deferTo(() => {
+    const again = parseTree(source, MAX_DEPTH);
+    if (!again.ok || !again.root) return;
     reader.diagnostics = [];
     reader.recording = true;
-    reader.resetBudget();
-    reader.value(root, "", -1, 0, 0);
+    reader.read(again.root);
   });
   return { value: reader.exhausted ? undefined : value, map: reader.map, diagnostics, format };
 }

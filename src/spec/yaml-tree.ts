@@ -192,7 +192,8 @@ export function parseWithJsYaml(text: string, maxDepth: number): TreeResult {
     if (anchor !== undefined) anchors.set(anchor, node);
   };
 
-  for (const ev of events) {
+  for (let i = 0; i < events.length; i++) {
+    const ev = events[i] as Event;
     switch (ev.type) {
       case EVENT_ID.DOCUMENT:
         documents++;
@@ -220,8 +221,8 @@ export function parseWithJsYaml(text: string, maxDepth: number): TreeResult {
         const propsEnd = Math.max(ev.tagEnd, ev.anchorEnd);
         let start = ev.start;
         if (start < propsEnd) for (start = propsEnd; text[start] === " "; start++);
-        const props = { start, anchor, tag: rawTag === undefined ? undefined : rawTag === "!" ? kindTag : tagName(rawTag) };
-        const node: YMap | YSeq = ev.type === EVENT_ID.MAPPING ? { kind: "map", items: [], ...props } : { kind: "seq", items: [], ...props };
+        const tag = rawTag === undefined ? undefined : rawTag === "!" ? kindTag : tagName(rawTag);
+        const node: YMap | YSeq = ev.type === EVENT_ID.MAPPING ? { kind: "map", start, anchor, tag, items: [] } : { kind: "seq", start, anchor, tag, items: [] };
         named(node, anchor);
         add(node);
         stack.push(node);
@@ -245,8 +246,9 @@ export function parseWithJsYaml(text: string, maxDepth: number): TreeResult {
           empty,
         };
         named(node, anchor);
-        const propsStarts = [ev.tagStart, ev.anchorStart < 0 ? -1 : ev.anchorStart - 1].filter((o) => o >= 0);
-        add(node, propsStarts.length ? Math.min(...propsStarts) : -1);
+        // Where the scalar's tag or anchor (`&name`) starts, whichever comes first.
+        const anchorAt = ev.anchorStart < 0 ? -1 : ev.anchorStart - 1;
+        add(node, ev.tagStart < 0 ? anchorAt : anchorAt < 0 ? ev.tagStart : Math.min(ev.tagStart, anchorAt));
         break;
       }
       case EVENT_ID.ALIAS: {

@@ -3,7 +3,6 @@
  * shell), `LC_ALL=C` so output is parseable, and every failure turned into a
  * {@link CommandError} that names the command, its exit code and its stderr.
  */
-import { execa, ExecaError } from "execa";
 import { CommandError } from "../../errors.ts";
 
 export interface RunOptions {
@@ -54,6 +53,16 @@ export function commandNotFoundError(command: string[], cause?: unknown): Comman
   });
 }
 
+type Execa = typeof import("execa");
+
+let loading: Promise<Execa> | undefined;
+
+/** execa, loaded on the first command run: a plan of an empty state runs none, and loading it takes tens of milliseconds. */
+function loadExeca(): Promise<Execa> {
+  loading ??= import("execa");
+  return loading;
+}
+
 /**
  * Run `cmd args…` and return its output. Rejects with a {@link CommandError}
  * on a non-zero exit, a timeout ("timed out after Ns"), a cancellation ("was
@@ -62,6 +71,7 @@ export function commandNotFoundError(command: string[], cause?: unknown): Comman
 export async function run(cmd: string, args: string[], opts: RunOptions = {}): Promise<RunResult> {
   const command = [cmd, ...args];
   const onLine = opts.onStdoutLine;
+  const { execa, ExecaError } = await loadExeca();
   try {
     const result = await execa(cmd, args, {
       env: { LC_ALL: "C", ...opts.env },
@@ -85,11 +95,11 @@ export async function run(cmd: string, args: string[], opts: RunOptions = {}): P
     });
     return { stdout: String(result.stdout), stderr: String(result.stderr) };
   } catch (err) {
-    throw toCommandError(command, err, opts.timeoutMs);
+    throw toCommandError(command, err, opts.timeoutMs, ExecaError);
   }
 }
 
-function toCommandError(command: string[], err: unknown, timeoutMs: number | undefined): CommandError {
+function toCommandError(command: string[], err: unknown, timeoutMs: number | undefined, ExecaError: Execa["ExecaError"]): CommandError {
   if (!(err instanceof ExecaError)) {
     return new CommandError(command, undefined, "", `failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
   }
