@@ -17,7 +17,7 @@
  * js-yaml still accepts about one in 3,000 that PyYAML rejects (e.g. `: -`);
  * such a file is read as js-yaml reads it, and checked like any other.
  */
-import { EVENT_ID, SCALAR_STYLE, getScalarValue, parseEvents, type Event } from "js-yaml";
+import { EVENT_ID, SCALAR_STYLE, getScalarValue, parseEvents, type Event, type ScalarEvent } from "js-yaml";
 import { isAlias, isMap, isPair, isScalar, isSeq, parseDocument, type Node as YamlNode } from "yaml";
 
 const YAML_TAG = "tag:yaml.org,2002:";
@@ -88,12 +88,32 @@ function firstStart(node: YNode): number {
  * throws: a syntax error comes back with its offset and the parser's reason.
  * `maxDepth` bounds collection nesting.
  */
-export function parseTree(text: string, maxDepth: number): TreeResult {
-  if (fastPathApplies(text)) {
-    const fast = parseWithJsYaml(text, maxDepth);
+export function parseTree(text: string, maxDepth: number, known?: Event[] | null): TreeResult {
+  const events = known === undefined ? fastEvents(text, maxDepth) : known;
+  if (events) {
+    const fast = treeFromEvents(text, events);
     if (fast.ok) return fast;
   }
   return parseWithYamlPackage(text);
+}
+
+/**
+ * js-yaml's event stream of `text` when js-yaml may read it ({@link fastPathApplies})
+ * and finds no syntax error in it; otherwise undefined. {@link parseTree} builds its
+ * tree from these events when they are given (`null`: js-yaml cannot read the text).
+ */
+export function fastEvents(text: string, maxDepth: number): Event[] | undefined {
+  if (!fastPathApplies(text)) return undefined;
+  try {
+    return parseEvents(text, { maxDepth });
+  } catch {
+    return undefined;
+  }
+}
+
+/** The text of a scalar event (`""` for an empty one) and whether it is plain (unquoted, not a block). */
+export function scalarOf(text: string, ev: ScalarEvent): { value: string; plain: boolean } {
+  return { value: ev.valueStart < 0 ? "" : getScalarValue(text, ev), plain: ev.style === SCALAR_STYLE.PLAIN };
 }
 
 /** Whether js-yaml may read `text` (see the module comment). Pure. */
@@ -157,6 +177,11 @@ export function parseWithJsYaml(text: string, maxDepth: number): TreeResult {
     const reason = typeof e.reason === "string" ? e.reason : String(e.message ?? err);
     return { ok: false, offset, message: reason, multipleDocuments: false };
   }
+  return treeFromEvents(text, events);
+}
+
+/** The tree of js-yaml's `events` of `text`. */
+function treeFromEvents(text: string, events: Event[]): TreeResult {
   const anchors = new Map<string, YNode>();
   const stack: Array<YMap | YSeq> = [];
   /** Keys waiting for their value, per open mapping. */
