@@ -4,6 +4,7 @@
  * {@link CommandError} that names the command, its exit code and its stderr.
  */
 import { CommandError } from "../../errors.ts";
+import { lazy } from "../../util/lazy.ts";
 
 export interface RunOptions {
   /** Kill the command (SIGTERM, then SIGKILL) after this many milliseconds. */
@@ -55,13 +56,8 @@ export function commandNotFoundError(command: string[], cause?: unknown): Comman
 
 type Execa = typeof import("execa");
 
-let loading: Promise<Execa> | undefined;
-
-/** execa, loaded on the first command run: a plan of an empty state runs none, and loading it takes tens of milliseconds. */
-function loadExeca(): Promise<Execa> {
-  loading ??= import("execa");
-  return loading;
-}
+/** execa, loaded on the first command run: a plan of an empty state runs none. */
+const loadExeca: () => Promise<Execa> = lazy(() => import("execa"));
 
 /**
  * Run `cmd args…` and return its output. Rejects with a {@link CommandError}
