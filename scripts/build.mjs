@@ -6,25 +6,27 @@ import { build } from "esbuild";
 import { readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { OUTPUT as VALIDATOR, generate as generateValidator } from "./gen-schema-validator.mjs";
+import { VALIDATORS, generate as generateValidator } from "./gen-schema-validator.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const dist = path.join(root, "dist");
 // Built beside dist/ and swapped in, so that a CLI started meanwhile never finds half a dist/.
 const outdir = path.join(root, `.dist-${process.pid}`);
 rmSync(outdir, { recursive: true, force: true });
-// The init-file schema, precompiled: no command pays for Ajv's compiler at run time. Written
-// only when it changed, and atomically (tests may be reading it while another build runs).
-const validator = generateValidator();
-let current;
-try {
-  current = readFileSync(VALIDATOR, "utf8");
-} catch {
-  current = undefined;
-}
-if (current !== validator) {
-  writeFileSync(`${VALIDATOR}.${process.pid}.tmp`, validator);
-  renameSync(`${VALIDATOR}.${process.pid}.tmp`, VALIDATOR);
+// The schemas, precompiled: no command pays for Ajv's compiler at run time. Each validator is
+// written only when it changed, and atomically (tests may be reading it while another build runs).
+for (const validator of VALIDATORS) {
+  const source = generateValidator(validator);
+  let current;
+  try {
+    current = readFileSync(validator.output, "utf8");
+  } catch {
+    current = undefined;
+  }
+  if (current !== source) {
+    writeFileSync(`${validator.output}.${process.pid}.tmp`, source);
+    renameSync(`${validator.output}.${process.pid}.tmp`, validator.output);
+  }
 }
 await build({
   absWorkingDir: root,

@@ -79,8 +79,8 @@ async function confirm(cli: Cli, autoApprove: boolean, question: string): Promis
 }
 
 /** The renderer for `apply`/`destroy`, hooked to Ctrl-C. */
-function renderer(cli: Cli, json: boolean): ProgressRenderer {
-  const r = chooseRenderer({ json, out: cli.out, err: cli.err, style: cli.style(), hints: hintContext(cli) });
+async function renderer(cli: Cli, json: boolean): Promise<ProgressRenderer> {
+  const r = await chooseRenderer({ json, out: cli.out, err: cli.err, style: cli.style(), hints: hintContext(cli) });
   cli.onInterrupt = (signal) => r.interrupted(signal);
   return r;
 }
@@ -195,7 +195,7 @@ const PLAN_SHAPING: readonly (readonly [key: string, flag: string])[] = [
 
 export async function apply(cli: Cli, planfile: string | undefined, opts: ApplyOpts): Promise<void> {
   const json = opts.json === true;
-  const r = renderer(cli, json);
+  const r = await renderer(cli, json);
   await rendering(cli, r, json, async () => {
     const env = cli.env();
     let saved: SavedPlan | undefined;
@@ -232,7 +232,7 @@ export async function apply(cli: Cli, planfile: string | undefined, opts: ApplyO
 
 export async function destroy(cli: Cli, opts: { autoApprove?: boolean; parallelism: number; target?: string[]; json?: boolean }): Promise<void> {
   const json = opts.json === true;
-  const r = renderer(cli, json);
+  const r = await renderer(cli, json);
   await rendering(cli, r, json, async () => {
     const env = cli.env();
     let shown = false;

@@ -13,33 +13,49 @@ export function resourceGraph(resources: DesiredResource[]): Graph {
   return g;
 }
 
-/** Addresses with every dependency before its dependents; ties by address. Throws naming a cycle. */
+/**
+ * Addresses with every dependency before its dependents; ties by address. Throws naming a cycle.
+ * Linear in resources and edges: a graphlib graph is built only to name a cycle.
+ */
 export function dependencyOrder(resources: DesiredResource[]): string[] {
-  const g = resourceGraph(resources);
-  if (!alg.isAcyclic(g)) {
-    const cycle = alg.findCycles(g)[0] ?? [];
-    throw new Error(`dependency cycle: ${[...cycle].sort().join(" → ")}`);
+  const deps = new Map<string, string[]>();
+  for (const r of resources) deps.set(r.address, []);
+  for (const r of resources) {
+    const list = deps.get(r.address) ?? [];
+    for (const dep of r.dependsOn) if (deps.has(dep) && !list.includes(dep)) list.push(dep);
   }
-  // Depth-first, dependencies first, visiting nodes and edges in address order: deterministic and linear.
-  const done = new Set<string>();
+  for (const list of deps.values()) list.sort();
+  // Depth-first, dependencies first, visiting nodes and edges in address order: deterministic.
+  // A dependency found on the current path closes a cycle.
+  const ON_PATH = 1;
+  const DONE = 2;
+  const mark = new Map<string, number>();
   const out: string[] = [];
   type Frame = { node: string; deps: string[]; i: number };
   const visit = (start: string): void => {
-    const stack: Frame[] = [{ node: start, deps: (g.successors(start) ?? []).sort(), i: 0 }];
-    done.add(start);
+    const stack: Frame[] = [{ node: start, deps: deps.get(start) ?? [], i: 0 }];
+    mark.set(start, ON_PATH);
     while (stack.length) {
       const top = stack[stack.length - 1] as Frame;
       const next = top.deps[top.i++];
       if (next === undefined) {
+        mark.set(top.node, DONE);
         out.push(top.node);
         stack.pop();
-      } else if (!done.has(next)) {
-        done.add(next);
-        stack.push({ node: next, deps: (g.successors(next) ?? []).sort(), i: 0 });
+        continue;
+      }
+      const seen = mark.get(next);
+      if (seen === ON_PATH) {
+        const cycle = alg.findCycles(resourceGraph(resources))[0] ?? [];
+        throw new Error(`dependency cycle: ${[...cycle].sort().join(" → ")}`);
+      }
+      if (seen === undefined) {
+        mark.set(next, ON_PATH);
+        stack.push({ node: next, deps: deps.get(next) ?? [], i: 0 });
       }
     }
   };
-  for (const n of [...g.nodes()].sort()) if (!done.has(n)) visit(n);
+  for (const n of [...deps.keys()].sort()) if (!mark.has(n)) visit(n);
   return out;
 }
 

@@ -4,30 +4,20 @@
  * version and valid against `schemas/plan.schema.json#/$defs/savedPlan`. A
  * damaged file is refused with what is wrong and how to make a new one; the
  * engine then checks that it is still current (state serial, init file hash).
+ * The schema is precompiled (`scripts/gen-schema-validator.mjs`, Ajv standalone
+ * code with `allErrors`, `strict`, `allowUnionTypes`): no command loads Ajv.
  */
 import { readFileSync } from "node:fs";
 import { createHash } from "node:crypto";
-import { Ajv2020 } from "ajv/dist/2020.js";
-import type { ErrorObject, ValidateFunction } from "ajv/dist/2020.js";
+import type { ErrorObject } from "ajv/dist/2020.js";
 import { stringify } from "safe-stable-stringify";
-import schema from "../../schemas/plan.schema.json" with { type: "json" };
 import { UsageError, errorMessage } from "../errors.ts";
 import { writeFileAtomic } from "../util/fs-atomic.ts";
 import type { SavedPlan } from "../engine/session.ts";
+import { validate } from "./saved-plan-validator.generated.js";
 
 /** The plan file format this lago writes and reads. */
 export const SAVED_PLAN_FORMAT_VERSION = 1;
-
-let compiled: ValidateFunction | undefined;
-
-function validator(): ValidateFunction {
-  if (!compiled) {
-    const ajv = new Ajv2020({ allErrors: true, strict: true, allowUnionTypes: true });
-    ajv.addSchema(schema);
-    compiled = ajv.compile({ $ref: `${schema.$id}#/$defs/savedPlan` });
-  }
-  return compiled;
-}
 
 function checksumOf(body: Record<string, unknown>): string {
   return `sha256:${createHash("sha256").update(stringify(body) ?? "").digest("hex")}`;
@@ -78,7 +68,6 @@ export function readSavedPlan(file: string): SavedPlan {
   if (body.formatVersion !== SAVED_PLAN_FORMAT_VERSION) {
     throw new UsageError(`the plan file ${file} has format version ${JSON.stringify(body.formatVersion)}; this lago reads version ${SAVED_PLAN_FORMAT_VERSION}`, again);
   }
-  const validate = validator();
   if (!validate(body)) {
     const problems = (validate.errors ?? []).slice(0, 5).map(describe);
     const more = (validate.errors?.length ?? 0) - problems.length;

@@ -13,7 +13,8 @@
  *   written in the mapping override both);
  * - a duplicate key, which PyYAML silently lets win, is reported instead.
  */
-import { parseTree, type YMap, type YNode, type YScalar } from "./yaml-tree.ts";
+import { EVENT_ID, type Event, type ScalarEvent } from "js-yaml";
+import { fastEvents, parseTree, scalarOf, type YMap, type YNode, type YScalar } from "./yaml-tree.ts";
 import type { Diagnostic, SourcePos } from "../errors.ts";
 import { joinPointer } from "./pointer.ts";
 import { SourceMap } from "./source-map.ts";
@@ -52,6 +53,9 @@ export const EXPANSION_BASE = 100_000;
 export const EXPANSION_PER_BYTE = 1;
 /** Deepest nesting of values accepted (an init file needs fewer than ten levels). */
 export const MAX_DEPTH = 100;
+
+/** {@link Reader.direct}'s answer for a document that needs the general reading. */
+const GENERAL: unique symbol = Symbol("general reading");
 
 const TAG = "tag:yaml.org,2002:";
 
@@ -128,7 +132,7 @@ class Reader {
   private readonly limit: number;
   private budget: number;
   /** The flattened entries (merge keys applied) of each mapping, computed once however often it is merged. */
-  private readonly flattened = new Map<YMap, Map<string, Entry>>();
+  private readonly flattened = new Map<YMap, Entry[]>();
   private readonly flattening = new Set<YMap>();
   /** Set when the work budget ran out or values nest too deep: the value is then incomplete. */
   exhausted = false;
@@ -161,10 +165,15 @@ class Reader {
     this.diagnostics.push({ pos: this.pos(offset), pointer, message });
   }
 
-  /** Starts a new pass with the whole budget. */
-  resetBudget(): void {
+  /** One pass over the document at `root`, with the whole budget; it keeps no node of the tree after. */
+  read(root: YNode): unknown {
     this.budget = this.limit;
     this.exhausted = false;
+    try {
+      return this.value(root, "", -1, 0, 0);
+    } finally {
+      this.flattened.clear();
+    }
   }
 
   /** Spends `units` of the work budget; false (reported once) when it is exhausted. */
@@ -237,6 +246,71 @@ class Reader {
     } finally {
       if (this.aliases) this.active.delete(target);
     }
+  }
+
+  /**
+   * The value of a document given as js-yaml's `events` of `text`, built in one
+   * pass without a tree, or {@link GENERAL} when the document needs {@link read}:
+   * anything but one document holding a value, an anchor, alias or tag, a `<<`
+   * merge key, a key that is not a scalar, a duplicate key, more values than the
+   * budget allows or deeper nesting than {@link MAX_DEPTH}. Where it gives a
+   * value, {@link read} of the document's tree gives the same value and no
+   * diagnostic (a unit test compares them).
+   */
+  direct(text: string, events: Event[]): unknown {
+    this.budget = this.limit;
+    this.exhausted = false;
+    if (events.length < 3 || events[0]?.type !== EVENT_ID.DOCUMENT || events[1]?.type === EVENT_ID.POP) return GENERAL;
+    const cursor = { events, next: 1 };
+    const value = this.directNode(text, cursor, 0);
+    if (value === GENERAL || cursor.next !== events.length - 1 || events[cursor.next]?.type !== EVENT_ID.POP) return GENERAL;
+    return value;
+  }
+
+  private directScalar(text: string, ev: ScalarEvent): unknown {
+    const { value, plain } = scalarOf(text, ev);
+    if (!plain) return value;
+    return this.json ? this.jsonPlain(value) : this.yaml11Plain(value);
+  }
+
+  private directNode(text: string, cursor: { events: Event[]; next: number }, depth: number): unknown {
+    const ev = cursor.events[cursor.next++];
+    if (ev === undefined || depth > MAX_DEPTH || --this.budget < 0) return GENERAL;
+    if (ev.type === EVENT_ID.SCALAR) {
+      if (ev.anchorStart >= 0 || ev.tagStart >= 0) return GENERAL;
+      const v = this.directScalar(text, ev);
+      if (typeof v === "string" && v.length >= 64 && (this.budget -= v.length >> 6) < 0) return GENERAL;
+      return v;
+    }
+    if (ev.type !== EVENT_ID.SEQUENCE && ev.type !== EVENT_ID.MAPPING) return GENERAL;
+    if (ev.anchorStart >= 0 || ev.tagStart >= 0) return GENERAL;
+    const events = cursor.events;
+    if (ev.type === EVENT_ID.SEQUENCE) {
+      const out: unknown[] = [];
+      while (events[cursor.next]?.type !== EVENT_ID.POP) {
+        const v = this.directNode(text, cursor, depth + 1);
+        if (v === GENERAL) return GENERAL;
+        out.push(v);
+      }
+      cursor.next++;
+      return out;
+    }
+    const out: Record<string, unknown> = {};
+    for (let k = events[cursor.next]; k?.type !== EVENT_ID.POP; k = events[cursor.next]) {
+      if (k?.type !== EVENT_ID.SCALAR || k.anchorStart >= 0 || k.tagStart >= 0) return GENERAL;
+      cursor.next++;
+      const { value: written, plain } = scalarOf(text, k);
+      if (plain && !this.json && written === "<<") return GENERAL;
+      const resolved = plain ? (this.json ? this.jsonPlain(written) : this.yaml11Plain(written)) : written;
+      const key = resolved === null ? "null" : String(resolved);
+      if (Object.hasOwn(out, key)) return GENERAL;
+      const v = this.directNode(text, cursor, depth + 1);
+      if (v === GENERAL) return GENERAL;
+      if (key === "__proto__") Object.defineProperty(out, key, { value: v, enumerable: true, writable: true, configurable: true });
+      else out[key] = v;
+    }
+    cursor.next++;
+    return out;
   }
 
   private scalar(node: YScalar, pointer: string, at: number): unknown {
@@ -327,22 +401,29 @@ class Reader {
    * mapping merged many times (a merge-key bomb) costs its size once, plus one
    * budget unit per entry each merge copies.
    */
-  private entries(node: YMap, pointer: string, at: number): Map<string, Entry> {
+  private entries(node: YMap, pointer: string, at: number): Entry[] {
     const known = this.flattened.get(node);
     if (known) return known;
-    const out = new Map<string, Entry>();
-    if (this.flattening.has(node)) {
-      this.report(at, pointer, "this `<<` merge key refers to a mapping that contains it");
-      return out;
+    // Only an alias can lead a merge back into the mapping holding it.
+    if (this.aliases) {
+      if (this.flattening.has(node)) {
+        this.report(at, pointer, "this `<<` merge key refers to a mapping that contains it");
+        return [];
+      }
+      this.flattening.add(node);
     }
-    this.flattening.add(node);
+    let out: Entry[];
     try {
       const own: Entry[] = [];
       const firstSeen = new Map<string, YNode>();
-      for (const [keyNode, valueNode] of node.items) {
+      let merged: Map<string, Entry> | undefined;
+      const items = node.items;
+      for (let i = 0; i < items.length; i++) {
         if (this.exhausted) break;
+        const [keyNode, valueNode] = items[i] as [YNode, YNode];
         if (this.isMergeKey(keyNode)) {
-          this.merge(out, valueNode, pointer, this.nodeOff(keyNode, at));
+          merged ??= new Map();
+          this.merge(merged, valueNode, pointer, this.nodeOff(keyNode, at));
           continue;
         }
         const key = this.keyText(keyNode, pointer, at);
@@ -360,9 +441,15 @@ class Reader {
         firstSeen.set(key, keyNode);
         own.push({ key, keyNode, valueNode });
       }
-      for (const entry of own) out.set(entry.key, entry);
+      // Without merge keys, the mapping's own entries (their keys are unique) are the result.
+      if (merged) {
+        for (const entry of own) merged.set(entry.key, entry);
+        out = [...merged.values()];
+      } else {
+        out = own;
+      }
     } finally {
-      this.flattening.delete(node);
+      if (this.aliases) this.flattening.delete(node);
     }
     // Without aliases no mapping is read twice: nothing to remember.
     if (this.aliases) this.flattened.set(node, out);
@@ -376,7 +463,7 @@ class Reader {
     const bad = (): void => {
       this.report(this.nodeOff(valueNode, at), pointer, "a `<<` merge key takes an alias to a mapping (`<<: *settings`) or a list of them (`<<: [*a, *b]`)");
     };
-    const groups: Array<Map<string, Entry>> = [];
+    const groups: Entry[][] = [];
     if (target.kind === "map") {
       groups.push(this.entries(target, pointer, this.nodeOff(target, at)));
     } else if (target.kind === "seq") {
@@ -392,17 +479,19 @@ class Reader {
       return bad();
     }
     for (const group of groups) {
-      if (!this.spend(group.size, valueNode, pointer, at)) return;
-      for (const [key, entry] of group) into.set(key, entry);
+      if (!this.spend(group.length, valueNode, pointer, at)) return;
+      for (const entry of group) into.set(entry.key, entry);
     }
   }
 
   private mapping(node: YMap, pointer: string, at: number, depth: number): Record<string, unknown> {
     const out: Record<string, unknown> = {};
-    for (const [key, entry] of this.entries(node, pointer, at)) {
+    const entries = this.entries(node, pointer, at);
+    for (let i = 0; i < entries.length; i++) {
       if (this.exhausted) break;
-      const keyPos = this.nodeOff(entry.keyNode, at);
-      const v = this.value(entry.valueNode, joinPointer(pointer, key), keyPos, keyPos, depth + 1);
+      const { key, keyNode, valueNode } = entries[i] as Entry;
+      const keyPos = this.nodeOff(keyNode, at);
+      const v = this.value(valueNode, joinPointer(pointer, key), keyPos, keyPos, depth + 1);
       if (key === "__proto__") Object.defineProperty(out, key, { value: v, enumerable: true, writable: true, configurable: true });
       else out[key] = v;
     }
@@ -424,15 +513,36 @@ function looksLikeJson(text: string): boolean {
  * returned as diagnostics; `value` is undefined when the document could not be
  * read (syntax errors, aliases expanding beyond reason). `mapPos` translates
  * every position reported (diagnostics and the source map), e.g. back to the
- * template `text` was rendered from.
+ * template `text` was rendered from. A document without anchors, aliases, tags,
+ * merge keys or duplicate keys is read straight from the parser's events;
+ * `direct: false` reads it through its tree as every other document (the same
+ * value: tests compare the two).
  */
-export function readDocument(text: string, file: string, mapPos?: PositionMapper): ReadResult {
+export function readDocument(text: string, file: string, mapPos?: PositionMapper, options: { direct?: boolean } = {}): ReadResult {
   const source = text.startsWith("\uFEFF") ? text.slice(1) : text;
   const json = looksLikeJson(source);
   const lines = new Lines(source);
   const reader = new Reader(lines, file, json, source.length, mapPos);
   const format = json ? "json" : "yaml";
-  const tree = parseTree(source, MAX_DEPTH);
+  // Positions are recorded by a second pass over the document's tree (parsed again), only if
+  // something asks for one (a diagnostic, prototypes): no tree is kept alive for it meanwhile.
+  const recordPositions = (): void => {
+    const again = parseTree(source, MAX_DEPTH);
+    if (!again.ok || !again.root) return;
+    reader.aliases = again.hasAliases;
+    reader.diagnostics = [];
+    reader.recording = true;
+    reader.read(again.root);
+  };
+  const events = fastEvents(source, MAX_DEPTH);
+  if (events && options.direct !== false) {
+    const value = reader.direct(source, events);
+    if (value !== GENERAL) {
+      reader.map.deferTo(recordPositions);
+      return { value, map: reader.map, diagnostics: [], format };
+    }
+  }
+  const tree = parseTree(source, MAX_DEPTH, events ?? null);
   if (!tree.ok) {
     const message = tree.multipleDocuments
       ? "syntax error: the file holds several YAML documents (separated by `---`); an init file is a single document"
@@ -445,16 +555,9 @@ export function readDocument(text: string, file: string, mapPos?: PositionMapper
     reader.map.setOffsets("", -1, 0);
     return { value: null, map: reader.map, diagnostics: [], format };
   }
-  const root = tree.root;
   reader.aliases = tree.hasAliases;
-  const value = reader.value(root, "", -1, 0, 0);
+  const value = reader.read(tree.root);
   const diagnostics = reader.diagnostics;
-  // Positions are recorded by a second, identical pass, only if something asks for one.
-  reader.map.deferTo(() => {
-    reader.diagnostics = [];
-    reader.recording = true;
-    reader.resetBudget();
-    reader.value(root, "", -1, 0, 0);
-  });
+  reader.map.deferTo(recordPositions);
   return { value: reader.exhausted ? undefined : value, map: reader.map, diagnostics, format };
 }

@@ -17,7 +17,7 @@
  * js-yaml still accepts about one in 3,000 that PyYAML rejects (e.g. `: -`);
  * such a file is read as js-yaml reads it, and checked like any other.
  */
-import { EVENT_ID, SCALAR_STYLE, getScalarValue, parseEvents, type Event } from "js-yaml";
+import { EVENT_ID, SCALAR_STYLE, getScalarValue, parseEvents, type Event, type ScalarEvent } from "js-yaml";
 import { isAlias, isMap, isPair, isScalar, isSeq, parseDocument, type Node as YamlNode } from "yaml";
 
 const YAML_TAG = "tag:yaml.org,2002:";
@@ -88,12 +88,32 @@ function firstStart(node: YNode): number {
  * throws: a syntax error comes back with its offset and the parser's reason.
  * `maxDepth` bounds collection nesting.
  */
-export function parseTree(text: string, maxDepth: number): TreeResult {
-  if (fastPathApplies(text)) {
-    const fast = parseWithJsYaml(text, maxDepth);
+export function parseTree(text: string, maxDepth: number, known?: Event[] | null): TreeResult {
+  const events = known === undefined ? fastEvents(text, maxDepth) : known;
+  if (events) {
+    const fast = treeFromEvents(text, events);
     if (fast.ok) return fast;
   }
   return parseWithYamlPackage(text);
+}
+
+/**
+ * js-yaml's event stream of `text` when js-yaml may read it ({@link fastPathApplies})
+ * and finds no syntax error in it; otherwise undefined. {@link parseTree} builds its
+ * tree from these events when they are given (`null`: js-yaml cannot read the text).
+ */
+export function fastEvents(text: string, maxDepth: number): Event[] | undefined {
+  if (!fastPathApplies(text)) return undefined;
+  try {
+    return parseEvents(text, { maxDepth });
+  } catch {
+    return undefined;
+  }
+}
+
+/** The text of a scalar event (`""` for an empty one) and whether it is plain (unquoted, not a block). */
+export function scalarOf(text: string, ev: ScalarEvent): { value: string; plain: boolean } {
+  return { value: ev.valueStart < 0 ? "" : getScalarValue(text, ev), plain: ev.style === SCALAR_STYLE.PLAIN };
 }
 
 /** Whether js-yaml may read `text` (see the module comment). Pure. */
@@ -157,6 +177,11 @@ export function parseWithJsYaml(text: string, maxDepth: number): TreeResult {
     const reason = typeof e.reason === "string" ? e.reason : String(e.message ?? err);
     return { ok: false, offset, message: reason, multipleDocuments: false };
   }
+  return treeFromEvents(text, events);
+}
+
+/** The tree of js-yaml's `events` of `text`. */
+function treeFromEvents(text: string, events: Event[]): TreeResult {
   const anchors = new Map<string, YNode>();
   const stack: Array<YMap | YSeq> = [];
   /** Keys waiting for their value, per open mapping. */
@@ -192,7 +217,8 @@ export function parseWithJsYaml(text: string, maxDepth: number): TreeResult {
     if (anchor !== undefined) anchors.set(anchor, node);
   };
 
-  for (const ev of events) {
+  for (let i = 0; i < events.length; i++) {
+    const ev = events[i] as Event;
     switch (ev.type) {
       case EVENT_ID.DOCUMENT:
         documents++;
@@ -220,8 +246,8 @@ export function parseWithJsYaml(text: string, maxDepth: number): TreeResult {
         const propsEnd = Math.max(ev.tagEnd, ev.anchorEnd);
         let start = ev.start;
         if (start < propsEnd) for (start = propsEnd; text[start] === " "; start++);
-        const props = { start, anchor, tag: rawTag === undefined ? undefined : rawTag === "!" ? kindTag : tagName(rawTag) };
-        const node: YMap | YSeq = ev.type === EVENT_ID.MAPPING ? { kind: "map", items: [], ...props } : { kind: "seq", items: [], ...props };
+        const tag = rawTag === undefined ? undefined : rawTag === "!" ? kindTag : tagName(rawTag);
+        const node: YMap | YSeq = ev.type === EVENT_ID.MAPPING ? { kind: "map", start, anchor, tag, items: [] } : { kind: "seq", start, anchor, tag, items: [] };
         named(node, anchor);
         add(node);
         stack.push(node);
@@ -245,8 +271,9 @@ export function parseWithJsYaml(text: string, maxDepth: number): TreeResult {
           empty,
         };
         named(node, anchor);
-        const propsStarts = [ev.tagStart, ev.anchorStart < 0 ? -1 : ev.anchorStart - 1].filter((o) => o >= 0);
-        add(node, propsStarts.length ? Math.min(...propsStarts) : -1);
+        // Where the scalar's tag or anchor (`&name`) starts, whichever comes first.
+        const anchorAt = ev.anchorStart < 0 ? -1 : ev.anchorStart - 1;
+        add(node, ev.tagStart < 0 ? anchorAt : anchorAt < 0 ? ev.tagStart : Math.min(ev.tagStart, anchorAt));
         break;
       }
       case EVENT_ID.ALIAS: {

@@ -1,7 +1,12 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { readdirSync, readFileSync } from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import fc from "fast-check";
 import { formatDiagnostic } from "../../src/errors.ts";
 import { readDocument } from "../../src/spec/read-document.ts";
+import { generateInitFile } from "../../bench/generate.ts";
 
 const FILE = "/env/f.yaml";
 
@@ -107,4 +112,52 @@ test("an alias bomb is cut short with one diagnostic and no value", () => {
   assert.deepEqual(r.diagnostics.map(formatDiagnostic), [
     `${FILE}:1:14: aliases and merge keys expand this file to more than 100272 values, the most a file of 272 bytes may hold (100000 + 1 per byte)`,
   ]);
+});
+
+const CORPUS = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..", "..", "shared", "corpus");
+const corpus = readdirSync(CORPUS)
+  .filter((f) => f !== "SOURCES.md")
+  .map((f) => readFileSync(path.join(CORPUS, f), "utf8"));
+
+/** The direct reading (from the parser's events) and the tree reading agree: value, diagnostics, positions. */
+function agree(text: string): void {
+  const direct = readDocument(text, FILE);
+  const tree = readDocument(text, FILE, undefined, { direct: false });
+  const label = JSON.stringify(text.slice(0, 120));
+  assert.deepEqual(direct.value, tree.value, label);
+  assert.deepEqual(direct.diagnostics.map(formatDiagnostic), tree.diagnostics.map(formatDiagnostic), label);
+  assert.equal(direct.format, tree.format, label);
+  for (const pointer of ["", "/domains", "/nets", "/a", "/a/0", "/domains/vm00001/disks/0/name"]) {
+    assert.deepEqual(direct.map.get(pointer), tree.map.get(pointer), `${label} ${pointer}`);
+  }
+}
+
+test("documents read straight from the parser's events read as through the tree", () => {
+  const tricky = [
+    "__proto__: {a: 1}\nconstructor: 2\n",
+    "yes: 1\n1.0: 2\n~: 3\n010: 4\n'q': 5\n\"d\": 6\n: 7\n",
+    "a:\nb: ''\nc: |\n  x\n  y\nd: >-\n  z\n",
+    `a: ${"x".repeat(300)}\n`,
+    "a: [1, {b: c}, [], {}]\n",
+    "a: 1\na: 2\n",
+    "a:\n  <<: {b: 1}\n  c: 2\n",
+    "? [a]\n: 1\n",
+    '{"a": [1, 2.5, true, null, "yes"], "b": {"c": "010"}}',
+    "",
+    "# only a comment\n",
+    "- 1\n- 2\n",
+    "plain\n",
+  ];
+  for (const t of [...tricky, ...corpus, generateInitFile(30).text]) agree(t);
+});
+
+test("property: the direct reading agrees with the tree reading on mutated corpus files", () => {
+  const unit = fc.constantFrom(..."ab: -[]{},<<|>'\"#01.~\n  ?%@`_");
+  fc.assert(
+    fc.property(fc.constantFrom(...corpus), fc.nat(), fc.nat(20), fc.string({ unit, maxLength: 8 }), (t, at, del, ins) => {
+      const i = at % (t.length + 1);
+      agree(t.slice(0, i) + ins + t.slice(i + del));
+    }),
+    { numRuns: 400 },
+  );
 });

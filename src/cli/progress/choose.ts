@@ -4,7 +4,6 @@ import type { Style } from "../../plan/render.ts";
 import { jsonRenderer } from "./json-renderer.ts";
 import { lineRenderer } from "./line-renderer.ts";
 import type { ProgressRenderer } from "./renderer.ts";
-import { ttyRenderer } from "./tty-renderer.ts";
 
 export interface RendererChoice {
   json: boolean;
@@ -17,10 +16,13 @@ export interface RendererChoice {
 /**
  * The renderer for this run. The live one needs a terminal on stdout and a
  * terminal that can move the cursor (`TERM` not `dumb`); `LAGO_PROGRESS=plain`
- * forces plain lines.
+ * forces plain lines. The live one's modules (log-update, string widths) are
+ * loaded only then: they cost tens of milliseconds to load.
  */
-export function chooseRenderer(c: RendererChoice): ProgressRenderer {
+export async function chooseRenderer(c: RendererChoice): Promise<ProgressRenderer> {
   if (c.json) return jsonRenderer(c.out, c.hints);
   const live = c.out.isTTY === true && process.env.TERM !== "dumb" && process.env.LAGO_PROGRESS !== "plain";
-  return live ? ttyRenderer(c.out, c.err, c.style) : lineRenderer(c.out, c.err, c.style);
+  if (!live) return lineRenderer(c.out, c.err, c.style);
+  const { ttyRenderer } = await import("./tty-renderer.ts");
+  return ttyRenderer(c.out, c.err, c.style);
 }

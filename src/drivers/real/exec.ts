@@ -3,8 +3,8 @@
  * shell), `LC_ALL=C` so output is parseable, and every failure turned into a
  * {@link CommandError} that names the command, its exit code and its stderr.
  */
-import { execa, ExecaError } from "execa";
 import { CommandError } from "../../errors.ts";
+import { lazy } from "../../util/lazy.ts";
 
 export interface RunOptions {
   /** Kill the command (SIGTERM, then SIGKILL) after this many milliseconds. */
@@ -54,6 +54,11 @@ export function commandNotFoundError(command: string[], cause?: unknown): Comman
   });
 }
 
+type Execa = typeof import("execa");
+
+/** execa, loaded on the first command run: a plan of an empty state runs none. */
+const loadExeca: () => Promise<Execa> = lazy(() => import("execa"));
+
 /**
  * Run `cmd args…` and return its output. Rejects with a {@link CommandError}
  * on a non-zero exit, a timeout ("timed out after Ns"), a cancellation ("was
@@ -62,6 +67,7 @@ export function commandNotFoundError(command: string[], cause?: unknown): Comman
 export async function run(cmd: string, args: string[], opts: RunOptions = {}): Promise<RunResult> {
   const command = [cmd, ...args];
   const onLine = opts.onStdoutLine;
+  const { execa, ExecaError } = await loadExeca();
   try {
     const result = await execa(cmd, args, {
       env: { LC_ALL: "C", ...opts.env },
@@ -85,11 +91,11 @@ export async function run(cmd: string, args: string[], opts: RunOptions = {}): P
     });
     return { stdout: String(result.stdout), stderr: String(result.stderr) };
   } catch (err) {
-    throw toCommandError(command, err, opts.timeoutMs);
+    throw toCommandError(command, err, opts.timeoutMs, ExecaError);
   }
 }
 
-function toCommandError(command: string[], err: unknown, timeoutMs: number | undefined): CommandError {
+function toCommandError(command: string[], err: unknown, timeoutMs: number | undefined, ExecaError: Execa["ExecaError"]): CommandError {
   if (!(err instanceof ExecaError)) {
     return new CommandError(command, undefined, "", `failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
   }

@@ -5,9 +5,9 @@
  */
 import { chmod, mkdir, readFile, rm, stat } from "node:fs/promises";
 import path from "node:path";
-import ssh2 from "ssh2";
 import { writeFileAtomic } from "../../util/fs-atomic.ts";
 import type { KeyStoreDriver } from "../types.ts";
+import { loadSsh2, type Ssh2 } from "./ssh2-module.ts";
 
 const PRIVATE = "id_ed25519";
 const PUBLIC = "id_ed25519.pub";
@@ -28,7 +28,7 @@ async function readText(file: string): Promise<string | undefined> {
 }
 
 /** A pair whose two halves parse as ed25519 keys of one another. */
-function validPair(privateText: string, publicText: string): boolean {
+function validPair(ssh2: Ssh2, privateText: string, publicText: string): boolean {
   const priv = ssh2.utils.parseKey(privateText);
   const pub = ssh2.utils.parseKey(publicText.trim());
   if (priv instanceof Error || pub instanceof Error) return false;
@@ -40,10 +40,10 @@ function validPair(privateText: string, publicText: string): boolean {
  * encodes (mscdex/ssh2#1390): about one pair in 256 is malformed, and `read`
  * would reject it, so that every run made a new key. Generate until it parses.
  */
-function generatePair(): { private: string; public: string } {
+function generatePair(ssh2: Ssh2): { private: string; public: string } {
   for (;;) {
     const pair = ssh2.utils.generateKeyPairSync("ed25519", { comment: "lago" });
-    if (validPair(pair.private, pair.public)) return pair;
+    if (validPair(ssh2, pair.private, pair.public)) return pair;
   }
 }
 
@@ -57,7 +57,7 @@ export class FsKeyStore implements KeyStoreDriver {
     const publicKeyPath = path.join(dir, PUBLIC);
     const [priv, pub] = await Promise.all([readText(privateKeyPath), readText(publicKeyPath)]);
     if (priv === undefined || pub === undefined) return undefined;
-    if (!validPair(priv, pub)) return undefined;
+    if (!validPair(await loadSsh2(), priv, pub)) return undefined;
     return { publicKey: pub.trim(), privateKeyPath, publicKeyPath };
   }
 
@@ -75,7 +75,7 @@ export class FsKeyStore implements KeyStoreDriver {
       }
       return existing;
     }
-    const pair = generatePair();
+    const pair = generatePair(await loadSsh2());
     const privateKeyPath = path.join(dir, PRIVATE);
     const publicKeyPath = path.join(dir, PUBLIC);
     const publicKey = pair.public.trim();

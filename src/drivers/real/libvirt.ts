@@ -10,9 +10,12 @@ import { CommandError, LagoError } from "../../errors.ts";
 import type { CallOptions, DomainDef, DomainDiskDef, DomainInfo, DomainNicDef, DomainView, Inventory, LibvirtDriver, NetworkDef, NetworkHostDef, NetworkInfo } from "../types.ts";
 import { withVirshSession } from "./virsh-session.ts";
 import { run } from "./exec.ts";
-import { dhcpHostXml, diskXml, dnsHostXml, domainXml, networkXml, nicXml, parseDomainXml, parseNetworkXml, rangeXml, withMetadata } from "./libvirt-xml.ts";
+import { lazy } from "../../util/lazy.ts";
 import { renderXml } from "../../util/xml.ts";
 import { grantQemuAccess, type ManagedRoots, type QemuIdentity } from "./qemu-access.ts";
+
+/** libvirt's XML (and fast-xml-parser), loaded on first use: a plan of an empty state reads and writes none. */
+const libvirtXml = lazy(() => import("./libvirt-xml.ts"));
 
 const SAFE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 const TIMEOUT = 120_000;
@@ -100,6 +103,7 @@ export class VirshLibvirt implements LibvirtDriver {
         }
         for (const n of networks) commands.push(["net-dumpxml", n.name]);
         const outputs = await round(commands);
+        const { parseDomainXml, parseNetworkXml } = await libvirtXml();
         let i = 0;
         const next = (): string => outputs[i++] ?? "";
         const domainInfos: DomainInfo[] = [];
@@ -148,7 +152,8 @@ export class VirshLibvirt implements LibvirtDriver {
 
   private async domainXmlInactive(name: string, opts?: CallOptions): Promise<DomainView | undefined> {
     try {
-      return parseDomainXml(await this.virsh(["dumpxml", "--inactive", checkName(name)], opts)).view;
+      const xml = await this.virsh(["dumpxml", "--inactive", checkName(name)], opts);
+      return (await libvirtXml()).parseDomainXml(xml).view;
     } catch (err) {
       if (err instanceof CommandError && /failed to get domain|Domain not found/i.test(err.stderr)) return undefined;
       throw err;
@@ -159,6 +164,7 @@ export class VirshLibvirt implements LibvirtDriver {
     mkdirSync(path.dirname(def.consoleLog), { recursive: true, mode: 0o700 });
     await this.grantAccess(def.disks, [path.dirname(def.consoleLog)], opts);
     const uuid = (await this.domainState(def.name, opts)) === undefined ? undefined : (await this.virsh(["domuuid", checkName(def.name)], opts)).trim();
+    const { domainXml } = await libvirtXml();
     await this.withXmlFile(domainXml(def, uuid), (file) => this.virsh(["define", file], opts));
   }
 
@@ -207,6 +213,7 @@ export class VirshLibvirt implements LibvirtDriver {
     if (!info) throw new CommandError(["virsh", "attach-device", domain], 1, `domain ${domain} does not exist`);
     if (info.nics.some((n) => n.mac === nic.mac.toLowerCase())) return;
     const flags = await this.liveFlags(domain, opts);
+    const { nicXml } = await libvirtXml();
     await this.withXmlFile(renderXml(nicXml(nic)), (file) => this.virsh(["attach-device", domain, file, ...flags], opts));
   }
 
@@ -223,6 +230,7 @@ export class VirshLibvirt implements LibvirtDriver {
     if (info.disks.some((d) => d.dev === disk.dev)) return;
     await this.grantAccess([disk], [], opts);
     const flags = await this.liveFlags(domain, opts);
+    const { diskXml } = await libvirtXml();
     await this.withXmlFile(renderXml(diskXml(disk)), (file) => this.virsh(["attach-device", domain, file, ...flags], opts));
   }
 
@@ -254,6 +262,7 @@ export class VirshLibvirt implements LibvirtDriver {
 
   async createNetwork(def: NetworkDef, opts?: CallOptions): Promise<void> {
     const existing = await this.networkState(def.name, opts);
+    const { networkXml } = await libvirtXml();
     if (!existing) await this.withXmlFile(networkXml(def), (file) => this.virsh(["net-define", file], opts));
     if (!existing?.active) await this.virsh(["net-start", def.name], opts);
     await this.virsh(["net-autostart", def.name, "--disable"], opts).catch(() => undefined);
@@ -268,6 +277,7 @@ export class VirshLibvirt implements LibvirtDriver {
       if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(uuid)) throw new CommandError(["virsh", "net-uuid", def.name], 0, "", `unexpected UUID ${JSON.stringify(uuid)}`);
     }
     if (existing?.active) await this.virsh(["net-destroy", checkName(def.name)], opts);
+    const { networkXml } = await libvirtXml();
     await this.withXmlFile(networkXml(def, uuid), (file) => this.virsh(["net-define", file], opts));
     await this.virsh(["net-start", checkName(def.name)], opts);
     await this.virsh(["net-autostart", def.name, "--disable"], opts).catch(() => undefined);
@@ -297,16 +307,17 @@ export class VirshLibvirt implements LibvirtDriver {
     await this.virsh(["net-update", network, command, section, xml, ...flags], opts);
   }
 
-  private async current(network: string, opts?: CallOptions): Promise<ReturnType<typeof parseNetworkXml>> {
+  private async current(network: string, opts?: CallOptions): Promise<Omit<NetworkInfo, "active">> {
     const state = await this.networkState(network, opts);
     if (!state) throw new CommandError(["virsh", "net-dumpxml", network], 1, `network ${network} does not exist`);
-    return parseNetworkXml(state.xml);
+    return (await libvirtXml()).parseNetworkXml(state.xml);
   }
 
   async addNetworkHost(network: string, host: NetworkHostDef, opts?: CallOptions): Promise<void> {
     const cur = await this.current(network, opts);
     const same = cur.hosts.find((h) => h.mac === host.mac.toLowerCase() || h.ip === host.ip);
     if (same && same.mac === host.mac.toLowerCase() && same.ip === host.ip && same.name === host.name) return;
+    const { dhcpHostXml } = await libvirtXml();
     if (same) await this.netUpdate(network, "delete", "ip-dhcp-host", dhcpHostXml(same), opts);
     await this.netUpdate(network, "add", "ip-dhcp-host", dhcpHostXml(host), opts);
   }
@@ -314,13 +325,14 @@ export class VirshLibvirt implements LibvirtDriver {
   async removeNetworkHost(network: string, host: NetworkHostDef, opts?: CallOptions): Promise<void> {
     const cur = await this.current(network, opts);
     const same = cur.hosts.find((h) => h.mac === host.mac.toLowerCase());
-    if (same) await this.netUpdate(network, "delete", "ip-dhcp-host", dhcpHostXml(same), opts);
+    if (same) await this.netUpdate(network, "delete", "ip-dhcp-host", (await libvirtXml()).dhcpHostXml(same), opts);
   }
 
   async addDnsHost(network: string, host: { ip: string; names: string[] }, opts?: CallOptions): Promise<void> {
     const cur = await this.current(network, opts);
     const same = cur.dnsHosts.find((h) => h.ip === host.ip);
     if (same && [...same.names].sort().join(",") === [...host.names].sort().join(",")) return;
+    const { dnsHostXml } = await libvirtXml();
     if (same) await this.netUpdate(network, "delete", "dns-host", dnsHostXml(same), opts);
     await this.netUpdate(network, "add", "dns-host", dnsHostXml(host), opts);
   }
@@ -328,12 +340,13 @@ export class VirshLibvirt implements LibvirtDriver {
   async removeDnsHost(network: string, host: { ip: string; names: string[] }, opts?: CallOptions): Promise<void> {
     const cur = await this.current(network, opts);
     const same = cur.dnsHosts.find((h) => h.ip === host.ip);
-    if (same) await this.netUpdate(network, "delete", "dns-host", dnsHostXml(same), opts);
+    if (same) await this.netUpdate(network, "delete", "dns-host", (await libvirtXml()).dnsHostXml(same), opts);
   }
 
   async setDhcpRange(network: string, _before: { start: string; end: string } | undefined, after: { start: string; end: string }, opts?: CallOptions): Promise<void> {
     const cur = await this.current(network, opts);
     if (cur.dhcp?.start === after.start && cur.dhcp.end === after.end) return;
+    const { rangeXml } = await libvirtXml();
     if (cur.dhcp) await this.netUpdate(network, "delete", "ip-dhcp-range", rangeXml(cur.dhcp), opts);
     await this.netUpdate(network, "add", "ip-dhcp-range", rangeXml(after), opts);
   }
@@ -341,6 +354,7 @@ export class VirshLibvirt implements LibvirtDriver {
   async setNetworkMetadata(network: string, metadata: string, opts?: CallOptions): Promise<void> {
     // Redefining the persistent config changes only the metadata; the running network is untouched.
     const xml = await this.virsh(["net-dumpxml", "--inactive", checkName(network)], opts);
+    const { withMetadata } = await libvirtXml();
     await this.withXmlFile(withMetadata(xml, metadata), (file) => this.virsh(["net-define", file], opts));
   }
 }

@@ -10,11 +10,11 @@
  */
 import net from "node:net";
 import { readFile } from "node:fs/promises";
-import ssh2 from "ssh2";
 import type { AnyAuthMethod, Client as SshClient, ClientChannel } from "ssh2";
 import { LagoError, errorMessage } from "../../errors.ts";
 import type { CallOptions, SshDriver, SshLogin, SshTarget } from "../types.ts";
 import { cancelledError, sleep } from "../../util/sleep.ts";
+import { loadSsh2 } from "./ssh2-module.ts";
 
 const CONNECT_TIMEOUT_MS = 30_000;
 /** Pause between TCP connects while the port is closed or the host does not answer yet. */
@@ -107,7 +107,8 @@ function authMethods(target: SshTarget, privateKey: Buffer): AnyAuthMethod[] {
  * One connection attempt, host key verified; resolves once authenticated with the
  * key or one of the target's passwords. `sock`: an already connected socket to use.
  */
-export function connect(target: SshTarget, privateKey: Buffer, readyTimeoutMs: number, signal: AbortSignal | undefined, sock?: net.Socket): Promise<Connection> {
+export async function connect(target: SshTarget, privateKey: Buffer, readyTimeoutMs: number, signal: AbortSignal | undefined, sock?: net.Socket): Promise<Connection> {
+  const ssh2 = await loadSsh2();
   return new Promise((resolve, reject) => {
     if (signal?.aborted) {
       sock?.destroy();
