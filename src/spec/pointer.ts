@@ -2,6 +2,7 @@
  * JSON pointers (RFC 6901) into the raw init-file document, and human labels
  * for them (`domains.vm01.disks[0].size`) used in diagnostics.
  */
+import { isRecord } from "../util/read.ts";
 
 /** Escapes one reference token (`~` → `~0`, `/` → `~1`). */
 export function escapeSegment(segment: string): string {
@@ -52,6 +53,4 @@ export function pointerLabel(pointer: string, root: unknown): string {
   return out === "" ? "(top level)" : out;
 }
 
-export function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
+export { isRecord };

@@ -11,6 +11,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { LagoError, errorMessage } from "../errors.ts";
 import type { TemplateRef, TemplateSourceRef } from "../drivers/types.ts";
+import { isRecord } from "../util/read.ts";
 
 export interface TemplateVersionSpec {
   /** Name of the repository source it is fetched from. */
@@ -139,10 +140,6 @@ function expandRoot(root: string, origin: string): string {
   // A relative root is taken relative to the metadata file when it is local.
   const base = /^[a-z][a-z0-9+.-]*:\/\//i.test(origin) ? process.cwd() : path.dirname(origin);
   return path.resolve(base, expanded);
-}
-
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
 function describe(v: unknown): string {

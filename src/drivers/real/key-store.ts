@@ -3,11 +3,12 @@
  * (OpenSSH private key format) and `id_ed25519.pub` (`ssh-ed25519 AAAA… lago`),
  * both mode 0600, in a directory created 0700.
  */
-import { chmod, mkdir, readFile, rm, stat } from "node:fs/promises";
+import { chmod, mkdir, rm, stat } from "node:fs/promises";
 import path from "node:path";
 import { writeFileAtomic } from "../../util/fs-atomic.ts";
 import type { KeyStoreDriver } from "../types.ts";
 import { loadSsh2, type Ssh2 } from "./ssh2-module.ts";
+import { readText } from "../../util/read.ts";
 
 const PRIVATE = "id_ed25519";
 const PUBLIC = "id_ed25519.pub";
@@ -16,15 +17,6 @@ export interface StoredKeyPair {
   publicKey: string;
   privateKeyPath: string;
   publicKeyPath: string;
-}
-
-async function readText(file: string): Promise<string | undefined> {
-  try {
-    return await readFile(file, "utf8");
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
-    throw err;
-  }
 }
 
 /** A pair whose two halves parse as ed25519 keys of one another. */

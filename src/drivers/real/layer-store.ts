@@ -16,12 +16,13 @@
  */
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { chmod, lstat, mkdir, readFile, readdir, readlink, rm, stat } from "node:fs/promises";
+import { chmod, lstat, mkdir, readdir, readlink, rm, stat } from "node:fs/promises";
 import path from "node:path";
 import { LagoError, LockError, errorMessage } from "../../errors.ts";
 import { fsyncDir, writeFileAtomic } from "../../util/fs-atomic.ts";
 import { LockBusyError, acquireDirLock, describeHolder } from "../../util/dir-lock.ts";
 import type { CallOptions, ImageDriver, LayerInfo, LayerRequest, LayerStoreDriver, StoredLayer, TemplateRef, TemplateStoreDriver } from "../types.ts";
+import { isRecord, readText } from "../../util/read.ts";
 
 const KEY = /^[0-9a-f]{64}$/;
 
@@ -39,20 +40,6 @@ interface Manifest {
   templateRef: TemplateRef | null;
   created: string;
   build: Record<string, unknown>;
-}
-
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
-}
-
-async function readText(file: string): Promise<string | undefined> {
-  try {
-    return await readFile(file, "utf8");
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === "ENOENT" || code === "ENOTDIR") return undefined;
-    throw err;
-  }
 }
 
 function parseManifest(text: string | undefined, key: string): Manifest | undefined {

@@ -13,12 +13,13 @@
  * very same moment are not serialised against each other.
  */
 import { randomBytes } from "node:crypto";
-import { mkdir, readFile, readdir, rm } from "node:fs/promises";
+import { mkdir, readdir, rm } from "node:fs/promises";
 import path from "node:path";
 import { LagoError, LockError, errorMessage } from "../../errors.ts";
 import { LockBusyError, acquireDirLock, describeHolder } from "../../util/dir-lock.ts";
 import { writeFileAtomic } from "../../util/fs-atomic.ts";
 import type { CallOptions, LeaseStoreDriver } from "../types.ts";
+import { readText } from "../../util/read.ts";
 
 export interface LeaseRange {
   /** Lowest third octet handed out (Lago's default: 200). */
@@ -38,16 +39,6 @@ const LOCK_NAME = "leases.lock";
 const LEASE_FILE = /^(\d{1,3})\.lease$/;
 /** Temp files of writeFileAtomic: `.<name>.<pid>.<rand>.tmp`. */
 const TEMP_FILE = /^\.\d{1,3}\.lease\.\d+\.[0-9a-f]+\.tmp$/;
-
-async function readText(file: string): Promise<string | undefined> {
-  try {
-    return await readFile(file, "utf8");
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === "ENOENT" || code === "ENOTDIR" || code === "EISDIR") return undefined;
-    throw err;
-  }
-}
 
 /** Parse `192.168.X.0` or `192.168.X.0/24` to its third octet, or undefined. Pure. */
 export function parseSubnet(subnet: string): number | undefined {
@@ -159,7 +150,7 @@ export class FsLeaseStore implements LeaseStoreDriver {
         const ownerPath = path.resolve(owner);
         const mine = leases.filter((l) => l.uuidPath === ownerPath);
         if (!mine.length) return undefined;
-        const uuid = await readText(ownerPath);
+        const uuid = await readText(ownerPath, true);
         const lease = uuid === undefined ? undefined : mine.find((l) => l.uuid === uuid);
         return lease ? `192.168.${lease.octet}.0` : undefined;
       },
@@ -183,7 +174,7 @@ export class FsLeaseStore implements LeaseStoreDriver {
 
   /** The owner's uuid, creating the file with a fresh 32-hex uuid if absent or empty. */
   private async ensureOwnerFile(ownerPath: string): Promise<string> {
-    const current = await readText(ownerPath);
+    const current = await readText(ownerPath, true);
     if (current !== undefined && current.trim() !== "") return current;
     const uuid = randomBytes(16).toString("hex");
     writeFileAtomic(ownerPath, uuid);
@@ -193,7 +184,7 @@ export class FsLeaseStore implements LeaseStoreDriver {
   /** Lago's rule: the owner file exists and holds the lease's uuid. */
   private async isLive(lease: Lease): Promise<boolean> {
     if (lease.uuidPath === undefined || lease.uuid === undefined) return false;
-    return (await readText(lease.uuidPath)) === lease.uuid;
+    return (await readText(lease.uuidPath, true)) === lease.uuid;
   }
 
   /** Lease files in range, sorted by octet; unreadable or malformed ones count as stale. */
@@ -211,7 +202,7 @@ export class FsLeaseStore implements LeaseStoreDriver {
       if (!m?.[1]) continue;
       const octet = Number(m[1]);
       const file = path.join(this.dir, name);
-      const text = await readText(file);
+      const text = await readText(file, true);
       if (text === undefined) continue;
       let uuidPath: string | undefined;
       let uuid: string | undefined;

@@ -5,12 +5,9 @@ import { LagoError } from "../../errors.ts";
 import type { CallOptions, ImageDriver, ImageInfo } from "../types.ts";
 import { run } from "./exec.ts";
 import { readImageHead } from "./qcow2-header.ts";
+import { isRecord } from "../../util/read.ts";
 
 const TIMEOUT_MS = 10 * 60_000;
-
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
-}
 
 function optString(v: unknown): string | undefined {
   return typeof v === "string" && v !== "" ? v : undefined;

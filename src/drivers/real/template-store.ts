@@ -17,7 +17,7 @@
 import { createHash } from "node:crypto";
 import { spawn } from "node:child_process";
 import { createReadStream } from "node:fs";
-import { mkdir, open, readFile, rename, rm, stat } from "node:fs/promises";
+import { mkdir, open, rename, rm, stat } from "node:fs/promises";
 import type { FileHandle } from "node:fs/promises";
 import path from "node:path";
 import { Readable } from "node:stream";
@@ -29,6 +29,7 @@ import { fsyncDir, writeFileAtomic } from "../../util/fs-atomic.ts";
 import type { CallOptions, ImageDriver, StoredTemplate, TemplateRef, TemplateStoreDriver } from "../types.ts";
 import { commandNotFoundError } from "./exec.ts";
 import { cancelledError } from "../../util/sleep.ts";
+import { isRecord, readText } from "../../util/read.ts";
 
 /** The files beside a stored image (see the layout above). */
 export const STORE_SIDE_SUFFIXES = [".hash", ".metadata", ".users", ".size", ".tmp"] as const;
@@ -68,20 +69,6 @@ interface Paths {
   size: string;
   tmp: string;
   lock: string;
-}
-
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
-}
-
-async function readText(file: string): Promise<string | undefined> {
-  try {
-    return await readFile(file, "utf8");
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === "ENOENT" || code === "ENOTDIR") return undefined;
-    throw err;
-  }
 }
 
 async function statFile(file: string): Promise<{ size: number; ino: number } | undefined> {
