@@ -21,7 +21,7 @@
  *   --plan-sizes N,N             cli: domain counts for `lago plan --json` (1000,10000)
  *   --engine-sizes N,N           cli: domain counts for the engine apply (1000,10000)
  *   --engine-driver SELECTOR     cli: LAGO_DRIVER for the engine apply, `{dir}` = a fresh directory
- *                                (fake:{dir}/world.json, the file-backed fake)
+ *                                (memory: the in-memory fake world; fake:{dir}/world.json: the file-backed one)
  *   --engine-timeout SECONDS     cli: give up an engine apply after this long (120)
  *   --runs N                     vagrant: rounds (3)
  *   --scenarios two,ten          vagrant: scenarios

@@ -1,6 +1,7 @@
 /**
  * Which drivers a command uses. The real ones by default; `LAGO_DRIVER=fake:<world.json>`
- * selects the file-backed fake world (engine tests only): libvirt, qemu-img,
+ * selects the file-backed fake world (engine tests only), `LAGO_DRIVER=memory` the same world
+ * in memory, lost when the process exits (the zero-latency driver of the engine bench): libvirt, qemu-img,
  * virt-customize, SSH and seed images are simulated, the lease, template, layer
  * and key stores stay real (layer images themselves live in the fake world).
  */
@@ -21,8 +22,8 @@ import { UsageError } from "../errors.ts";
 
 export function createDrivers(env: EnvContext, selector = process.env.LAGO_DRIVER): Drivers {
   const config = env.config;
-  if (selector?.startsWith("fake:")) {
-    const world = new FakeWorld(selector.slice("fake:".length)).drivers();
+  if (selector?.startsWith("fake:") || selector === "memory") {
+    const world = new FakeWorld(selector === "memory" ? undefined : selector.slice("fake:".length)).drivers();
     const templates = new FsTemplateStore(config.templateStore, world.images);
     return {
       ...world,
@@ -32,7 +33,7 @@ export function createDrivers(env: EnvContext, selector = process.env.LAGO_DRIVE
       keys: new FsKeyStore(),
     };
   }
-  if (selector && selector !== "real") throw new UsageError(`unknown LAGO_DRIVER ${JSON.stringify(selector)}: use "real" or "fake:<world.json>"`);
+  if (selector && selector !== "real") throw new UsageError(`unknown LAGO_DRIVER ${JSON.stringify(selector)}: use "real", "fake:<world.json>" or "memory"`);
   const images = new QemuImg();
   const templates = new FsTemplateStore(config.templateStore, images);
   return {
