@@ -16,13 +16,13 @@
  */
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { chmod, lstat, mkdir, readdir, readlink, rm, stat } from "node:fs/promises";
+import { chmod, lstat, readdir, readlink, rm, stat } from "node:fs/promises";
 import path from "node:path";
 import { LagoError, LockError, errorMessage } from "../../errors.ts";
 import { fsyncDir, writeFileAtomic } from "../../util/fs-atomic.ts";
-import { LockBusyError, acquireDirLock, describeHolder } from "../../util/dir-lock.ts";
 import type { CallOptions, ImageDriver, LayerInfo, LayerRequest, LayerStoreDriver, StoredLayer, TemplateRef, TemplateStoreDriver } from "../types.ts";
 import { isRecord, readText } from "../../util/read.ts";
+import { updateUsers, usersOf, withEntryLock, type EntryLock } from "./store-entry.ts";
 
 const KEY = /^[0-9a-f]{64}$/;
 
@@ -51,25 +51,6 @@ function parseManifest(text: string | undefined, key: string): Manifest | undefi
   } catch {
     return undefined;
   }
-}
-
-/** The users registered in a Lago `.users` document (`{"users": {…}}`, or a plain list). Pure. */
-export function usersOf(text: string | undefined): { doc: Record<string, unknown>; users: Record<string, unknown> } {
-  let doc: Record<string, unknown> = {};
-  let users: Record<string, unknown> = {};
-  if (text === undefined) return { doc, users };
-  try {
-    const parsed: unknown = JSON.parse(text);
-    if (Array.isArray(parsed)) {
-      for (const u of parsed) if (typeof u === "string") users[u] = "";
-    } else if (isRecord(parsed)) {
-      doc = parsed;
-      if (isRecord(parsed.users)) users = { ...parsed.users };
-    }
-  } catch {
-    // A corrupt registry is rebuilt; it only records who uses the layer.
-  }
-  return { doc, users };
 }
 
 /** sha256 of a file's content, streamed. */
@@ -142,14 +123,14 @@ export class FsLayerStore implements LayerStoreDriver {
 
   async ensure(req: LayerRequest, opts: CallOptions = {}): Promise<StoredLayer & { cached: boolean }> {
     const p = this.paths(req.key);
-    return this.withLock(req.key, p, opts, async (isCompromised) => {
-      await this.updateUsers(p, req.user, true);
+    return withEntryLock(this.entryLock(req.key, p), opts, async (isCompromised) => {
+      await updateUsers(p.users, req.user, true);
       const stored = await this.lookup(req.key);
       if (stored) return { ...stored, cached: true };
       try {
         return await this.build(req, p, isCompromised, opts);
       } catch (err) {
-        await this.updateUsers(p, req.user, false).catch(() => undefined);
+        await updateUsers(p.users, req.user, false).catch(() => undefined);
         throw err;
       }
     });
@@ -199,8 +180,8 @@ export class FsLayerStore implements LayerStoreDriver {
   async release(key: string, user: string): Promise<void> {
     const p = this.paths(key);
     if ((await readText(p.users)) === undefined) return;
-    await this.withLock(key, p, {}, async () => {
-      await this.updateUsers(p, user, false);
+    await withEntryLock(this.entryLock(key, p), {}, async () => {
+      await updateUsers(p.users, user, false);
     });
   }
 
@@ -244,7 +225,7 @@ export class FsLayerStore implements LayerStoreDriver {
     const removed: string[] = [];
     for (const key of [...keys].sort()) {
       const p = this.paths(key);
-      const gone = await this.withLock(key, p, opts, async () => {
+      const gone = await withEntryLock(this.entryLock(key, p), opts, async () => {
         const { users } = usersOf(await readText(p.users));
         if (!stillUnused(Object.keys(users).sort(), p.image)) return false;
         const manifest = parseManifest(await readText(p.manifest), key);
@@ -258,6 +239,19 @@ export class FsLayerStore implements LayerStoreDriver {
       if (gone) removed.push(key);
     }
     return removed;
+  }
+
+  private entryLock(key: string, p: LayerPaths): EntryLock {
+    const short = key.slice(0, 12);
+    return {
+      dir: this.dir,
+      dirName: "layer store",
+      lock: p.lock,
+      entry: `build layer ${short}`,
+      waiting: `waiting for another process building layer ${short}`,
+      waitMs: this.lockWaitMs,
+      staleMs: this.lockStaleMs,
+    };
   }
 
   async hashFiles(paths: string[]): Promise<Record<string, string>> {
@@ -287,47 +281,4 @@ export class FsLayerStore implements LayerStoreDriver {
     return `${st.dev}:${st.ino}:${st.size}:${Math.round(st.mtimeMs)}`;
   }
 
-  private async updateUsers(p: LayerPaths, user: string, add: boolean): Promise<void> {
-    const text = await readText(p.users);
-    const { doc, users } = usersOf(text);
-    if (add) users[user] = users[user] ?? "";
-    else if (Object.hasOwn(users, user)) delete users[user];
-    else if (text !== undefined) return;
-    const sorted: Record<string, unknown> = {};
-    for (const u of Object.keys(users).sort()) sorted[u] = users[u];
-    writeFileAtomic(p.users, `${JSON.stringify({ ...doc, users: sorted, last_access: Math.floor(Date.now() / 1000) }, null, 4)}\n`);
-  }
-
-  private async withLock<T>(key: string, p: LayerPaths, opts: CallOptions, fn: (isCompromised: () => Error | undefined) => Promise<T>): Promise<T> {
-    try {
-      await mkdir(this.dir, { recursive: true });
-    } catch (err) {
-      throw new LagoError("TEMPLATE_STORE", `cannot create the layer store ${this.dir}: ${errorMessage(err)}`, { cause: err });
-    }
-    let lock;
-    try {
-      lock = await acquireDirLock(p.lock, {
-        command: `lago (build layer ${key.slice(0, 12)})`,
-        timeoutMs: this.lockWaitMs,
-        staleMs: this.lockStaleMs,
-        retryMinMs: 50,
-        retryMaxMs: 500,
-        mode: 0o755,
-        signal: opts.signal,
-        onWait: () => opts.progress?.(`waiting for another process building layer ${key.slice(0, 12)}`),
-      });
-    } catch (err) {
-      if (err instanceof LockBusyError) {
-        throw new LockError(`build layer ${key.slice(0, 12)} is locked by ${describeHolder(err.holder)} (${p.lock}); gave up after ${Math.round(this.lockWaitMs / 1000)}s`, {
-          hint: "wait for that process to finish (the lock of a process that died is taken over without waiting)",
-        });
-      }
-      throw err;
-    }
-    try {
-      return await fn(() => lock.lost());
-    } finally {
-      await lock.release();
-    }
-  }
 }

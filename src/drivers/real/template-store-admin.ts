@@ -10,6 +10,7 @@ import path from "node:path";
 import { LockBusyError, acquireDirLock, describeHolder } from "../../util/dir-lock.ts";
 import { LockError, errorMessage } from "../../errors.ts";
 import { STORE_LOCK_SUFFIX, STORE_SIDE_SUFFIXES } from "./template-store.ts";
+import { userNames } from "./store-entry.ts";
 
 export interface StoreImage {
   /** `<repo>:<name>:<version>`. */
@@ -19,22 +20,6 @@ export interface StoreImage {
   size: number;
   /** Who registered as using it (Lago's `.users`): environment directories, exported layers, Lago prefixes. */
   users: string[];
-}
-
-
-function parseUsers(text: string | undefined): string[] {
-  if (text === undefined) return [];
-  try {
-    const doc: unknown = JSON.parse(text);
-    if (Array.isArray(doc)) return doc.filter((u): u is string => typeof u === "string").sort();
-    if (doc && typeof doc === "object" && "users" in doc) {
-      const users = (doc as { users: unknown }).users;
-      if (users && typeof users === "object") return Object.keys(users).sort();
-    }
-  } catch {
-    // An unreadable registry names nobody.
-  }
-  return [];
 }
 
 export class TemplateStoreAdmin {
@@ -60,7 +45,7 @@ export class TemplateStoreAdmin {
       const file = path.join(this.storeDir, key);
       const st = await stat(file).catch(() => undefined);
       if (!st?.isFile()) continue;
-      const users = parseUsers(await readFile(`${file}.users`, "utf8").catch(() => undefined));
+      const users = userNames(await readFile(`${file}.users`, "utf8").catch(() => undefined));
       out.push({ key, path: file, size: st.size, users });
     }
     return out;
@@ -82,7 +67,7 @@ export class TemplateStoreAdmin {
     }
     try {
       if (!existsSync(file)) return false;
-      const users = parseUsers(await readFile(`${file}.users`, "utf8").catch(() => undefined));
+      const users = userNames(await readFile(`${file}.users`, "utf8").catch(() => undefined));
       if (!stillUnused(users)) return false;
       // The image goes first: without it the side files describe nothing.
       await rm(file, { force: true });

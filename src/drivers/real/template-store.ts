@@ -7,7 +7,7 @@
  *     <store>/<repo>:<name>:<version>.users      {"users": {<user>: …}, "last_access": …}, as Lago writes it
  *     <store>/<repo>:<name>:<version>.size       size in bytes (lago-ts: makes "complete" cheap to check)
  *     <store>/<repo>:<name>:<version>.tmp        the download in progress
- *     <store>/<repo>:<name>:<version>.lockdir    the per-template lock ({@link acquireDirLock}; Lago flocks `.lock`,
+ *     <store>/<repo>:<name>:<version>.lockdir    the per-template lock (util/dir-lock.ts; Lago flocks `.lock`,
  *                                                 a file it never removes, so lago keeps out of its way)
  *
  * A download streams to `.tmp`, hashing as it goes; only a verified image
@@ -17,19 +17,19 @@
 import { createHash } from "node:crypto";
 import { spawn } from "node:child_process";
 import { createReadStream } from "node:fs";
-import { mkdir, open, rename, rm, stat } from "node:fs/promises";
+import { open, rename, rm, stat } from "node:fs/promises";
 import type { FileHandle } from "node:fs/promises";
 import path from "node:path";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { CommandError, LagoError, LockError, errorMessage } from "../../errors.ts";
 import { checkTemplateHandle, checkTemplateName, templateStoreKey } from "../../templates/repo.ts";
-import { LockBusyError, acquireDirLock, describeHolder } from "../../util/dir-lock.ts";
 import { fsyncDir, writeFileAtomic } from "../../util/fs-atomic.ts";
 import type { CallOptions, ImageDriver, StoredTemplate, TemplateRef, TemplateStoreDriver } from "../types.ts";
 import { commandNotFoundError } from "./exec.ts";
 import { cancelledError } from "../../util/sleep.ts";
 import { isRecord, readText } from "../../util/read.ts";
+import { updateUsers, withEntryLock, type EntryLock } from "./store-entry.ts";
 
 /** The files beside a stored image (see the layout above). */
 export const STORE_SIDE_SUFFIXES = [".hash", ".metadata", ".users", ".size", ".tmp"] as const;
@@ -318,9 +318,9 @@ export class FsTemplateStore implements TemplateStoreDriver {
     const p = this.paths(ref);
     const whyHandle = checkTemplateHandle(ref.handle);
     if (whyHandle) throw new LagoError("TEMPLATE_INVALID", `template ${p.key}: handle ${JSON.stringify(ref.handle)} ${whyHandle}`);
-    return this.withLock(p, opts, async (isCompromised) => {
+    return withEntryLock(this.entryLock(p), opts, async (isCompromised) => {
       const stored = (await this.lookup(ref)) ?? (await this.adopt(p)) ?? (await this.download(ref, p, opts, isCompromised));
-      await this.updateUsers(p, user, true);
+      await updateUsers(p.users, user, true);
       return stored;
     });
   }
@@ -329,8 +329,8 @@ export class FsTemplateStore implements TemplateStoreDriver {
   async release(ref: TemplateRef, user: string): Promise<void> {
     const p = this.paths(ref);
     if ((await statFile(p.users)) === undefined) return;
-    await this.withLock(p, {}, async () => {
-      await this.updateUsers(p, user, false);
+    await withEntryLock(this.entryLock(p), {}, async () => {
+      await updateUsers(p.users, user, false);
     });
   }
 
@@ -517,70 +517,24 @@ export class FsTemplateStore implements TemplateStoreDriver {
     return { ...last, res: undefined };
   }
 
+  private entryLock(p: Paths): EntryLock {
+    return {
+      dir: this.storeDir,
+      dirName: "template store",
+      lock: p.lock,
+      entry: `template ${p.key}`,
+      waiting: `waiting for another process to finish with template ${p.key}`,
+      waitMs: this.lockWaitMs,
+      staleMs: this.lockStaleMs,
+    };
+  }
+
   /** `<image>.metadata` as a JSON object (the store's copy of a template's metadata, or a sidecar of a local image). */
   async metadataOf(imagePath: string): Promise<Record<string, unknown> | undefined> {
     const text = await readText(`${imagePath}.metadata`);
     return text === undefined ? undefined : (parseMetadata(text, `${imagePath}.metadata`) as Record<string, unknown>);
   }
 
-  /** Add or remove `user` in Lago's `.users` file (`{"users": {…}, "last_access": …}`; a plain list is read too). */
-  private async updateUsers(p: Paths, user: string, add: boolean): Promise<void> {
-    const text = await readText(p.users);
-    let doc: Record<string, unknown> = {};
-    let users: Record<string, unknown> = {};
-    if (text !== undefined) {
-      try {
-        const parsed: unknown = JSON.parse(text);
-        if (Array.isArray(parsed)) {
-          for (const u of parsed) if (typeof u === "string") users[u] = "";
-        } else if (isRecord(parsed)) {
-          doc = parsed;
-          if (isRecord(parsed.users)) users = { ...parsed.users };
-        }
-      } catch {
-        // A corrupt registry is rebuilt; it only records who uses the image.
-      }
-    }
-    if (add) users[user] = users[user] ?? "";
-    else if (Object.hasOwn(users, user)) delete users[user];
-    else if (text !== undefined) return;
-    const sorted: Record<string, unknown> = {};
-    for (const u of Object.keys(users).sort()) sorted[u] = users[u];
-    writeFileAtomic(p.users, `${JSON.stringify({ ...doc, users: sorted, last_access: Math.floor(Date.now() / 1000) }, null, 4)}\n`);
-  }
-
-  private async withLock<T>(p: Paths, opts: CallOptions, fn: (isCompromised: () => Error | undefined) => Promise<T>): Promise<T> {
-    try {
-      await mkdir(this.storeDir, { recursive: true });
-    } catch (err) {
-      throw new LagoError("TEMPLATE_STORE", `cannot create the template store ${this.storeDir}: ${errorMessage(err)}`, { cause: err });
-    }
-    let lock;
-    try {
-      lock = await acquireDirLock(p.lock, {
-        command: `lago (template ${p.key})`,
-        timeoutMs: this.lockWaitMs,
-        staleMs: this.lockStaleMs,
-        retryMinMs: 50,
-        retryMaxMs: 500,
-        mode: 0o755,
-        signal: opts.signal,
-        onWait: () => opts.progress?.(`waiting for another process to finish with template ${p.key}`),
-      });
-    } catch (err) {
-      if (err instanceof LockBusyError) {
-        throw new LockError(`template ${p.key} is locked by ${describeHolder(err.holder)} (${p.lock}); gave up after ${Math.round(this.lockWaitMs / 1000)}s`, {
-          hint: "wait for that process to finish (the lock of a process that died is taken over without waiting)",
-        });
-      }
-      throw err;
-    }
-    try {
-      return await fn(() => lock.lost());
-    } finally {
-      await lock.release();
-    }
-  }
 }
 
 interface FetchedImage {
