@@ -595,13 +595,16 @@ class FakeSsh implements SshDriver {
   }
 
   waitReady(target: SshTarget, _timeoutMs: number, opts?: CallOptions): Promise<string> {
-    return this.w.call("sshWaitReady", target.host, opts, (d) => {
-      const name = this.find(d, target.host);
-      if (!name) throw new CommandError(["ssh", target.host], 255, `connect to host ${target.host} port 22: No route to host`);
-      const key = Buffer.from(`hostkey:${name}`).toString("base64");
-      if (target.pinnedHostKey && target.pinnedHostKey !== key) throw new CommandError(["ssh", target.host], 255, "host key mismatch");
-      return key;
-    });
+    return this.w.call("sshWaitReady", target.host, opts, (d) => this.reach(d, target).hostKey);
+  }
+
+  /** The running domain answering at `target` and its host key (checked against the pinned one). */
+  private reach(d: WorldData, target: SshTarget): { name: string; hostKey: string } {
+    const name = this.find(d, target.host);
+    if (!name) throw new CommandError(["ssh", target.host], 255, `connect to host ${target.host} port 22: No route to host`);
+    const hostKey = Buffer.from(`hostkey:${name}`).toString("base64");
+    if (target.pinnedHostKey && target.pinnedHostKey !== hostKey) throw new CommandError(["ssh", target.host], 255, "host key mismatch");
+    return { name, hostKey };
   }
 
   /**
@@ -610,10 +613,7 @@ class FakeSsh implements SshDriver {
    */
   waitLogin(target: SshTarget, _timeoutMs: number, opts?: CallOptions): Promise<SshLogin> {
     return this.w.call("sshWaitLogin", target.host, opts, (d) => {
-      const name = this.find(d, target.host);
-      if (!name) throw new CommandError(["ssh", target.host], 255, `connect to host ${target.host} port 22: No route to host`);
-      const hostKey = Buffer.from(`hostkey:${name}`).toString("base64");
-      if (target.pinnedHostKey && target.pinnedHostKey !== hostKey) throw new CommandError(["ssh", target.host], 255, "host key mismatch");
+      const { name, hostKey } = this.reach(d, target);
       if (d.firstLogins?.[name]?.length || !target.passwords?.length) return { hostKey, credential: -1 };
       return { hostKey, credential: 0 };
     });
