@@ -26,28 +26,15 @@ import { readState } from "../state/state.ts";
 import { recordedSshTarget } from "../resources/domain.ts";
 import { EXIT } from "./exit-codes.ts";
 import type { Cli } from "./main.ts";
+import { loadInitFile, type InitFileOpts } from "./init-file.ts";
+
+export type { InitFileOpts };
 
 function session(cli: Cli, env: EnvContext, emit: Emit, parallelism = 4, signal = cli.interruptible()): Session {
   return { env, drivers: createDrivers(env), emit, signal, lockTimeoutMs: cli.globals().lockTimeout * 1000, parallelism };
 }
 
 /** `-f`, and the variables of a templated init file (`--var`, `--var-file`). */
-export interface InitFileOpts {
-  file: string;
-  var?: string[];
-  varFile?: string[];
-}
-
-async function loadInitFile(cli: Cli, opts: InitFileOpts): Promise<EnvSpec> {
-  const { config } = cli.env();
-  // Loaded here, not at the top: only the verbs that read an init file pay for YAML, the schema and templates.
-  const [{ loadSpec }, { templateVars }] = await Promise.all([import("../spec/load.ts"), import("../spec/template-vars.ts")]);
-  return loadSpec(path.resolve(opts.file), {
-    vars: templateVars(opts.varFile, opts.var),
-    hostAccess: { allowOutsidePaths: config.allowOutsidePaths, allowSystemPaths: config.allowSystemPaths },
-  });
-}
-
 /**
  * Ask on the terminal (stderr, never stdout, which may carry JSON). Resolves
  * to whether the answer was `yes`; Ctrl-C at the question counts as an

@@ -21,10 +21,31 @@ export interface GlobalOpts {
   allowSystemPaths?: boolean;
 }
 
-function seconds(value: string): number {
+/** commander's parser of a number of seconds, 0 or more (an InvalidArgumentError is reported as bad usage, exit 1). */
+export function seconds(value: string): number {
   const n = Number(value);
   if (value.trim() === "" || !Number.isFinite(n) || n < 0) throw new InvalidArgumentError("expected a number of seconds (0 or more).");
   return n;
+}
+
+/** {@link seconds}, more than 0. */
+export function positiveSeconds(value: string): number {
+  const n = seconds(value);
+  if (n === 0) throw new InvalidArgumentError("expected a number of seconds (more than 0).");
+  return n;
+}
+
+/** commander's collector of a repeatable option. */
+export function collect(value: string, previous: string[] = []): string[] {
+  return [...previous, value];
+}
+
+/** `-f FILE` and the variables of an init file written as a Jinja2 template, for every verb that reads one. */
+export function initFileOptions(command: Command): Command {
+  return command
+    .option("-f, --file <file>", "init file", "LagoInitFile")
+    .option("--var <name=value>", "a variable for an init file written as a Jinja2 template (repeatable)", collect)
+    .option("--var-file <file>", "a YAML or JSON file of template variables (repeatable; --var wins)", collect);
 }
 
 /** Define the global options on the program (the root command). */

@@ -16,7 +16,7 @@
 import { Command, InvalidArgumentError } from "commander";
 import { EXIT, EXIT_CODES_HELP } from "./exit-codes.ts";
 import { Cli } from "./cli.ts";
-import { addGlobalOptions, shareGlobalOptions } from "./global-options.ts";
+import { addGlobalOptions, collect, initFileOptions, shareGlobalOptions } from "./global-options.ts";
 import { CORE_EXAMPLES, attachExamples } from "./examples.ts";
 import { reportError } from "./report-error.ts";
 import { addOpsCommands } from "./ops-commands.ts";
@@ -30,14 +30,8 @@ export { EXIT, Cli };
  */
 export type RegisterVerbs = (program: Command, cli: Cli) => void;
 
-const VAR_HELP = "a variable for an init file written as a Jinja2 template (repeatable)";
-const VAR_FILE_HELP = "a YAML or JSON file of template variables (repeatable; --var wins)";
-
 const commands = (): Promise<typeof import("./commands.ts")> => import("./commands.ts");
 
-function collect(value: string, previous: string[] = []): string[] {
-  return [...previous, value];
-}
 
 function positiveInt(value: string): number {
   const n = Number(value);
@@ -72,20 +66,18 @@ export function buildProgram(verbFiles: readonly RegisterVerbs[] = VERB_FILES): 
     });
   addGlobalOptions(program);
 
-  program
-    .command("validate")
-    .description("check a LagoInitFile and report every problem as FILE:LINE:COL")
-    .option("-f, --file <file>", "init file", "LagoInitFile")
-    .option("--var <name=value>", VAR_HELP, collect)
-    .option("--var-file <file>", VAR_FILE_HELP, collect)
+  initFileOptions(
+    program
+      .command("validate")
+      .description("check a LagoInitFile and report every problem as FILE:LINE:COL"),
+  )
     .action(async (opts: InitFileOpts) => (await commands()).validate(cli, opts));
 
-  program
-    .command("plan")
-    .description("show what apply would change")
-    .option("-f, --file <file>", "init file", "LagoInitFile")
-    .option("--var <name=value>", VAR_HELP, collect)
-    .option("--var-file <file>", VAR_FILE_HELP, collect)
+  initFileOptions(
+    program
+      .command("plan")
+      .description("show what apply would change"),
+  )
     .option("--json", "print the plan as JSON (schemas/plan.schema.json)")
     .option("--out <planfile>", "save the plan for `lago apply PLANFILE`")
     .option("--detailed-exitcode", "exit 0 when there are no changes, 2 when there are, 1 on error")
@@ -97,13 +89,12 @@ export function buildProgram(verbFiles: readonly RegisterVerbs[] = VERB_FILES): 
     .option("--upgrade-templates", "move template disks without a template_version to the repository's newest version")
     .action(async (opts: PlanOpts) => (await commands()).plan(cli, opts));
 
-  program
-    .command("apply")
-    .description("converge the environment to the init file (or apply a saved plan)")
-    .argument("[planfile]", "a plan saved with `lago plan --out`")
-    .option("-f, --file <file>", "init file", "LagoInitFile")
-    .option("--var <name=value>", VAR_HELP, collect)
-    .option("--var-file <file>", VAR_FILE_HELP, collect)
+  initFileOptions(
+    program
+      .command("apply")
+      .description("converge the environment to the init file (or apply a saved plan)")
+      .argument("[planfile]", "a plan saved with `lago plan --out`"),
+  )
     .option("--auto-approve", "do not ask for confirmation")
     .option("--parallelism <n>", "resources changed at the same time", positiveInt, 4)
     .option("--restart", "restart VMs whose changes wait for a restart (gracefully first)")
@@ -129,12 +120,11 @@ export function buildProgram(verbFiles: readonly RegisterVerbs[] = VERB_FILES): 
     .option("--json", "as JSON")
     .action(async (opts: { json?: boolean }) => (await commands()).show(cli, opts));
 
-  program
-    .command("graph")
-    .description("print the resource graph in Graphviz DOT")
-    .option("-f, --file <file>", "init file", "LagoInitFile")
-    .option("--var <name=value>", VAR_HELP, collect)
-    .option("--var-file <file>", VAR_FILE_HELP, collect)
+  initFileOptions(
+    program
+      .command("graph")
+      .description("print the resource graph in Graphviz DOT"),
+  )
     .action(async (opts: InitFileOpts) => (await commands()).graph(cli, opts));
 
   attachExamples(program, CORE_EXAMPLES);

@@ -4,7 +4,6 @@
  */
 import path from "node:path";
 import { UsageError } from "../errors.ts";
-import type { EnvSpec } from "../spec/types.ts";
 import { makeOpsContext, type OpsContext } from "../ops/context.ts";
 import type { OpsEvent } from "../ops/events.ts";
 import { envStatus } from "../ops/status.ts";
@@ -27,6 +26,7 @@ import { envView, oneVm } from "../ops/view.ts";
 import { formatDuration, formatMiB as mib } from "./output.ts";
 import { EXIT } from "./exit-codes.ts";
 import type { Cli } from "./main.ts";
+import { loadInitFile, type InitFileOpts } from "./init-file.ts";
 
 function json(cli: Cli, value: unknown): void {
   cli.out.write(`${JSON.stringify(value, null, 2)}\n`);
@@ -65,15 +65,7 @@ function renderer(cli: Cli, quiet = false): { emit: (e: OpsEvent) => void; flush
 }
 
 function context(cli: Cli, emit: (e: OpsEvent) => void = () => undefined): OpsContext {
-  const timeout = Number(cli.globals().lockTimeout);
-  if (!Number.isFinite(timeout) || timeout < 0) throw new UsageError(`--lock-timeout takes seconds, got ${cli.globals().lockTimeout}`);
-  return makeOpsContext(cli.env(), { signal: cli.interruptible(), lockTimeoutMs: timeout * 1000, emit });
-}
-
-/** The init file (the YAML and schema machinery loads only for the verbs that read it). */
-async function initFile(file: string): Promise<EnvSpec> {
-  const { loadSpec } = await import("../spec/load.ts");
-  return loadSpec(path.resolve(file));
+  return makeOpsContext(cli.env(), { signal: cli.interruptible(), lockTimeoutMs: cli.globals().lockTimeout * 1000, emit });
 }
 
 /** `lago status [--json]`: the environment's VMs and nets as they are now. */
@@ -195,8 +187,8 @@ export async function copy(cli: Cli, direction: "to" | "from", vm: string, sourc
 }
 
 /** `lago deploy [VM…]`: deploy scripts, their output prefixed with the VM's name. */
-export async function deploy(cli: Cli, vms: string[], opts: { file: string; json?: boolean }): Promise<void> {
-  const spec = await initFile(opts.file);
+export async function deploy(cli: Cli, vms: string[], opts: InitFileOpts & { json?: boolean }): Promise<void> {
+  const spec = await loadInitFile(cli, opts);
   const r = renderer(cli, opts.json === true);
   const ctx = context(cli, opts.json ? () => undefined : r.emit);
   try {
@@ -210,8 +202,8 @@ export async function deploy(cli: Cli, vms: string[], opts: { file: string; json
 }
 
 /** `lago collect --output DIR [VM…]`: artifacts into DIR/<vm>/. */
-export async function collect(cli: Cli, vms: string[], opts: { output: string; strict?: boolean; file: string; json?: boolean }): Promise<void> {
-  const spec = await initFile(opts.file);
+export async function collect(cli: Cli, vms: string[], opts: InitFileOpts & { output: string; strict?: boolean; json?: boolean }): Promise<void> {
+  const spec = await loadInitFile(cli, opts);
   const r = renderer(cli, opts.json === true);
   const results = await collectOp(context(cli, r.emit), spec, opts.output, vms, { strict: opts.strict === true });
   if (opts.json) return json(cli, results);
@@ -222,8 +214,8 @@ export async function collect(cli: Cli, vms: string[], opts: { output: string; s
 }
 
 /** `lago ansible_hosts`: the INI inventory, or Ansible's inventory-script JSON (`--json`, `--list`, `--host`). */
-export async function ansibleHosts(cli: Cli, opts: { keys?: string[]; file: string; json?: boolean; list?: boolean; host?: string }): Promise<void> {
-  const spec = await initFile(opts.file);
+export async function ansibleHosts(cli: Cli, opts: InitFileOpts & { keys?: string[]; json?: boolean; list?: boolean; host?: string }): Promise<void> {
+  const spec = await loadInitFile(cli, opts);
   const inv = ansibleInventory(context(cli), spec, opts.keys?.length ? opts.keys : DEFAULT_INVENTORY_KEYS);
   if (opts.host !== undefined) {
     const h = inv.hosts.find((x) => x.name === opts.host);
@@ -260,8 +252,8 @@ export async function revert(cli: Cli, name: string, vms: string[], opts: { json
 }
 
 /** `lago export --output DIR [VM…] [--standalone]`. */
-export async function exportVms(cli: Cli, vms: string[], opts: { output: string; standalone?: boolean; initFileName: string; file: string; json?: boolean }): Promise<void> {
-  const spec = await initFile(opts.file);
+export async function exportVms(cli: Cli, vms: string[], opts: InitFileOpts & { output: string; standalone?: boolean; initFileName: string; json?: boolean }): Promise<void> {
+  const spec = await loadInitFile(cli, opts);
   const r = renderer(cli, opts.json === true);
   const res = await exportOp(context(cli, r.emit), spec, opts.output, vms, { standalone: opts.standalone === true, initFileName: opts.initFileName });
   if (opts.json) return json(cli, res);

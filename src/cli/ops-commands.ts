@@ -7,14 +7,11 @@
 import type { Command } from "commander";
 import type { Cli } from "./main.ts";
 import { attachExamples, type Example } from "./examples.ts";
+import { initFileOptions, positiveSeconds } from "./global-options.ts";
+import type { InitFileOpts } from "./init-file.ts";
 
 const actions = (): Promise<typeof import("./ops-actions.ts")> => import("./ops-actions.ts");
 
-function seconds(value: string): number {
-  const n = Number(value);
-  if (!Number.isFinite(n) || n <= 0) throw new Error(`expected a number of seconds, got ${JSON.stringify(value)}`);
-  return n;
-}
 
 /** Add the everyday verbs to `program`. */
 export function addOpsCommands(program: Command, cli: Cli): void {
@@ -59,7 +56,7 @@ export function addOpsCommands(program: Command, cli: Cli): void {
     .description("run a command on a VM over SSH, output and exit code passed through")
     .argument("<vm>", "VM name")
     .argument("<command...>", "one argument: a command line for the VM's shell; several: a command and its arguments, each passed as is")
-    .option("--timeout <seconds>", "give up after this long", seconds)
+    .option("--timeout <seconds>", "give up after this long", positiveSeconds)
     .option("--json", "print {code, stdout, stderr} as JSON instead")
     .passThroughOptions()
     .action(async (vm: string, command: string[], opts: { timeout?: number; json?: boolean }) => (await actions()).ssh(cli, vm, command, opts));
@@ -98,34 +95,37 @@ export function addOpsCommands(program: Command, cli: Cli): void {
     .option("--json", "print what was copied as JSON")
     .action(async (vm: string, remote: string, local: string, opts: { json?: boolean }) => (await actions()).copy(cli, "from", vm, remote, local, opts));
 
-  program
-    .command("deploy")
-    .description("run each VM's metadata.deploy-scripts on it, in order (output prefixed with the VM's name)")
-    .argument("[vm...]", "VM names (default: all)")
-    .option("-f, --file <file>", "init file", "LagoInitFile")
+  initFileOptions(
+    program
+      .command("deploy")
+      .description("run each VM's metadata.deploy-scripts on it, in order (output prefixed with the VM's name)")
+      .argument("[vm...]", "VM names (default: all)"),
+  )
     .option("--json", "print what ran as JSON (output is not streamed)")
-    .action(async (vms: string[], opts: { file: string; json?: boolean }) => (await actions()).deploy(cli, vms, opts));
+    .action(async (vms: string[], opts: InitFileOpts & { json?: boolean }) => (await actions()).deploy(cli, vms, opts));
 
-  program
-    .command("collect")
-    .description("copy each VM's artifacts to OUTPUT/<vm>/<path>")
-    .argument("[vm...]", "VM names (default: all)")
-    .requiredOption("--output <dir>", "where to put them")
-    .option("--strict", "fail when an artifact does not exist (default: report and skip it)")
-    .option("-f, --file <file>", "init file", "LagoInitFile")
+  initFileOptions(
+    program
+      .command("collect")
+      .description("copy each VM's artifacts to OUTPUT/<vm>/<path>")
+      .argument("[vm...]", "VM names (default: all)")
+      .requiredOption("--output <dir>", "where to put them")
+      .option("--strict", "fail when an artifact does not exist (default: report and skip it)"),
+  )
     .option("--json", "print what was collected as JSON")
-    .action(async (vms: string[], opts: { output: string; strict?: boolean; file: string; json?: boolean }) => (await actions()).collect(cli, vms, opts));
+    .action(async (vms: string[], opts: InitFileOpts & { output: string; strict?: boolean; json?: boolean }) => (await actions()).collect(cli, vms, opts));
 
   for (const name of ["ansible_hosts", "ansible-hosts"]) {
-    program
-      .command(name)
-      .description("an Ansible inventory (INI) of the VMs, grouped by groups, vm-type, vm-provider or the keys given")
-      .option("-k, --keys <key...>", "key paths into each VM's spec to group by (e.g. vm-type groups disks/0/metadata/distro)")
-      .option("-f, --file <file>", "init file", "LagoInitFile")
+    initFileOptions(
+      program
+        .command(name)
+        .description("an Ansible inventory (INI) of the VMs, grouped by groups, vm-type, vm-provider or the keys given")
+        .option("-k, --keys <key...>", "key paths into each VM's spec to group by (e.g. vm-type groups disks/0/metadata/distro)"),
+    )
       .option("--json", "Ansible's dynamic-inventory JSON")
       .option("--list", "the same as --json (Ansible's inventory script protocol)")
       .option("--host <vm>", "one host's variables as JSON (Ansible's inventory script protocol)")
-      .action(async (opts: { keys?: string[]; file: string; json?: boolean; list?: boolean; host?: string }) => (await actions()).ansibleHosts(cli, opts));
+      .action(async (opts: InitFileOpts & { keys?: string[]; json?: boolean; list?: boolean; host?: string }) => (await actions()).ansibleHosts(cli, opts));
   }
 
   program
@@ -145,16 +145,17 @@ export function addOpsCommands(program: Command, cli: Cli): void {
     .option("--json", "print the outcome as JSON")
     .action(async (name: string, vms: string[], opts: { json?: boolean }) => (await actions()).revert(cli, name, vms, opts));
 
-  program
-    .command("export")
-    .description("export shut-off VMs' disks (as layers on their templates, or --standalone) and an init file that recreates them")
-    .argument("[vm...]", "VM names (default: all)")
-    .requiredOption("--output <dir>", "where to write the disks and the init file")
-    .option("-s, --standalone", "flatten each disk into one image that needs no template")
-    .option("--init-file-name <name>", "name of the exported init file", "LagoInitFile")
-    .option("-f, --file <file>", "init file", "LagoInitFile")
+  initFileOptions(
+    program
+      .command("export")
+      .description("export shut-off VMs' disks (as layers on their templates, or --standalone) and an init file that recreates them")
+      .argument("[vm...]", "VM names (default: all)")
+      .requiredOption("--output <dir>", "where to write the disks and the init file")
+      .option("-s, --standalone", "flatten each disk into one image that needs no template")
+      .option("--init-file-name <name>", "name of the exported init file", "LagoInitFile"),
+  )
     .option("--json", "print what was exported as JSON")
-    .action(async (vms: string[], opts: { output: string; standalone?: boolean; initFileName: string; file: string; json?: boolean }) => (await actions()).exportVms(cli, vms, opts));
+    .action(async (vms: string[], opts: InitFileOpts & { output: string; standalone?: boolean; initFileName: string; json?: boolean }) => (await actions()).exportVms(cli, vms, opts));
 
   const template = program.command("template").description("the shared template store");
   template

@@ -1,0 +1,68 @@
+/**
+ * Every verb that reads the init file reads it the same way: template variables
+ * (`--var`, `--var-file`) for a file written as a Jinja2 template, and the
+ * host-path policy of lago.conf. Bad option values are usage errors (exit 1).
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { writeFileSync } from "node:fs";
+import path from "node:path";
+import { makeSandbox } from "../helpers/sandbox.ts";
+
+const TEMPLATED = `domains:
+{% for i in range(count | int) %}
+  {{ prefix }}{{ i }}:
+    memory: 256
+    groups: [web]
+    nics:
+      - net: lago
+    disks:
+      - template_name: tiny
+        type: template
+        name: root
+        dev: vda
+{% endfor %}
+nets:
+  lago:
+    type: nat
+    management: true
+`;
+
+test("deploy and collect take --var and --var-file like plan and apply (one loader for every verb)", async () => {
+  const sb = makeSandbox();
+  try {
+    sb.init(TEMPLATED);
+    writeFileSync(path.join(sb.work, "vars.yaml"), "count: 2\n");
+    const vars = ["--var", "prefix=web", "--var-file", "vars.yaml"];
+    const applied = await sb.lago(["apply", "--auto-approve", ...vars]);
+    assert.equal(applied.code, 0, applied.stderr);
+    const deployed = await sb.lago(["deploy", ...vars]);
+    assert.equal(deployed.code, 0, deployed.stderr);
+    assert.match(deployed.stdout, /No VM has deploy scripts/);
+    const unknown = await sb.lago(["deploy", ...vars, "web7"]);
+    assert.equal(unknown.code, 1);
+    assert.match(unknown.stderr, /web7/);
+    assert.match(unknown.stderr, /web0, web1/);
+    // Without the variables, the verb names the one missing, as plan does.
+    const missing = await sb.lago(["collect", "--output", "out", "--var-file", "vars.yaml"]);
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /prefix/);
+    assert.doesNotMatch(missing.stderr, /Internal error|\n\s+at /);
+  } finally {
+    sb.cleanup();
+  }
+});
+
+test("a --timeout that is not a positive number of seconds is a usage error (exit 1), not an internal one", async () => {
+  const sb = makeSandbox();
+  try {
+    for (const bad of ["0", "-1", "soon"]) {
+      const r = await sb.lago(["ssh", "--timeout", bad, "vm01", "true"]);
+      assert.equal(r.code, 1, `--timeout ${bad}: ${r.stderr}`);
+      assert.match(r.stderr, /--timeout <seconds>' argument '.*' is invalid\. expected a number of seconds/);
+      assert.doesNotMatch(r.stderr, /Internal error/);
+    }
+  } finally {
+    sb.cleanup();
+  }
+});
