@@ -6,7 +6,7 @@
  *
  * How a verb joins: a file exports a {@link RegisterVerbs} function that adds
  * its commands to the program (their actions import the implementation
- * lazily) and attaches examples with `examples()`; one line in `VERB_FILES`
+ * lazily) and attaches examples with `attachExamples()`; one line in `VERB_FILES`
  * registers the file. Everything else is generic: the global options are
  * copied onto every verb (nested ones too) after all files registered, so they
  * work before or after it and show in its help; `cli.globals()` reads them,
@@ -41,7 +41,7 @@ function positiveInt(value: string): number {
 
 /**
  * Verbs registered from other files, in the order `lago --help` lists them:
- * add one line per file (e.g. `registerOpsVerbs` from `./ops-commands.ts`).
+ * add one line per file (e.g. `addOpsCommands` from `./ops-commands.ts`).
  */
 const VERB_FILES: RegisterVerbs[] = [addOpsCommands];
 

@@ -1,8 +1,8 @@
 /**
  * `lago ssh-config`: an OpenSSH client configuration with a `Host` entry per
  * VM (address, user, the environment's key) and the host keys lago pinned,
- * in a known_hosts file beside the key, so that `ssh -F <(lago ssh-config)
- * vm01` checks the same host key lago does.
+ * in a known_hosts file beside the key, so that `ssh -F "$(lago ssh-config
+ * --path)" vm01` checks the same host key lago does.
  */
 import { mkdirSync } from "node:fs";
 import path from "node:path";
