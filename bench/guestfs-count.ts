@@ -84,31 +84,3 @@ export function guestfsCounter(dir: string, logFile: string): GuestfsCounter {
     },
   };
 }
-
-/**
- * lago's own count of libguestfs launches in an `apply --json` event stream,
- * if it reports one: the largest numeric field whose name mentions guestfs
- * (a running total or a summary both give the apply's count). Undefined when
- * lago reports none.
- */
-export function lagoReportedLaunches(jsonLines: string): number | undefined {
-  let found: number | undefined;
-  const visit = (v: unknown): void => {
-    if (Array.isArray(v)) v.forEach(visit);
-    else if (v && typeof v === "object") {
-      for (const [k, x] of Object.entries(v)) {
-        if (typeof x === "number" && /guestfs/i.test(k)) found = Math.max(found ?? 0, x);
-        else visit(x);
-      }
-    }
-  };
-  for (const line of jsonLines.split("\n")) {
-    if (!line.startsWith("{")) continue;
-    try {
-      visit(JSON.parse(line));
-    } catch {
-      // Not an event line.
-    }
-  }
-  return found;
-}

@@ -14,11 +14,10 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { machineLines, sectionText, writeSection, type Section } from "./report.ts";
+import { reportedLaunches } from "../test/helpers/launches.ts";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const LOCK = process.env.LAGO_VM_LOCK ?? "/tmp/lago-vm.lock";
-/** The progress message every libguestfs launch reports (src/drivers/customize-args.ts). */
-const LAUNCH = "libguestfs launch:";
 
 interface Timing {
   total: number;
@@ -35,12 +34,11 @@ async function applyTimed(lago: Lago, parallelism: number): Promise<Timing> {
   const total = Date.now() - started;
   if (r.code !== 0) throw new Error(`apply failed:\n${r.stdout}\n${r.stderr}`);
   const perResource = new Map<string, number>();
-  const launches = new Map<string, number>();
+  const launches = new Map<string, number>(Object.entries(reportedLaunches(r.stdout)));
   for (const line of r.stdout.split("\n")) {
     if (!line.startsWith("{")) continue;
     const e = JSON.parse(line) as { type: string; address?: string; elapsedMs?: number; message?: string };
     if (e.type === "done" && e.address && e.elapsedMs !== undefined) perResource.set(e.address, e.elapsedMs);
-    if (e.type === "progress" && e.address && e.message?.startsWith(LAUNCH)) launches.set(e.address, (launches.get(e.address) ?? 0) + 1);
   }
   return { total, perResource, launches };
 }

@@ -21,7 +21,8 @@ import os from "node:os";
 import path from "node:path";
 import { parseDocument } from "yaml";
 import { LAGO_BIN, REPO_ROOT, makeWorkspace, type Workspace } from "./fixture.ts";
-import { guestfsCounter, lagoReportedLaunches, type GuestfsCounter } from "./guestfs-count.ts";
+import { guestfsCounter, type GuestfsCounter } from "./guestfs-count.ts";
+import { reportedLaunches } from "../test/helpers/launches.ts";
 import { median, mustRun, timed, type Timed } from "./proc.ts";
 
 export type ScenarioName = "two" | "ten";
@@ -194,7 +195,7 @@ class LagoEnv {
     this.counter.reset();
     const r = failIfBad(`lago apply ${args.join(" ")}`, await this.run(["apply", "--auto-approve", "--json", ...args]));
     const c = this.counter.read();
-    this.rec.result.guestfs[name] = { launches: c.launches, tools: c.tools, lago: lagoReportedLaunches(r.stdout) };
+    this.rec.result.guestfs[name] = { launches: c.launches, tools: c.tools, lago: Object.values(reportedLaunches(r.stdout)).reduce((a, n) => a + n, 0) };
     return r;
   }
 

@@ -72,11 +72,6 @@ export function buildArgs(attrs: Attrs, publicKeyPath: string | undefined): Cust
   return args;
 }
 
-/** Whether the steps inject the environment's key (then the key is part of the layer). Pure. */
-export function injectsEnvKey(steps: { options: { option: string; arg: string | undefined }[] }[]): boolean {
-  return steps.some((s) => s.options.some((o) => o.option === "ssh-inject" && !o.arg));
-}
-
 /** The steps with inline secrets replaced, for the layer's manifest. Pure. */
 function redactedSteps(attrs: Attrs): string[] {
   return shownArgs(buildArgs({ ...attrs }, "(the environment's key)"));

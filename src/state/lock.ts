@@ -7,7 +7,7 @@
 import { mkdirSync } from "node:fs";
 import path from "node:path";
 import { LockError } from "../errors.ts";
-import { LockBusyError, acquireDirLock, declareHeldLocksDeadForTesting, describeHolder } from "../util/dir-lock.ts";
+import { LockBusyError, acquireDirLock, describeHolder } from "../util/dir-lock.ts";
 
 export interface EnvLock {
   /** Idempotent; never removes a lock another process took over. */
@@ -37,18 +37,4 @@ export async function lockEnv(dir: string, command: string, timeoutMs = 0): Prom
       hint: "wait for it to finish, or pass --lock-timeout SECONDS to wait",
     });
   }
-}
-
-/**
- * Test-only: simulate the SIGKILL of lock holders in this process. With
- * `dir`, the lock of that environment only; without, every lock this process
- * holds (environment, subnet store and template locks), as a real SIGKILL
- * would release them all. The next acquirer takes them over as if their
- * process had died; their `release()` then changes nothing. For engine tests
- * that run many sessions in one process and abandon one mid-way; the real
- * protocol is unchanged (only this process's own records are affected).
- * Returns how many locks were declared dead.
- */
-export function abandonEnvLocksForTesting(dir?: string): number {
-  return declareHeldLocksDeadForTesting(dir === undefined ? undefined : envLockPath(dir));
 }

@@ -102,13 +102,6 @@ export function clone<T>(v: T): T {
   return structuredClone(v);
 }
 
-/** Whether a net asks for a specific /24 (its gw or static IPs pin it). */
-export function requestsSubnet(m: EnvModel, net: string): boolean {
-  const n = m.nets[net];
-  if (!n || n.type !== "nat") return false;
-  return n.gw !== undefined || Object.values(m.domains).some((d) => d.nics.some((nic) => nic.net === net && nic.host !== undefined));
-}
-
 function devName(prefix: string, i: number): string {
   return `${prefix}${String.fromCharCode(97 + (i % 26))}`;
 }
@@ -266,14 +259,10 @@ export function sameDiskIdentity(a: DiskModel, b: DiskModel): boolean {
 
 /**
  * Sizes never shrink under a disk that is kept: lago refuses that at plan
- * time (a test of its own); an edit that would, grows the disk instead.
+ * time (a test of its own); `grown` is `next` with such a disk grown back
+ * instead, and `shrunk` whether `next` shrinks one (lago must refuse it).
  * Disks are identified by (VM, disk name) as lago does.
  */
-export function noShrink(prev: EnvModel, next: EnvModel): EnvModel {
-  return shrinks(prev, next).grown;
-}
-
-/** {@link noShrink}, and whether `next` shrinks a kept disk (lago must refuse it). */
 export function shrinks(prev: EnvModel, next: EnvModel): { grown: EnvModel; shrunk: boolean } {
   let shrunk = false;
   const out = clone(next);
