@@ -259,6 +259,9 @@ export interface SshLogin {
   credential: number;
 }
 
+/** The first line of lago's first-login bootstrap script (resources/bootstrap.ts), which the fake world recognizes. */
+export const FIRST_LOGIN_MARK = "# lago bootstrap";
+
 export interface SshDriver {
   /** Wait until SSH answers with the key, or time out. Returns the host key (base64). */
   waitReady(target: SshTarget, timeoutMs: number, opts?: CallOptions): Promise<string>;

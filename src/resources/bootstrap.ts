@@ -18,7 +18,7 @@
  * Everything here is pure: the reconcilers (disk, domain) do the I/O.
  */
 import { createHash } from "node:crypto";
-import type { CustomizeArg, SeedFiles } from "../drivers/types.ts";
+import { FIRST_LOGIN_MARK, type CustomizeArg, type SeedFiles } from "../drivers/types.ts";
 import type { LagoConfig } from "../config/config.ts";
 import type { Json } from "./types.ts";
 
@@ -89,9 +89,6 @@ export function cloudInitSeed(b: BootstrapSpec, publicKey: string): SeedFiles {
 export function shellQuote(s: string): string {
   return `'${s.replaceAll("'", "'\\''")}'`;
 }
-
-/** The first line of the first-login script (the fake world recognizes it). */
-export const FIRST_LOGIN_MARK = "# lago bootstrap";
 
 /**
  * The script a first SSH login as root runs (POSIX sh; busybox is enough), and its

@@ -48,6 +48,7 @@ import type {
   SshLogin,
   SshTarget,
 } from "../types.ts";
+import { FIRST_LOGIN_MARK } from "../types.ts";
 
 export interface FakeDomain {
   def: DomainDef;
@@ -570,9 +571,6 @@ class FakeCustomize implements CustomizeDriver {
     });
   }
 }
-
-/** The first line of lago's first-login bootstrap script (resources/bootstrap.ts). */
-const FIRST_LOGIN_MARK = "# lago bootstrap";
 
 /** The MAC lago gives an address (Lago's scheme: 54:52 and the four octets). */
 function macOf(host: string): string {
