@@ -7,13 +7,11 @@
 import { mkdirSync } from "node:fs";
 import path from "node:path";
 import { LagoError, UsageError, errorMessage } from "../errors.ts";
-import { envPaths } from "../env/context.ts";
-import { readState } from "../state/state.ts";
 import type { EnvSpec } from "../spec/types.ts";
 import { SshSession } from "../drivers/real/ssh-session.ts";
 import { download, emptyReport, remoteStat, type CopyReport } from "../drivers/real/sftp-copy.ts";
 import type { OpsContext } from "./context.ts";
-import { envView, selectVms, sshTargetOf } from "./view.ts";
+import { readView, selectVms, sshTargetOf } from "./view.ts";
 
 export interface CollectResult {
   vm: string;
@@ -39,7 +37,7 @@ export function artifactDestination(output: string, vm: string, artifact: string
  * not be collected from, or (with `strict`) an artifact was missing.
  */
 export async function collect(ctx: OpsContext, spec: EnvSpec, output: string, names: readonly string[], opts: { strict: boolean }): Promise<CollectResult[]> {
-  const view = envView(ctx.env, readState(envPaths.state(ctx.env)));
+  const view = readView(ctx);
   const vms = selectVms(view, names);
   const specs = new Map(spec.domains.map((d) => [d.name, d]));
   const out = path.resolve(output);

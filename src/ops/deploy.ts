@@ -9,13 +9,11 @@
 import { readFileSync, statSync } from "node:fs";
 import path from "node:path";
 import { LagoError, UsageError, errorMessage } from "../errors.ts";
-import { envPaths } from "../env/context.ts";
-import { readState } from "../state/state.ts";
 import type { EnvSpec } from "../spec/types.ts";
 import { SshSession } from "../drivers/real/ssh-session.ts";
 import type { OpsContext } from "./context.ts";
 import { shellQuote } from "./command-line.ts";
-import { envView, selectVms, sshTargetOf } from "./view.ts";
+import { readView, selectVms, sshTargetOf } from "./view.ts";
 
 export interface ScriptRun {
   script: string;
@@ -90,7 +88,7 @@ export function resolveScripts(spec: EnvSpec, vm: string, scripts: string[], env
  * finished).
  */
 export async function deploy(ctx: OpsContext, spec: EnvSpec, names: readonly string[], env: Record<string, string | undefined> = process.env): Promise<DeployResult[]> {
-  const view = envView(ctx.env, readState(envPaths.state(ctx.env)));
+  const view = readView(ctx);
   const vms = selectVms(view, names);
   const specs = new Map(spec.domains.map((d) => [d.name, d]));
   // Check every script of every VM before running any.

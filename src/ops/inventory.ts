@@ -9,13 +9,11 @@
  */
 import { existsSync, readFileSync } from "node:fs";
 import { UsageError } from "../errors.ts";
-import { envPaths } from "../env/context.ts";
-import { readState } from "../state/state.ts";
 import type { DomainSpec, EnvSpec } from "../spec/types.ts";
 import type { OpsContext } from "./context.ts";
 import { shellQuote } from "./command-line.ts";
 import { knownHostsFile, sshConfig } from "./ssh-config.ts";
-import { envView, type EnvView, type VmView } from "./view.ts";
+import { readView, type EnvView, type VmView } from "./view.ts";
 
 export const DEFAULT_INVENTORY_KEYS: readonly string[] = ["vm-type", "groups", "vm-provider"];
 
@@ -153,7 +151,7 @@ export function vmSpecDocument(d: DomainSpec, vm: VmView | undefined, view: EnvV
  * the host variables point SSH at.
  */
 export function ansibleInventory(ctx: OpsContext, spec: EnvSpec, keys: readonly string[] = DEFAULT_INVENTORY_KEYS): Inventory {
-  const view = envView(ctx.env, readState(envPaths.state(ctx.env)));
+  const view = readView(ctx);
   sshConfig(ctx);
   const known = knownHostsFile(ctx);
   const hosts: (InventoryHost & { spec: unknown })[] = [];

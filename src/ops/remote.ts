@@ -3,11 +3,9 @@
  * shell`): the environment's key, the host key pinned at first contact.
  */
 import { UsageError } from "../errors.ts";
-import { envPaths } from "../env/context.ts";
-import { readState } from "../state/state.ts";
 import { SshSession, type ExitStatus, type PtyTerminal } from "../drivers/real/ssh-session.ts";
 import type { OpsContext } from "./context.ts";
-import { envView, oneVm, sshTargetOf } from "./view.ts";
+import { readView, oneVm, sshTargetOf } from "./view.ts";
 
 export interface RunOptions {
   stdin?: string | Buffer | undefined;
@@ -22,7 +20,7 @@ export interface RunOptions {
  * error says so and how to start it.
  */
 export async function openSession(ctx: OpsContext, vm: string): Promise<SshSession> {
-  const view = oneVm(envView(ctx.env, readState(envPaths.state(ctx.env))), vm);
+  const view = oneVm(readView(ctx), vm);
   const target = sshTargetOf(view);
   try {
     return await SshSession.open(target, { signal: ctx.signal });

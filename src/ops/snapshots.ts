@@ -9,13 +9,13 @@
  * domain in the state; destroying the environment removes them with its disks.
  */
 import { LagoError, UsageError, errorMessage } from "../errors.ts";
-import { envPaths, libvirtPrefix } from "../env/context.ts";
+import { libvirtPrefix } from "../env/context.ts";
 import { updateState } from "../engine/session.ts";
-import { readState, type State } from "../state/state.ts";
+import type { State } from "../state/state.ts";
 import { SNAPSHOTS, STOPPED_ON_PURPOSE, recordedSnapshots, snapshotsJson, type SnapshotRecord } from "../resources/domain-records.ts";
 import { engineSession, type OpsContext } from "./context.ts";
 import { eachVm, throwIfFailed } from "./each-vm.ts";
-import { envView, selectVms, type VmView } from "./view.ts";
+import { envView, readView, selectVms, type VmView } from "./view.ts";
 
 const SNAPSHOT_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
@@ -164,7 +164,7 @@ export async function revertSnapshot(ctx: OpsContext, name: string, names: reado
 
 /** The environment's snapshots, from the state, checked against libvirt (a snapshot libvirt lost is reported). */
 export async function listSnapshots(ctx: OpsContext): Promise<{ snapshots: SnapshotSummary[]; lost: { vm: string; snapshot: string }[] }> {
-  const view = envView(ctx.env, readState(envPaths.state(ctx.env)));
+  const view = readView(ctx);
   const inLibvirt = await ctx.virsh.snapshotLists(view.vms.map((v) => v.libvirtName));
   const byName = new Map<string, SnapshotSummary>();
   const lost: { vm: string; snapshot: string }[] = [];

@@ -8,10 +8,9 @@ import { mkdirSync } from "node:fs";
 import path from "node:path";
 import { UsageError } from "../errors.ts";
 import { envPaths } from "../env/context.ts";
-import { readState } from "../state/state.ts";
 import { writeFileAtomic } from "../util/fs-atomic.ts";
 import type { OpsContext } from "./context.ts";
-import { envView, type EnvView } from "./view.ts";
+import { readView, type EnvView } from "./view.ts";
 
 export interface SshConfigEntry {
   /** The `Host` name: the VM's name. */
@@ -99,7 +98,7 @@ export function sshConfigFile(ctx: OpsContext): string {
  * config file (both atomically), and returns the configuration.
  */
 export function sshConfig(ctx: OpsContext): string {
-  const view = envView(ctx.env, readState(envPaths.state(ctx.env)));
+  const view = readView(ctx);
   const entries = sshConfigEntries(view);
   if (!entries.length) throw new UsageError(`environment ${ctx.env.name} has no VM lago can reach over SSH`, { hint: "create them with `lago apply`" });
   const file = knownHostsFile(ctx);

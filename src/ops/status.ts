@@ -3,12 +3,10 @@
  * Batched: one `virsh list`, one `virsh net-list` and one TCP probe of each
  * running VM's SSH port, all at once.
  */
-import { envPaths } from "../env/context.ts";
 import { libvirtPrefix } from "../env/context.ts";
-import { readState } from "../state/state.ts";
 import { sshBannerAnswers } from "../drivers/real/ssh-banner.ts";
 import type { OpsContext } from "./context.ts";
-import { envView } from "./view.ts";
+import { readView } from "./view.ts";
 
 /** How long a VM's SSH port may take to show its banner before it counts as not answering. */
 const SSH_PROBE_MS = 1500;
@@ -52,7 +50,7 @@ export interface EnvStatus {
 
 /** Read the state (no lock: it is always whole on disk) and look at reality. Read-only. */
 export async function envStatus(ctx: OpsContext): Promise<EnvStatus> {
-  const view = envView(ctx.env, readState(envPaths.state(ctx.env)));
+  const view = readView(ctx);
   const prefix = libvirtPrefix(ctx.env);
   const [domains, networks] = view.vms.length || view.nets.length
     ? await Promise.all([ctx.virsh.domainStates(prefix), ctx.virsh.networkStates(prefix)])

@@ -4,9 +4,9 @@
  * nets and templates. Pure: reads the state, touches nothing.
  */
 import { UsageError } from "../errors.ts";
-import { libvirtName, type EnvContext } from "../env/context.ts";
+import { envPaths, libvirtName, type EnvContext } from "../env/context.ts";
 import type { SshTarget } from "../drivers/types.ts";
-import type { State } from "../state/state.ts";
+import { readState, type State } from "../state/state.ts";
 import type { RecordedResource } from "../resources/types.ts";
 import { diskAddress, ipIn, macForIp, macForKey, obj } from "../resources/common.ts";
 import { isStoppedOnPurpose, recordedSnapshots, type SnapshotRecord } from "../resources/domain-records.ts";
@@ -80,6 +80,11 @@ const byName = <T extends { name: string }>(a: T, b: T): number => (a.name < b.n
 
 function text(v: unknown): string | undefined {
   return typeof v === "string" ? v : undefined;
+}
+
+/** The view of the environment's recorded state (read from its state file). */
+export function readView(ctx: { env: EnvContext }): EnvView {
+  return envView(ctx.env, readState(envPaths.state(ctx.env)));
 }
 
 /** Build the view of `state`. Pure. */
