@@ -15,6 +15,7 @@ import { mkdtempSync, readdirSync, existsSync, statSync, writeFileSync } from "n
 import os from "node:os";
 import path from "node:path";
 import ssh2 from "ssh2";
+import { generatePair } from "../../src/drivers/real/key-store.ts";
 import { Ssh2Client } from "../../src/drivers/real/ssh.ts";
 import { REPO_ROOT } from "../helpers/sandbox.ts";
 import { EXAMPLE, SHARED, launchCounter, makeEnv, planActions, reportedLaunches, requireTestbed, virsh, type Env } from "./helpers.ts";
@@ -67,7 +68,7 @@ async function cdroms(e: Env, vm: string): Promise<string[]> {
 async function passwordWorks(host: string, password: string): Promise<boolean> {
   const dir = mkdtempSync(path.join(os.tmpdir(), "lago-e2e-pw-"));
   const key = path.join(dir, "id");
-  writeFileSync(key, ssh2.utils.generateKeyPairSync("ed25519").private, { mode: 0o600 });
+  writeFileSync(key, generatePair(ssh2).private, { mode: 0o600 });
   try {
     const r = await new Ssh2Client().exec({ host, port: 22, user: "root", privateKeyPath: key, pinnedHostKey: undefined, passwords: [password] }, "true", { timeoutMs: 60_000 });
     return r.code === 0;

@@ -4,7 +4,7 @@ import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import ssh2 from "ssh2";
-import { FsKeyStore } from "../../src/drivers/real/key-store.ts";
+import { FsKeyStore, generatePair } from "../../src/drivers/real/key-store.ts";
 
 async function tempDir(t: { after: (fn: () => Promise<void>) => void }): Promise<string> {
   const dir = await mkdtemp(path.join(os.tmpdir(), "lago-keys-"));
@@ -52,7 +52,7 @@ test("ensure is idempotent and regenerates a partial or corrupt pair", async (t)
   assert.deepEqual(await keys.read(dir), regenerated);
 
   // A public key from another pair does not match the private key.
-  const other = ssh2.utils.generateKeyPairSync("ed25519", { comment: "lago" });
+  const other = generatePair(ssh2);
   await writeFile(regenerated.publicKeyPath, `${other.public}\n`);
   assert.equal(await keys.read(dir), undefined);
 

@@ -7,6 +7,7 @@ import os from "node:os";
 import path from "node:path";
 import { PassThrough, Writable } from "node:stream";
 import ssh2 from "ssh2";
+import { generatePair } from "../../src/drivers/real/key-store.ts";
 import type { ParsedKey } from "ssh2";
 import type { SshTarget } from "../../src/drivers/types.ts";
 import { HostKeyMismatchError } from "../../src/drivers/real/ssh.ts";
@@ -27,7 +28,7 @@ function parsed(key: string): ParsedKey {
  * capitals until it reads `exit`, then exits 7.
  */
 async function startServer(t: Ctx, clientPublicKey: string): Promise<{ port: number; hostKey: string }> {
-  const host = ssh2.utils.generateKeyPairSync("ed25519");
+  const host = generatePair(ssh2);
   const allowed = parsed(clientPublicKey);
   const server = new ssh2.Server({ hostKeys: [host.private] }, (client) => {
     client.on("error", () => undefined);
@@ -83,7 +84,7 @@ async function startServer(t: Ctx, clientPublicKey: string): Promise<{ port: num
 async function target(t: Ctx, pinned?: string): Promise<SshTarget> {
   const dir = await mkdtemp(path.join(os.tmpdir(), "lago-ssh-session-"));
   t.after(() => rm(dir, { recursive: true, force: true }));
-  const pair = ssh2.utils.generateKeyPairSync("ed25519");
+  const pair = generatePair(ssh2);
   const privateKeyPath = path.join(dir, "id_ed25519");
   await writeFile(privateKeyPath, pair.private, { mode: 0o600 });
   const server = await startServer(t, pair.public);
@@ -184,6 +185,6 @@ test("a command on a PTY gets the terminal too", async (t) => {
 });
 
 test("a host key other than the pinned one is refused before anything runs", async (t) => {
-  const other = parsed(ssh2.utils.generateKeyPairSync("ed25519").public).getPublicSSH().toString("base64");
+  const other = parsed(generatePair(ssh2).public).getPublicSSH().toString("base64");
   await assert.rejects(SshSession.open(await target(t, other)), HostKeyMismatchError);
 });

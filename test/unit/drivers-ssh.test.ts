@@ -7,6 +7,7 @@ import type { AddressInfo } from "node:net";
 import os from "node:os";
 import path from "node:path";
 import ssh2 from "ssh2";
+import { generatePair } from "../../src/drivers/real/key-store.ts";
 import type { ParsedKey } from "ssh2";
 import { LagoError } from "../../src/errors.ts";
 import type { SshTarget } from "../../src/drivers/types.ts";
@@ -25,7 +26,7 @@ function parsed(key: string): ParsedKey {
  * requests with `sh -c` (stdin included).
  */
 async function startServer(t: Ctx, clientPublicKey: string, port = 0, password?: string): Promise<{ port: number; hostKey: string }> {
-  const host = ssh2.utils.generateKeyPairSync("ed25519");
+  const host = generatePair(ssh2);
   const allowed = parsed(clientPublicKey);
   const server = new ssh2.Server({ hostKeys: [host.private] }, (client) => {
     client.on("error", () => undefined);
@@ -73,7 +74,7 @@ async function startServer(t: Ctx, clientPublicKey: string, port = 0, password?:
 async function clientKey(t: Ctx): Promise<{ privateKeyPath: string; publicKey: string }> {
   const dir = await mkdtemp(path.join(os.tmpdir(), "lago-ssh-"));
   t.after(() => rm(dir, { recursive: true, force: true }));
-  const pair = ssh2.utils.generateKeyPairSync("ed25519", { comment: "lago" });
+  const pair = generatePair(ssh2);
   const privateKeyPath = path.join(dir, "id_ed25519");
   await writeFile(privateKeyPath, pair.private, { mode: 0o600 });
   return { privateKeyPath, publicKey: pair.public };
@@ -106,7 +107,7 @@ test("a wrong pinned host key fails at once with a clear message", async (t) => 
   const key = await clientKey(t);
   const server = await startServer(t, key.publicKey);
   const ssh = new Ssh2Client();
-  const other = ssh2.utils.generateKeyPairSync("ed25519");
+  const other = generatePair(ssh2);
   const wrong = parsed(other.public).getPublicSSH().toString("base64");
   const target: SshTarget = { host: "127.0.0.1", port: server.port, user: "root", privateKeyPath: key.privateKeyPath, pinnedHostKey: wrong };
   const started = Date.now();

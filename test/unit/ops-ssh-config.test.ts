@@ -5,11 +5,12 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import ssh2 from "ssh2";
+import { generatePair } from "../../src/drivers/real/key-store.ts";
 import { configValue, hostKeyType, renderKnownHosts, renderSshConfig, type SshConfigEntry } from "../../src/ops/ssh-config.ts";
 
 /** A real ed25519 public key blob, base64, as ssh2's hostVerifier hands it to lago. */
 function ed25519Blob(): string {
-  const { public: pub } = ssh2.utils.generateKeyPairSync("ed25519");
+  const { public: pub } = generatePair(ssh2);
   return pub.split(" ")[1] ?? "";
 }
 
