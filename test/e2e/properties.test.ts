@@ -18,7 +18,7 @@ import fc from "fast-check";
 import { applyEdit, type Edit } from "../property/arbitraries.ts";
 import { MiB, byName, emptyDomain, repair, toDocument, type EnvModel } from "../property/model.ts";
 import { render } from "../property/render.ts";
-import { DEFAULT_SEED } from "../property/property.ts";
+import { propertySeed } from "../helpers/fast-check-seed.ts";
 import { makeEnv, planActions, requireTestbed, virsh } from "./helpers.ts";
 
 const { repoHttp } = requireTestbed();
@@ -83,7 +83,7 @@ function text(m: EnvModel, style: number): string {
   return render(doc, style);
 }
 
-const seed = process.env.LAGO_PROPERTY_SEED ? Number(process.env.LAGO_PROPERTY_SEED) : DEFAULT_SEED;
+const seed = propertySeed();
 const sequences = fc.sample(sequenceArb, { seed, numRuns: SEQUENCES });
 const env = makeEnv("properties", repoHttp);
 after(async () => {

@@ -4,8 +4,7 @@
  * command that replays it.
  *
  * Environment:
- * - `LAGO_PROPERTY_SEED` — the seed (default: a fixed one, so that CI is
- *   reproducible; `random` for a fresh one);
+ * - `LAGO_PROPERTY_SEED` — the seed (see test/helpers/fast-check-seed.ts);
  * - `LAGO_PROPERTY_PATH` — replay one counterexample (with its seed);
  * - `LAGO_PROPERTY_RUNS` — sequences per property (defaults in the tests);
  * - `LAGO_PROPERTY` — only this property (`edits`, `faults`); the others skip.
@@ -16,9 +15,9 @@ import path from "node:path";
 import { sequenceArb, applyEdit, type Sequence } from "./arbitraries.ts";
 import { shrinks, toDocument } from "./model.ts";
 import { render } from "./render.ts";
+import { propertySeed } from "../helpers/fast-check-seed.ts";
 import { PropertyFailure, runSequence, stats, type StepInput } from "./runner.ts";
 
-export const DEFAULT_SEED = 20261123;
 
 /** The texts and apply options of a generated sequence. Pure. */
 export function sequenceSteps(seq: Sequence): StepInput[] {
@@ -52,8 +51,7 @@ export function selected(name: string): boolean {
 
 /** Check the property; on failure throw an error with the init files and the replay command. */
 export async function checkSequences(opts: PropertyOptions): Promise<{ runs: number; seed: number; stats: typeof stats }> {
-  const seedEnv = process.env.LAGO_PROPERTY_SEED;
-  const seed = seedEnv === "random" ? Math.floor(Math.random() * 2 ** 31) : seedEnv ? Number(seedEnv) : DEFAULT_SEED;
+  const seed = propertySeed();
   const replayPath = process.env.LAGO_PROPERTY_PATH;
   const runs = Number(process.env.LAGO_PROPERTY_RUNS ?? opts.runs);
   const property = fc.asyncProperty(sequenceArb(opts.faults, (opts.maxSteps ?? 6) - 1), async (seq) => {
