@@ -8,15 +8,19 @@
  *
  * The state is the last checkpoint plus the journal's records replayed in
  * order. After a crash, an intent without an outcome may or may not have
- * happened: the engine resolves it by reading reality back. Outcomes are
- * written at once but not fsynced on their own (the next intent's fsync
- * covers them): an outcome lost in an OS crash only makes its intent look
- * open, which reading reality back resolves correctly.
+ * happened: the engine resolves it by reading reality back. Records are
+ * written in batches, once per turn of the event loop and always before an
+ * fsync; outcomes are not fsynced on their own (the next intent's fsync covers
+ * them): an outcome lost in a crash only makes its intent look open, which
+ * reading reality back resolves correctly.
  */
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from "node:fs";
+import { closeSync, existsSync, fsync, fsyncSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from "node:fs";
+import { promisify } from "node:util";
 import path from "node:path";
 import type { Attrs, Kind } from "../resources/types.ts";
 import { fsyncDir, writeFileAtomic } from "../util/fs-atomic.ts";
+
+const fsyncAsync = promisify(fsync);
 
 export type JournalAction = "create" | "update" | "delete" | "release";
 
@@ -53,7 +57,12 @@ export class Journal {
   private seq = 0;
   private written = 0;
   private readonly crashAfter: number | undefined;
-  private syncing: Promise<void> | undefined;
+  /** Appended records not yet written to the file. */
+  private buffered: string[] = [];
+  /** Records made durable so far (of {@link written}). */
+  private durable = 0;
+  /** The fsync in flight, if any. */
+  private flushing: Promise<void> | undefined;
   private readonly alive: () => boolean;
 
   constructor(
@@ -71,7 +80,7 @@ export class Journal {
     return this.fd !== undefined || existsSync(this.file);
   }
 
-  /** Append a record (written at once, durable after the next {@link sync}). */
+  /** Append a record (written within this turn of the event loop, durable after the next {@link sync}). */
   append(record: JournalEntry): void {
     if (!this.alive()) return;
     if (this.fd === undefined) {
@@ -81,33 +90,55 @@ export class Journal {
       if (!existed) fsyncDir(path.dirname(this.file));
     }
     const full = { ...record, seq: ++this.seq, time: new Date().toISOString() };
-    writeSync(this.fd, `${JSON.stringify(full)}\n`);
+    this.buffered.push(`${JSON.stringify(full)}\n`);
     this.written += 1;
     // Fault injection for the crash-safety tests: die right after the Nth record.
     if (this.crashAfter !== undefined && this.written === this.crashAfter) {
+      this.write();
       fsyncSync(this.fd);
       process.kill(process.pid, "SIGKILL");
     }
+    if (this.buffered.length === 1) setImmediate(() => this.write());
   }
 
   /**
-   * Make every record appended so far durable. Concurrent callers share one
-   * fsync (group commit): with several reconcilers in flight, one flush
-   * covers all their intents.
+   * Write the buffered records in one call. Records wait at most one turn of
+   * the event loop (and never past a {@link sync}): a process killed meanwhile
+   * loses what an OS crash could lose anyway, outcomes that are not yet durable.
    */
-  sync(): Promise<void> {
-    this.syncing ??= new Promise<void>((resolve, reject) => {
-      setImmediate(() => {
-        this.syncing = undefined;
-        try {
-          if (this.fd !== undefined && this.alive()) fsyncSync(this.fd);
-          resolve();
-        } catch (err) {
-          reject(err);
-        }
-      });
-    });
-    return this.syncing;
+  private write(): void {
+    if (!this.buffered.length) return;
+    const text = this.buffered.join("");
+    this.buffered = [];
+    if (this.fd !== undefined && this.alive()) writeSync(this.fd, text);
+  }
+
+  /**
+   * Make every record appended so far durable. Group commit: the fsync runs
+   * off the event loop; records appended while one is in flight wait for the
+   * next, which covers them all. With many reconcilers in flight (or a
+   * zero-latency driver) one fsync covers many intents.
+   */
+  async sync(): Promise<void> {
+    const target = this.written;
+    while (this.durable < target) {
+      if (this.flushing) {
+        // Another caller's flush: it may not cover `target`; a failure is that caller's to report, and ours
+        // shows again when we flush ourselves.
+        await this.flushing.catch(() => undefined);
+        continue;
+      }
+      this.write();
+      const upTo = this.written;
+      const fd = this.fd;
+      this.flushing = fd !== undefined && this.alive() ? fsyncAsync(fd) : Promise.resolve();
+      try {
+        await this.flushing;
+        this.durable = Math.max(this.durable, upTo);
+      } finally {
+        this.flushing = undefined;
+      }
+    }
   }
 
   /** Append an intent and make it durable before returning. */
@@ -117,9 +148,14 @@ export class Journal {
   }
 
   close(): void {
-    if (this.fd !== undefined) {
-      if (this.alive()) fsyncSync(this.fd);
-      closeSync(this.fd);
+    this.write();
+    const fd = this.fd;
+    if (fd !== undefined) {
+      if (this.alive()) fsyncSync(fd);
+      this.durable = this.written;
+      // An fsync still in flight keeps the descriptor until it returns (a reused number would be another file).
+      if (this.flushing) void this.flushing.catch(() => undefined).then(() => closeSync(fd));
+      else closeSync(fd);
     }
     this.fd = undefined;
   }

@@ -271,13 +271,15 @@ test("pendingIntents ignores a torn last line", () => {
   );
 });
 
-test("a second Journal on the same file continues appending; clear removes the file", () => {
+test("a second Journal on the same file continues appending; clear removes the file", async () => {
   const file = path.join(fresh(), "journal.jsonl");
   const a = new Journal(file);
   a.append(intent("keypair", "create"));
   a.close();
   const b = new Journal(file);
   b.append(outcome("keypair", "create"));
+  assert.equal(readFileSync(file, "utf8").trim().split("\n").length, 1, "appended records are written in a batch, within the turn");
+  await b.sync();
   assert.deepEqual(pendingIntents(file), []);
   assert.equal(readFileSync(file, "utf8").trim().split("\n").length, 2);
   b.clear();

@@ -19,7 +19,7 @@ import { createReadStream } from "node:fs";
 import { chmod, lstat, readdir, readlink, rm, stat } from "node:fs/promises";
 import path from "node:path";
 import { LagoError, LockError, errorMessage } from "../../errors.ts";
-import { fsyncDir, writeFileAtomic } from "../../util/fs-atomic.ts";
+import { fsyncDir, writeFileAtomicAsync } from "../../util/fs-atomic.ts";
 import type { CallOptions, ImageDriver, LayerInfo, LayerRequest, LayerStoreDriver, StoredLayer, TemplateRef, TemplateStoreDriver } from "../types.ts";
 import { isRecord, readText } from "../../util/read.ts";
 import { updateUsers, usersOf, withEntryLock, type EntryLock } from "./store-entry.ts";
@@ -160,7 +160,7 @@ export class FsLayerStore implements LayerStoreDriver {
           created: new Date().toISOString(),
           build: req.manifest,
         };
-        writeFileAtomic(p.manifest, `${JSON.stringify(manifest, null, 2)}\n`);
+        await writeFileAtomicAsync(p.manifest, `${JSON.stringify(manifest, null, 2)}\n`);
         // Never modified once published: the VMs' overlays only read it.
         await chmod(p.tmp, 0o444).catch((err: NodeJS.ErrnoException) => {
           if (err.code !== "ENOENT") throw err;

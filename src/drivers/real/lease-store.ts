@@ -17,7 +17,7 @@ import { mkdir, readdir, rm } from "node:fs/promises";
 import path from "node:path";
 import { LagoError, LockError, errorMessage } from "../../errors.ts";
 import { LockBusyError, acquireDirLock, describeHolder } from "../../util/dir-lock.ts";
-import { writeFileAtomic } from "../../util/fs-atomic.ts";
+import { writeFileAtomicAsync } from "../../util/fs-atomic.ts";
 import type { CallOptions, LeaseStoreDriver } from "../types.ts";
 import { readText } from "../../util/read.ts";
 
@@ -125,7 +125,7 @@ export class FsLeaseStore implements LeaseStoreDriver {
         }
         octet = free;
       }
-      writeFileAtomic(this.leaseFile(octet), formatLease(ownerPath, uuid));
+      await writeFileAtomicAsync(this.leaseFile(octet), formatLease(ownerPath, uuid));
       for (const old of mine) {
         if (old.octet !== octet) await rm(old.file, { force: true });
       }
@@ -177,7 +177,7 @@ export class FsLeaseStore implements LeaseStoreDriver {
     const current = await readText(ownerPath, true);
     if (current !== undefined && current.trim() !== "") return current;
     const uuid = randomBytes(16).toString("hex");
-    writeFileAtomic(ownerPath, uuid);
+    await writeFileAtomicAsync(ownerPath, uuid);
     return uuid;
   }
 

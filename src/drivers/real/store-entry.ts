@@ -6,7 +6,7 @@
 import { mkdir } from "node:fs/promises";
 import { LagoError, LockError, errorMessage } from "../../errors.ts";
 import { LockBusyError, acquireDirLock, describeHolder } from "../../util/dir-lock.ts";
-import { writeFileAtomic } from "../../util/fs-atomic.ts";
+import { writeFileAtomicAsync } from "../../util/fs-atomic.ts";
 import { isRecord, readText } from "../../util/read.ts";
 import type { CallOptions } from "../types.ts";
 
@@ -46,7 +46,7 @@ export async function updateUsers(file: string, user: string, add: boolean): Pro
   else if (text !== undefined) return;
   const sorted: Record<string, unknown> = {};
   for (const u of Object.keys(users).sort()) sorted[u] = users[u];
-  writeFileAtomic(file, `${JSON.stringify({ ...doc, users: sorted, last_access: Math.floor(Date.now() / 1000) }, null, 4)}\n`);
+  await writeFileAtomicAsync(file, `${JSON.stringify({ ...doc, users: sorted, last_access: Math.floor(Date.now() / 1000) }, null, 4)}\n`);
 }
 
 export interface EntryLock {
