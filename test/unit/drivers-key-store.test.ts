@@ -83,3 +83,28 @@ test("a malformed pair from ssh2's generator (mscdex/ssh2#1390, ~1 in 256) is ne
   assert.equal(calls, 2, "the malformed pair was thrown away");
   assert.deepEqual(await keys.read(dir), pair);
 });
+
+test("a pair checked once is not parsed again until its files change; a pair the cache names but ssh2 rejects is never trusted", async (t) => {
+  const dir = await tempDir(t);
+  const keys = new FsKeyStore();
+  const pair = await keys.ensure(dir);
+  const parse = t.mock.method(ssh2.utils, "parseKey");
+  assert.deepEqual(await keys.read(dir), pair);
+  assert.equal(parse.mock.callCount(), 0, "the verified digest matched: no ssh2 parse");
+
+  // Another valid pair written behind lago's back: checked again, then cached.
+  const other = generatePair(ssh2);
+  await writeFile(pair.privateKeyPath, other.private);
+  await writeFile(pair.publicKeyPath, `${other.public}\n`);
+  assert.equal((await keys.read(dir))?.publicKey, other.public.trim());
+  assert.ok(parse.mock.callCount() > 0);
+  const after = parse.mock.callCount();
+  await keys.read(dir);
+  assert.equal(parse.mock.callCount(), after);
+
+  // A mismatched pair is refused whatever the cache said before.
+  await writeFile(pair.publicKeyPath, `${generatePair(ssh2).public}\n`);
+  assert.equal(await keys.read(dir), undefined);
+  await keys.remove(dir);
+  await assert.rejects(readFile(path.join(dir, ".verified-sha256")), { code: "ENOENT" });
+});
