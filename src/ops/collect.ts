@@ -6,12 +6,13 @@
  */
 import { mkdirSync } from "node:fs";
 import path from "node:path";
-import { LagoError, UsageError, errorMessage } from "../errors.ts";
+import { LagoError, UsageError } from "../errors.ts";
 import type { EnvSpec } from "../spec/types.ts";
-import { SshSession } from "../drivers/real/ssh-session.ts";
+import type { SshSession } from "../drivers/real/ssh-session.ts";
+import { messageWithHint, openSession } from "./remote.ts";
 import { download, emptyReport, remoteStat, type CopyReport } from "../drivers/real/sftp-copy.ts";
 import type { OpsContext } from "./context.ts";
-import { readView, selectVms, sshTargetOf } from "./view.ts";
+import { readView, selectVms } from "./view.ts";
 
 export interface CollectResult {
   vm: string;
@@ -50,7 +51,7 @@ export async function collect(ctx: OpsContext, spec: EnvSpec, output: string, na
       const result: CollectResult = { vm: vm.name, copied: [], missing: [], report: emptyReport(), error: undefined };
       let session: SshSession | undefined;
       try {
-        session = await SshSession.open(sshTargetOf(vm), { signal: ctx.signal });
+        session = await openSession(ctx, vm);
         const sftp = await session.sftp();
         for (const { artifact, destination } of artifacts) {
           if (!(await remoteStat(sftp, artifact, false))) {
@@ -64,7 +65,7 @@ export async function collect(ctx: OpsContext, spec: EnvSpec, output: string, na
           result.copied.push({ artifact, destination });
         }
       } catch (err) {
-        result.error = errorMessage(err);
+        result.error = messageWithHint(err);
       } finally {
         session?.close();
       }

@@ -8,12 +8,13 @@
  */
 import { readFileSync, statSync } from "node:fs";
 import path from "node:path";
-import { LagoError, UsageError, errorMessage } from "../errors.ts";
+import { LagoError, UsageError } from "../errors.ts";
 import type { EnvSpec } from "../spec/types.ts";
-import { SshSession } from "../drivers/real/ssh-session.ts";
+import type { SshSession } from "../drivers/real/ssh-session.ts";
+import { messageWithHint, openSession } from "./remote.ts";
 import type { OpsContext } from "./context.ts";
 import { shellQuote } from "./command-line.ts";
-import { readView, selectVms, sshTargetOf } from "./view.ts";
+import { readView, selectVms } from "./view.ts";
 
 export interface ScriptRun {
   script: string;
@@ -106,7 +107,7 @@ export async function deploy(ctx: OpsContext, spec: EnvSpec, names: readonly str
       const result: DeployResult = { vm: vm.name, runs: [], failed: undefined, error: undefined };
       let session: SshSession | undefined;
       try {
-        session = await SshSession.open(sshTargetOf(vm), { signal: ctx.signal });
+        session = await openSession(ctx, vm);
         for (const file of scripts) {
           const text = readFileSync(file, "utf8");
           ctx.emit({ type: "vm", vm: vm.name, message: `running ${file}` });
@@ -124,7 +125,7 @@ export async function deploy(ctx: OpsContext, spec: EnvSpec, names: readonly str
           }
         }
       } catch (err) {
-        result.error = errorMessage(err);
+        result.error = messageWithHint(err);
       } finally {
         session?.close();
       }

@@ -2,10 +2,10 @@
  * Commands and interactive sessions on a VM over SSH (`lago ssh`, `lago
  * shell`): the environment's key, the host key pinned at first contact.
  */
-import { UsageError } from "../errors.ts";
+import { LagoError, UsageError, errorMessage } from "../errors.ts";
 import { SshSession, type ExitStatus, type PtyTerminal } from "../drivers/real/ssh-session.ts";
 import type { OpsContext } from "./context.ts";
-import { readView, oneVm, sshTargetOf } from "./view.ts";
+import { readView, oneVm, sshTargetOf, type VmView } from "./view.ts";
 
 export interface RunOptions {
   stdin?: string | Buffer | undefined;
@@ -19,19 +19,24 @@ export interface RunOptions {
  * closes it. When SSH does not answer because the VM is not running, the
  * error says so and how to start it.
  */
-export async function openSession(ctx: OpsContext, vm: string): Promise<SshSession> {
-  const view = oneVm(readView(ctx), vm);
+export async function openSession(ctx: OpsContext, vm: string | VmView): Promise<SshSession> {
+  const view = typeof vm === "string" ? oneVm(readView(ctx), vm) : vm;
   const target = sshTargetOf(view);
   try {
     return await SshSession.open(target, { signal: ctx.signal });
   } catch (err) {
     const state = (await ctx.virsh.domainStates(view.libvirtName).catch(() => undefined))?.get(view.libvirtName)?.state ?? "missing";
     if (state === "running") throw err;
-    throw new UsageError(`VM ${vm} is ${state}: SSH cannot reach it`, {
-      hint: state === "missing" ? "recreate it with `lago apply`" : `start it with: lago start ${vm}`,
+    throw new UsageError(`VM ${view.name} is ${state}: SSH cannot reach it`, {
+      hint: state === "missing" ? "recreate it with `lago apply`" : `start it with: lago start ${view.name}`,
       cause: err,
     });
   }
+}
+
+/** An error's message and, for a {@link LagoError} with one, its hint: one line of a per-VM report. */
+export function messageWithHint(err: unknown): string {
+  return err instanceof LagoError && err.hint ? `${err.message} (${err.hint})` : errorMessage(err);
 }
 
 /** Run `command` (a remote shell command line) on `vm`, streaming its output; resolves with its exit status. */

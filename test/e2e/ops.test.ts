@@ -309,6 +309,9 @@ test("stop, start, shutdown: a VM stopped on purpose is not drift; plan says so 
   const unreachable = await env.lago(["ssh", "vm02", "true"]);
   assert.equal(unreachable.code, 1);
   assert.match(unreachable.stderr, /VM vm02 is shut off: SSH cannot reach it\nhint: start it with: lago start vm02/);
+  const collect = await env.lago(["collect", "--output", path.join(env.dir, "collect-stopped"), "vm02"]);
+  assert.equal(collect.code, 1);
+  assert.match(collect.stderr, /vm02: VM vm02 is shut off: SSH cannot reach it \(start it with: lago start vm02\)/);
   const plan = JSON.parse(await ok(env, ["plan", "--json"]));
   assert.equal(planActions(JSON.stringify(plan))["domain.vm02"], undefined, (await env.lago(["plan"])).stdout);
   assert.deepEqual(plan.stopped, ["domain.vm02"]);
