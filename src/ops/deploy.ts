@@ -10,6 +10,7 @@ import { readFileSync, statSync } from "node:fs";
 import path from "node:path";
 import { LagoError, UsageError } from "../errors.ts";
 import type { EnvSpec } from "../spec/types.ts";
+import { expandVars as expandSpecVars } from "../spec/normalize.ts";
 import type { SshSession } from "../drivers/real/ssh-session.ts";
 import { messageWithHint, openSession } from "./remote.ts";
 import type { OpsContext } from "./context.ts";
@@ -35,11 +36,8 @@ const SHELLS = new Set(["sh", "bash", "ash", "dash", "ksh", "zsh", "busybox"]);
 
 /** Expand `$VAR` and `${VAR}` from `vars`; an undefined variable is an error naming it. Pure. */
 export function expandVars(text: string, vars: Record<string, string | undefined>): string {
-  return text.replace(/\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))/g, (_m, a: string | undefined, b: string | undefined) => {
-    const name = a ?? b ?? "";
-    const value = vars[name];
-    if (value === undefined) throw new UsageError(`undefined variable $${name} in ${JSON.stringify(text)}`);
-    return value;
+  return expandSpecVars(text, vars, (name) => {
+    throw new UsageError(`undefined variable $${name} in ${JSON.stringify(text)}`);
   });
 }
 

@@ -34,11 +34,15 @@ export interface NormalizeInput {
 
 const VAR = /\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))/g;
 
-/** Python's `os.path.expandvars`: `$VAR` and `${VAR}`; unknown variables are left as written. */
-export function expandVars(text: string, env: Record<string, string | undefined>): string {
+/**
+ * Python's `os.path.expandvars`: `$VAR` and `${VAR}`; unknown variables are
+ * left as written, or replaced by what `unknown` returns (it may throw).
+ */
+export function expandVars(text: string, env: Record<string, string | undefined>, unknown?: (name: string) => string): string {
   return text.replace(VAR, (whole: string, braced: string | undefined, bare: string | undefined) => {
-    const value = env[braced ?? bare ?? ""];
-    return value === undefined ? whole : value;
+    const name = braced ?? bare ?? "";
+    const value = env[name];
+    return value !== undefined ? value : unknown ? unknown(name) : whole;
   });
 }
 
