@@ -7,7 +7,7 @@
 import { mkdirSync } from "node:fs";
 import path from "node:path";
 import { LockError } from "../errors.ts";
-import { LockBusyError, acquireDirLock, describeHolder } from "../util/dir-lock.ts";
+import { acquireDirLockOr, describeHolder } from "../util/dir-lock.ts";
 
 export interface EnvLock {
   /** Idempotent; never removes a lock another process took over. */
@@ -28,13 +28,10 @@ export function envLockPath(dir: string): string {
 export async function lockEnv(dir: string, command: string, timeoutMs = 0): Promise<EnvLock> {
   // The lock lives beside the environment directory, which may not exist (yet, or any more).
   mkdirSync(path.dirname(path.resolve(dir)), { recursive: true, mode: 0o700 });
-  try {
-    const lock = await acquireDirLock(envLockPath(dir), { command, timeoutMs, staleMs: 60_000, retryMinMs: 25, retryMaxMs: 250 });
-    return { release: () => lock.release() };
-  } catch (err) {
-    if (!(err instanceof LockBusyError)) throw err;
-    throw new LockError(`environment ${path.basename(dir)} is locked by ${describeHolder(err.holder)}`, {
+  const lock = await acquireDirLockOr(envLockPath(dir), { command, timeoutMs, staleMs: 60_000, retryMinMs: 25, retryMaxMs: 250 }, (holder) =>
+    new LockError(`environment ${path.basename(dir)} is locked by ${describeHolder(holder)}`, {
       hint: "wait for it to finish, or pass --lock-timeout SECONDS to wait",
-    });
-  }
+    }),
+  );
+  return { release: () => lock.release() };
 }

@@ -543,6 +543,28 @@ async function acquireLoop(abs: string, options: DirLockOptions, token: string, 
   }
 }
 
+/**
+ * {@link acquireDirLock}, with a lock still held by another live process when
+ * the wait ran out reported as `busy(holder)`'s error (each lock's own words).
+ */
+export async function acquireDirLockOr(lockPath: string, options: DirLockOptions, busy: (holder: LockHolder | undefined) => Error): Promise<HeldLock> {
+  try {
+    return await acquireDirLock(lockPath, options);
+  } catch (err) {
+    throw err instanceof LockBusyError ? busy(err.holder) : err;
+  }
+}
+
+/** Run `fn` holding the lock ({@link acquireDirLockOr}); released afterwards, also on failure. */
+export async function withDirLock<T>(lockPath: string, options: DirLockOptions, busy: (holder: LockHolder | undefined) => Error, fn: (lock: HeldLock) => Promise<T>): Promise<T> {
+  const lock = await acquireDirLockOr(lockPath, options, busy);
+  try {
+    return await fn(lock);
+  } finally {
+    await lock.release();
+  }
+}
+
 const lostLocks = new Map<string, Error>();
 
 function heartbeat(lockPath: string, token: string): void {

@@ -16,7 +16,7 @@ import { randomBytes } from "node:crypto";
 import { mkdir, readdir, rm } from "node:fs/promises";
 import path from "node:path";
 import { LagoError, LockError, errorMessage } from "../../errors.ts";
-import { LockBusyError, acquireDirLock, describeHolder } from "../../util/dir-lock.ts";
+import { describeHolder, withDirLock, type LockHolder } from "../../util/dir-lock.ts";
 import { writeFileAtomicAsync } from "../../util/fs-atomic.ts";
 import type { CallOptions, LeaseStoreDriver } from "../types.ts";
 import { readText } from "../../util/read.ts";
@@ -226,35 +226,18 @@ export class FsLeaseStore implements LeaseStoreDriver {
     } catch (err) {
       throw new LagoError("SUBNET_STORE", `cannot create the subnet lease store ${this.dir}: ${errorMessage(err)}`, { cause: err });
     }
-    const lockPath = path.join(this.dir, LOCK_NAME);
-    let lock;
-    try {
-      lock = await acquireDirLock(lockPath, {
-        command: "lago (subnet lease)",
-        timeoutMs: this.lockWaitMs,
-        staleMs: this.lockStaleMs,
-        retryMinMs: 5,
-        retryMaxMs: 100,
-        mode: 0o755,
-        signal: opts.signal,
+    const options = { command: "lago (subnet lease)", timeoutMs: this.lockWaitMs, staleMs: this.lockStaleMs, retryMinMs: 5, retryMaxMs: 100, mode: 0o755, signal: opts.signal };
+    const busy = (holder: LockHolder | undefined): LockError =>
+      new LockError(`the subnet lease store ${this.dir} is locked by ${describeHolder(holder)}; gave up after ${Math.round(this.lockWaitMs / 1000)}s`, {
+        hint: "wait for that process to finish (the lock of a process that died is taken over without waiting)",
       });
-    } catch (err) {
-      if (err instanceof LockBusyError) {
-        throw new LockError(`the subnet lease store ${this.dir} is locked by ${describeHolder(err.holder)}; gave up after ${Math.round(this.lockWaitMs / 1000)}s`, {
-          hint: "wait for that process to finish (the lock of a process that died is taken over without waiting)",
-        });
-      }
-      throw err;
-    }
-    try {
+    return withDirLock(path.join(this.dir, LOCK_NAME), options, busy, async (lock) => {
       await this.sweepTemps();
       const result = await fn();
       const lost = lock.lost();
       if (lost) throw new LockError(`lost the subnet lease store lock ${this.dir}: ${lost.message}`, { cause: lost });
       return result;
-    } finally {
-      await lock.release();
-    }
+    });
   }
 
   /** Under the lock: temp files of lease writes by processes killed mid-write. */

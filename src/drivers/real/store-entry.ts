@@ -5,7 +5,7 @@
  */
 import { mkdir } from "node:fs/promises";
 import { LagoError, LockError, errorMessage } from "../../errors.ts";
-import { LockBusyError, acquireDirLock, describeHolder } from "../../util/dir-lock.ts";
+import { describeHolder, withDirLock, type LockHolder } from "../../util/dir-lock.ts";
 import { writeFileAtomicAsync } from "../../util/fs-atomic.ts";
 import { isRecord, readText } from "../../util/read.ts";
 import type { CallOptions } from "../types.ts";
@@ -70,29 +70,19 @@ export async function withEntryLock<T>(l: EntryLock, opts: CallOptions, fn: (isC
   } catch (err) {
     throw new LagoError("TEMPLATE_STORE", `cannot create the ${l.dirName} ${l.dir}: ${errorMessage(err)}`, { cause: err });
   }
-  let lock;
-  try {
-    lock = await acquireDirLock(l.lock, {
-      command: `lago (${l.entry})`,
-      timeoutMs: l.waitMs,
-      staleMs: l.staleMs,
-      retryMinMs: 50,
-      retryMaxMs: 500,
-      mode: 0o755,
-      signal: opts.signal,
-      onWait: () => opts.progress?.(l.waiting),
+  const options = {
+    command: `lago (${l.entry})`,
+    timeoutMs: l.waitMs,
+    staleMs: l.staleMs,
+    retryMinMs: 50,
+    retryMaxMs: 500,
+    mode: 0o755,
+    signal: opts.signal,
+    onWait: () => opts.progress?.(l.waiting),
+  };
+  const busy = (holder: LockHolder | undefined): LockError =>
+    new LockError(`${l.entry} is locked by ${describeHolder(holder)} (${l.lock}); gave up after ${Math.round(l.waitMs / 1000)}s`, {
+      hint: "wait for that process to finish (the lock of a process that died is taken over without waiting)",
     });
-  } catch (err) {
-    if (err instanceof LockBusyError) {
-      throw new LockError(`${l.entry} is locked by ${describeHolder(err.holder)} (${l.lock}); gave up after ${Math.round(l.waitMs / 1000)}s`, {
-        hint: "wait for that process to finish (the lock of a process that died is taken over without waiting)",
-      });
-    }
-    throw err;
-  }
-  try {
-    return await fn(() => lock.lost());
-  } finally {
-    await lock.release();
-  }
+  return withDirLock(l.lock, options, busy, (lock) => fn(() => lock.lost()));
 }

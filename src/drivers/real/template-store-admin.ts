@@ -7,7 +7,7 @@
 import { existsSync } from "node:fs";
 import { readFile, readdir, rm, stat } from "node:fs/promises";
 import path from "node:path";
-import { LockBusyError, acquireDirLock, describeHolder } from "../../util/dir-lock.ts";
+import { acquireDirLockOr, describeHolder, type HeldLock } from "../../util/dir-lock.ts";
 import { LockError, errorMessage } from "../../errors.ts";
 import { STORE_LOCK_SUFFIX, STORE_SIDE_SUFFIXES } from "./template-store.ts";
 import { userNames } from "./store-entry.ts";
@@ -58,11 +58,11 @@ export class TemplateStoreAdmin {
    */
   async removeIfUnused(key: string, stillUnused: (users: string[]) => boolean): Promise<boolean> {
     const file = path.join(this.storeDir, key);
-    let held: Awaited<ReturnType<typeof acquireDirLock>>;
+    let held: HeldLock;
     try {
-      held = await acquireDirLock(`${file}${STORE_LOCK_SUFFIX}`, { command: "lago template prune", timeoutMs: 0 });
+      held = await acquireDirLockOr(`${file}${STORE_LOCK_SUFFIX}`, { command: "lago template prune", timeoutMs: 0 }, (holder) => new LockError(`template ${key} is in use by ${describeHolder(holder)} (${file}${STORE_LOCK_SUFFIX})`, { hint: "try again when it is done" }));
     } catch (err) {
-      if (err instanceof LockBusyError) throw new LockError(`template ${key} is in use by ${describeHolder(err.holder)} (${file}${STORE_LOCK_SUFFIX})`, { hint: "try again when it is done" });
+      if (err instanceof LockError) throw err;
       throw new LockError(`cannot lock template ${key}: ${errorMessage(err)}`, { cause: err });
     }
     try {
