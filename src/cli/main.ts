@@ -15,6 +15,7 @@
  */
 import { Command, InvalidArgumentError } from "commander";
 import { EXIT, EXIT_CODES_HELP } from "./exit-codes.ts";
+import { VERSION } from "../version.ts";
 import { Cli } from "./cli.ts";
 import { addGlobalOptions, collect, initFileOptions, shareGlobalOptions } from "./global-options.ts";
 import { CORE_EXAMPLES, attachExamples } from "./examples.ts";
@@ -56,7 +57,7 @@ export function buildProgram(verbFiles: readonly RegisterVerbs[] = VERB_FILES): 
   program
     .name("lago")
     .description("Build and evolve local libvirt VM test environments from a LagoInitFile: plan, then apply.")
-    .version("0.1.0")
+    .version(VERSION)
     .enablePositionalOptions()
     .showHelpAfterError()
     .exitOverride()

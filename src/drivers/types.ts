@@ -319,13 +319,13 @@ export interface StoredLayer {
   path: string;
   /** The template image it overlays. */
   template: string;
+  /** Who registered as a user (VM disk paths), sorted. */
+  users: string[];
 }
 
 export interface LayerInfo extends StoredLayer {
   /** Bytes allocated on the host. */
   bytes: number;
-  /** Who registered as a user (VM disk paths), sorted. */
-  users: string[];
   /** Unix seconds of the last ensure or release. */
   lastAccess: number | undefined;
   /** What was built (redacted: no secrets). */

@@ -152,6 +152,10 @@ export const buildKind: ResourceKind = {
     if (!key) return undefined;
     const layer = await ctx.drivers.layers.lookup(key);
     if (!layer) return undefined;
+    // Reading back an interrupted create (nothing recorded yet): a layer this disk is not registered on was made
+    // for another disk with the same steps, or the crash came before the registration. Not done, then: the
+    // create registers the disk, from the store, without a launch (else a prune could remove a layer in use).
+    if (current.outputs?.key === undefined && !layer.users.includes(userOf(ctx, current.attrs))) return undefined;
     return { attrs: current.attrs, outputs: { cached: true, ...(current.outputs ?? {}), key, path: layer.path, format: "qcow2" }, healthy: true };
   },
   async create(ctx, desired) {

@@ -107,6 +107,19 @@ test("a verb file's verbs, nested ones too, get the global options; a verb's own
   assert.equal(cli.given("workdir"), false);
 });
 
+test("`lago --version` and `-V` print package.json's version, as commander's --version does after a verb's options", async () => {
+  const pkg = JSON.parse(readFileSync(path.join(REPO_ROOT, "package.json"), "utf8")) as { version: string };
+  const sb = makeSandbox();
+  try {
+    for (const args of [["--version"], ["-V"], ["--workdir", sb.work, "--version"]]) {
+      const r = await sb.lago(args);
+      assert.deepEqual({ code: r.code, stdout: r.stdout, stderr: r.stderr }, { code: 0, stdout: `${pkg.version}\n`, stderr: "" }, args.join(" "));
+    }
+  } finally {
+    sb.cleanup();
+  }
+});
+
 test("`lago VERB --help` lists the global options and examples; `lago --help` the exit codes", async () => {
   const sb = makeSandbox();
   try {

@@ -172,6 +172,7 @@ export type Edit =
   | { kind: "rename-disk"; vm: number; disk: number; name: number }
   | { kind: "reorder-disks"; vm: number; seed: number }
   | { kind: "grow-disk"; vm: number; disk: number; by: number }
+  | { kind: "shrink-disk"; vm: number; disk: number; by: number }
   | { kind: "disk-format"; vm: number; disk: number; value: DiskModel["format"] }
   | { kind: "disk-type"; vm: number; disk: number; value: DiskModel["type"] }
   | { kind: "template"; vm: number; disk: number; name: TemplateName; version: string | undefined }
@@ -206,6 +207,8 @@ export const editArb: fc.Arbitrary<Edit> = fc.oneof(
   fc.record({ kind: fc.constant("rename-disk" as const), vm: idx, disk: idx, name: idx }),
   fc.record({ kind: fc.constant("reorder-disks" as const), vm: idx, seed: fc.nat() }),
   fc.record({ kind: fc.constant("grow-disk" as const), vm: idx, disk: idx, by: fc.constantFrom(MiB, 512 * MiB, GiB) }),
+  // lago refuses to shrink a kept disk: the sequence checks the refusal, then keeps the size (see sequenceSteps).
+  fc.record({ kind: fc.constant("shrink-disk" as const), vm: idx, disk: idx, by: fc.constantFrom(MiB, 512 * MiB) }),
   fc.record({ kind: fc.constant("disk-format" as const), vm: idx, disk: idx, value: opt(fc.constantFrom<"qcow2" | "raw" | "iso">("qcow2", "raw", "iso"), 0.7) }),
   fc.record({ kind: fc.constant("disk-type" as const), vm: idx, disk: idx, value: fc.constantFrom<DiskModel["type"]>("template", "empty", "file") }),
   fc.record({ kind: fc.constant("template" as const), vm: idx, disk: idx, name: fc.constantFrom<TemplateName>("tiny", "other"), version: opt(fc.constantFrom("v1", "v2"), 0.5) }),
@@ -356,6 +359,9 @@ export function applyEdit(input: EnvModel, edit: Edit): EnvModel {
       break;
     case "grow-disk":
       if (disk) disk.size = (disk.size ?? (disk.type === "template" ? 0 : GiB)) + edit.by;
+      break;
+    case "shrink-disk":
+      if (disk?.size !== undefined && disk.size - edit.by >= MiB) disk.size -= edit.by;
       break;
     case "disk-format":
       if (disk) disk.format = edit.value;

@@ -29,8 +29,24 @@ export interface OracleInput {
   env: EnvContext;
   world: WorldData;
   state: State;
+  /** The state before the apply: a disk without `template_version` keeps the version it records (lago's lock-file rule). */
+  prior: State;
   /** Domains the plan after the apply lists as waiting for a restart. */
   pendingRestarts: string[];
+}
+
+/**
+ * The template version a template disk must be on: its `template_version`;
+ * else the version `prior` records for that disk of the same template (kept
+ * until `--upgrade-templates`); else the repository's newest.
+ */
+function expectedVersion(prior: State, vm: string, k: { name: string; templateName?: string | undefined; templateVersion?: string | undefined }): string {
+  const name = k.templateName ?? "";
+  if (k.templateVersion !== undefined) return k.templateVersion;
+  const address = prior.resources.get(`disk.${vm}.${k.name}`)?.attrs.template;
+  const recorded = typeof address === "string" ? prior.resources.get(address)?.attrs : undefined;
+  if (recorded && recorded.repo === REPO.name && recorded.name === name && typeof recorded.version === "string") return recorded.version;
+  return REPO.latest[name] ?? "";
 }
 
 /** Lago's MAC for an address: 54:52 and the four octets in hex. */
@@ -184,7 +200,7 @@ export function checkWorld(input: OracleInput): string[] {
     const pending = pendingOf(dom);
     const listed = input.pendingRestarts.includes(`domain.${d.name}`);
     if (pending.length > 0 !== listed) fail(`${where}: live config differs in [${pending.join(", ")}] but the plan ${listed ? "lists" : "does not list"} it as waiting for a restart`);
-    for (const k of d.disks) checkImage(fail, world, env, d, k);
+    for (const k of d.disks) checkImage(fail, world, env, input.prior, d, k);
   }
 
   // ------------------------------------------------------------ networks
@@ -249,8 +265,8 @@ export function checkWorld(input: OracleInput): string[] {
     .sort();
   if (show(ownImages) !== show([...expectedImages].sort())) fail(`the environment's images ${show(ownImages)}, want ${show([...expectedImages].sort())}`);
   checkLeases(fail, spec, env, subnets);
-  checkTemplateUsers(fail, spec, env);
-  checkState(fail, spec, state);
+  checkTemplateUsers(fail, spec, env, input.prior);
+  checkState(fail, spec, state, input.prior);
   return problems;
 }
 
@@ -292,7 +308,7 @@ function backingChain(world: WorldData, file: string): string[] {
   return chain;
 }
 
-function checkImage(fail: (m: string) => void, world: WorldData, env: EnvContext, d: DomainSpec, k: DomainSpec["disks"][number]): void {
+function checkImage(fail: (m: string) => void, world: WorldData, env: EnvContext, prior: State, d: DomainSpec, k: DomainSpec["disks"][number]): void {
   const file = diskFile(env, d, k);
   const where = `disk ${d.name}.${k.name} (${file})`;
   if (k.type === "file" && k.path) {
@@ -309,7 +325,7 @@ function checkImage(fail: (m: string) => void, world: WorldData, env: EnvContext
     let base: string;
     let baseSize: number;
     if (k.templateName) {
-      const version = k.templateVersion ?? REPO.latest[k.templateName] ?? "";
+      const version = expectedVersion(prior, d.name, k);
       base = path.join(env.config.templateStore, `${REPO.name}:${k.templateName}:${version}`);
       baseSize = (REPO.contents[`${k.templateName}:${version}`] ?? "").length;
     } else {
@@ -364,10 +380,10 @@ function checkLeases(fail: (m: string) => void, spec: EnvSpec, env: EnvContext, 
   if (show(owners) !== show(wantOwners)) fail(`lease owner files ${show(owners)}, want ${show(wantOwners)}`);
 }
 
-function checkTemplateUsers(fail: (m: string) => void, spec: EnvSpec, env: EnvContext): void {
+function checkTemplateUsers(fail: (m: string) => void, spec: EnvSpec, env: EnvContext, prior: State): void {
   const store = env.config.templateStore;
   const used = new Set<string>();
-  for (const d of spec.domains) for (const k of d.disks) if (k.type === "template" && k.templateName) used.add(`${REPO.name}:${k.templateName}:${k.templateVersion ?? REPO.latest[k.templateName] ?? ""}`);
+  for (const d of spec.domains) for (const k of d.disks) if (k.type === "template" && k.templateName) used.add(`${REPO.name}:${k.templateName}:${expectedVersion(prior, d.name, k)}`);
   for (const key of Object.keys(REPO.contents).map((k) => `${REPO.name}:${k}`)) {
     const file = path.join(store, `${key}.users`);
     let users: string[] = [];
@@ -380,7 +396,7 @@ function checkTemplateUsers(fail: (m: string) => void, spec: EnvSpec, env: EnvCo
   }
 }
 
-function checkState(fail: (m: string) => void, spec: EnvSpec, state: State): void {
+function checkState(fail: (m: string) => void, spec: EnvSpec, state: State, prior: State): void {
   const want = new Set<string>(["keypair"]);
   const builds = new Set<string>();
   for (const net of spec.nets) {
@@ -396,7 +412,7 @@ function checkState(fail: (m: string) => void, spec: EnvSpec, state: State): voi
       if (k.type === "template") {
         // A build exists for a template disk with build steps only (Lago's bootstrap is not a build).
         if (k.build.length > 0) builds.add(`build.${d.name}.${k.name}`);
-        const t = k.templateName ? `${k.templateName}:${k.templateVersion ?? REPO.latest[k.templateName] ?? ""}` : `path:${k.path ?? ""}:${k.format === "raw" ? "raw" : "qcow2"}`;
+        const t = k.templateName ? `${k.templateName}:${expectedVersion(prior, d.name, k)}` : `path:${k.path ?? ""}:${k.format === "raw" ? "raw" : "qcow2"}`;
         if (!seenTemplates.has(t)) templates += 1;
         seenTemplates.add(t);
       }

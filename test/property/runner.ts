@@ -227,6 +227,7 @@ export async function runSequence(steps: StepInput[]): Promise<void> {
         if (faulted.result?.plan) for (const c of faulted.result.plan.resourceChanges) if (c.kind === "domain" && (c.action === "replace" || c.action === "create")) promised.set(c.address, c.action);
         if (after.result) for (const c of after.result.resourceChanges) if (c.kind === "domain" && (c.action === "replace" || c.action === "create")) promised.set(c.address, c.action);
       }
+      const prior = env.state();
       const applied = await env.apply(step.text, { restart: step.restart, parallelism: step.parallelism });
       if (applied.crashed) fail("the apply crashed without a fault");
       checkApplyResult(applied, fail, false);
@@ -240,7 +241,7 @@ export async function runSequence(steps: StepInput[]): Promise<void> {
       if (hasChanges(postPlan)) fail(`the plan after a successful apply is not empty: ${show(actions(postPlan))}\n  changes: ${show(postPlan.resourceChanges.filter((c) => c.action !== "no-op").map((c) => ({ address: c.address, changes: c.changes, reasons: c.replaceReasons })))}\n  drift: ${show(postPlan.drift)}\n  recovered/events: ${show(post.events.filter((e) => e.type !== "progress"))}`, applied);
       if (postPlan.drift.length) fail(`the plan after a successful apply finds drift: ${show(postPlan.drift)}`, applied);
 
-      const problems = checkWorld({ spec, env: env.env, world: env.world, state: env.state(), pendingRestarts: postPlan.pendingRestarts });
+      const problems = checkWorld({ spec, env: env.env, world: env.world, state: env.state(), prior, pendingRestarts: postPlan.pendingRestarts });
       if (problems.length) fail(`the world is not what the init file describes:\n  - ${problems.join("\n  - ")}`, applied);
 
       // Identity: unchanged VMs, and VMs the plan promised not to replace, are the same running instances.

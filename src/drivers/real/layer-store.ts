@@ -22,7 +22,7 @@ import { LagoError, LockError, errorMessage } from "../../errors.ts";
 import { fsyncDir, writeFileAtomicAsync } from "../../util/fs-atomic.ts";
 import type { CallOptions, ImageDriver, LayerInfo, LayerRequest, LayerStoreDriver, StoredLayer, TemplateRef, TemplateStoreDriver } from "../types.ts";
 import { isRecord, readText } from "../../util/read.ts";
-import { updateUsers, usersOf, withEntryLock, type EntryLock } from "./store-entry.ts";
+import { updateUsers, userNames, usersOf, withEntryLock, type EntryLock } from "./store-entry.ts";
 
 const KEY = /^[0-9a-f]{64}$/;
 
@@ -118,7 +118,7 @@ export class FsLayerStore implements LayerStoreDriver {
     if (!manifest) return undefined;
     const info = await this.images.info(p.image);
     if (!info) return undefined;
-    return { key, path: p.image, template: manifest.template.path };
+    return { key, path: p.image, template: manifest.template.path, users: userNames(await readText(p.users)) };
   }
 
   async ensure(req: LayerRequest, opts: CallOptions = {}): Promise<StoredLayer & { cached: boolean }> {
@@ -170,7 +170,7 @@ export class FsLayerStore implements LayerStoreDriver {
         await this.images.rename(p.tmp, p.image, opts);
         published = true;
         fsyncDir(this.dir);
-        return { key: req.key, path: p.image, template: req.template.path, cached: false };
+        return { key: req.key, path: p.image, template: req.template.path, users: userNames(await readText(p.users)), cached: false };
       } finally {
         if (!published) await this.images.remove(p.tmp).catch(() => undefined);
       }
