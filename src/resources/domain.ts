@@ -348,6 +348,26 @@ function observedAttrs(ctx: ReconcileContext, recorded: Attrs, info: DomainInfo)
 }
 
 /**
+ * The recorded NICs with the MACs the domain really has them under. A NIC's MAC comes from its address in its
+ * net's subnet when it was plugged; the net may have moved to another subnet since (earlier in this apply), so
+ * a recorded NIC whose computed MAC the domain lacks is the domain's NIC on that network no other one claims.
+ */
+async function pluggedNics(ctx: ReconcileContext, name: string, recorded: NicPlan[]): Promise<NicPlan[]> {
+  const info = (await inventoryOf(ctx)).domains.get(name);
+  if (!info) return recorded;
+  const present = (info.live ?? info.config).nics.map((p) => ({ mac: p.mac.toLowerCase(), network: p.network }));
+  const has = (mac: string): boolean => present.some((p) => p.mac === mac.toLowerCase());
+  const claimed = new Set(recorded.map((n) => n.def.mac.toLowerCase()).filter(has));
+  return recorded.map((n) => {
+    if (has(n.def.mac)) return n;
+    const other = present.find((p) => p.network === n.def.network && !claimed.has(p.mac));
+    if (!other) return n;
+    claimed.add(other.mac);
+    return { ...n, def: { ...n.def, mac: other.mac } };
+  });
+}
+
+/**
  * Detach what goes and attach what comes, NICs by MAC and disks by device; a changed one is detached, then
  * attached. Resolves the MACs of the NICs it attached.
  */
@@ -355,7 +375,7 @@ async function converge(ctx: ReconcileContext, name: string, prior: Attrs, desir
   const lv = ctx.drivers.libvirt;
   const opts = { signal: ctx.signal };
   const nicSig = (n: NicPlan): string => `${n.def.mac.toLowerCase()}|${n.def.network}|${n.def.mtu ?? ""}`;
-  const priorNics = nicDefs(ctx, prior);
+  const priorNics = await pluggedNics(ctx, name, nicDefs(ctx, prior));
   const wantNics = nicDefs(ctx, desired);
   const wantSigs = new Set(wantNics.map(nicSig));
   const priorSigs = new Set(priorNics.map(nicSig));

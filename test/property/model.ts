@@ -271,7 +271,8 @@ export function shrinks(prev: EnvModel, next: EnvModel): { grown: EnvModel; shru
     if (!before) continue;
     for (const disk of d.disks) {
       const old = before.disks.find((x) => x.name === disk.name);
-      if (!old || !sameDiskIdentity(old, disk) || old.size === undefined) continue;
+      // The size beside a file disk's existing image does not apply (fixture 106): lago never resizes it.
+      if (!old || !sameDiskIdentity(old, disk) || old.size === undefined || (disk.type === "file" && disk.image !== undefined)) continue;
       if (disk.size !== undefined && disk.size < old.size) {
         disk.size = old.size;
         shrunk = true;

@@ -395,7 +395,8 @@ class FakeLibvirt implements LibvirtDriver {
     for (const [name, n] of Object.entries(d.networks)) {
       if (name === def.name) continue;
       if (n.def.bridge === def.bridge) throw new CommandError(["fake", "net-start", def.name], 1, `bridge ${def.bridge} is in use`);
-      if (def.gateway && n.def.gateway === def.gateway) throw new CommandError(["fake", "net-start", def.name], 1, `address ${def.gateway} is in use by ${name}`);
+      // libvirt refuses a bridge name any defined network has, but an address only when an active one routes it.
+      if (def.gateway && n.active && n.def.gateway === def.gateway) throw new CommandError(["fake", "net-start", def.name], 1, `address ${def.gateway} is in use by ${name}`);
     }
   }
 
@@ -427,6 +428,7 @@ class FakeLibvirt implements LibvirtDriver {
     return this.w.call("startNetwork", name, opts, (d) => {
       const n = d.networks[name] ?? missing("network", name);
       if (n.active) return;
+      this.checkFree(d, n.def);
       n.active = true;
       n.generation += 1;
     });
