@@ -91,11 +91,13 @@ test("a layer is built once, read-only, backed by its template, and registered b
   assert.deepEqual(await usersOf(path.join(w.store, "layers", `${KEY}.users`)), ["/env/one/vms/vm01/disks/root.qcow2"]);
   assert.deepEqual((await usersOf(`${w.template.path}.users`)).sort(), ["/env/one", first.path].sort(), "the layer keeps its template");
 
+  assert.deepEqual(first.users, ["/env/one/vms/vm01/disks/root.qcow2"]);
   const again = await w.layers.ensure({ ...req, user: "/env/two/vms/vm01/disks/root.qcow2" });
-  assert.deepEqual(again, { ...first, cached: true });
+  const both = ["/env/one/vms/vm01/disks/root.qcow2", "/env/two/vms/vm01/disks/root.qcow2"];
+  assert.deepEqual(again, { ...first, users: both, cached: true });
   assert.equal(builds, 1);
   assert.deepEqual(await usersOf(path.join(w.store, "layers", `${KEY}.users`)), ["/env/one/vms/vm01/disks/root.qcow2", "/env/two/vms/vm01/disks/root.qcow2"]);
-  assert.deepEqual(await w.layers.lookup(KEY), { key: KEY, path: first.path, template: w.template.path });
+  assert.deepEqual(await w.layers.lookup(KEY), { key: KEY, path: first.path, template: w.template.path, users: both });
   const [listed] = await w.layers.list();
   assert.equal(listed?.key, KEY);
   assert.ok(listed && listed.bytes > 0);
