@@ -109,7 +109,10 @@ function seedDisk(ctx: ReconcileContext, attrs: Attrs, disks: DomainDiskDef[]): 
   return { dev, bus: "ide", path: seedPath(ctx, str(attrs.name, "name")), format: "raw", device: "cdrom" };
 }
 
-/** Write the VM's cloud-init seed when it is bootstrapped that way. Idempotent (the seed is deterministic). */
+/**
+ * Write the VM's cloud-init seed when it is bootstrapped that way, before each definition that names it.
+ * Idempotent (the seed is deterministic).
+ */
 async function writeSeed(ctx: ReconcileContext, attrs: Attrs): Promise<void> {
   const boot = bootOf(ctx, attrs);
   if (boot?.method !== "cloud-init") return;
@@ -207,8 +210,8 @@ async function firstLogin(ctx: ReconcileContext, target: SshTarget, boot: Boot, 
  * Start (if needed) and wait for SSH; returns the outputs to record. The whole wait
  * runs in `ctx.idle`: booting VMs cost the apply no parallelism slot, so every VM
  * of an environment boots at once. A VM never confirmed ready (no host key pinned)
- * gets its bootstrap: the cloud-init seed is (re)written before the start, or the
- * first SSH login runs; both converge after a crash at any point.
+ * gets its bootstrap: the cloud-init seed its definition names (written with it), or
+ * the first SSH login; both converge after a crash at any point.
  */
 async function bootAndWait(ctx: ReconcileContext, attrs: Attrs, prior: Attrs | undefined): Promise<Attrs> {
   const name = libvirtName(ctx.env, str(attrs.name, "name"));
@@ -219,7 +222,6 @@ async function bootAndWait(ctx: ReconcileContext, attrs: Attrs, prior: Attrs | u
   if (prior?.[SNAPSHOTS] !== undefined) outputs[SNAPSHOTS] = prior[SNAPSHOTS];
   const boot = bootOf(ctx, attrs);
   return ctx.idle(async () => {
-    await writeSeed(ctx, attrs);
     await ctx.drivers.libvirt.startDomain(name, { signal: ctx.signal });
     if (!target) return outputs;
     const first = boot?.method === "ssh" && pinned === undefined ? (timeoutMs: number) => firstLogin(ctx, target, boot, timeoutMs) : undefined;
@@ -460,7 +462,8 @@ export const domainKind: ResourceKind = {
     const opts = { signal: ctx.signal };
     const name = libvirtName(ctx.env, str(desired.name, "name"));
     const attached = await converge(ctx, name, prior.attrs, desired);
-    // Everything else lives in the persistent definition.
+    // Everything else lives in the persistent definition (with the seed it names, whose bootstrap may have changed).
+    await writeSeed(ctx, desired);
     await lv.defineDomain(definition(ctx, desired), opts);
     const pending = new Set(Array.isArray(prior.outputs.pendingRestart) ? prior.outputs.pendingRestart.map(String) : []);
     for (const p of RESTART_PATHS) if (changes.some((c) => c.path === p || c.path.startsWith(`${p}/`))) pending.add(p.slice(1));
