@@ -4,7 +4,7 @@
  * apply) under the environment lock. Never prints: emits events.
  */
 import { readFileSync, rmSync } from "node:fs";
-import { createHash } from "node:crypto";
+import { sha256 } from "../util/hash.ts";
 import { ConfigError, UsageError, errorMessage, type Diagnostic } from "../errors.ts";
 import type { EnvSpec, TemplateInfo } from "../spec/types.ts";
 import { compile, type TemplateResolution } from "../graph/compile.ts";
@@ -216,7 +216,7 @@ export interface SavedPlan {
 }
 
 export function sha256File(file: string): string {
-  return createHash("sha256").update(readFileSync(file)).digest("hex");
+  return sha256(readFileSync(file));
 }
 
 export interface ApplyRequest extends PlanRequest {

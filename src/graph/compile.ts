@@ -3,7 +3,7 @@
  * deterministic: the same spec, template resolutions and prior state give the
  * same resources, byte for byte.
  */
-import { createHash } from "node:crypto";
+import { sha256 } from "../util/hash.ts";
 import { stringify } from "safe-stable-stringify";
 import { ConfigError, type Diagnostic } from "../errors.ts";
 import type { DomainSpec, EnvSpec, NetSpec } from "../spec/types.ts";
@@ -34,9 +34,6 @@ export function templateAddress(t: TemplateResolution): string {
       `template.file:${t.path.split("/").pop() ?? "image"}@${sha256(t.format === "qcow2" ? t.path : `${t.path}\0${t.format}`).slice(0, 8)}`;
 }
 
-export function sha256(text: string): string {
-  return createHash("sha256").update(text).digest("hex");
-}
 
 /** The key of a NIC: its net and its position among the VM's NICs on that net. */
 export function nicKeys(domain: DomainSpec): string[] {

@@ -17,7 +17,7 @@
  *
  * Everything here is pure: the reconcilers (disk, domain) do the I/O.
  */
-import { createHash } from "node:crypto";
+import { sha256 } from "../util/hash.ts";
 import { FIRST_LOGIN_MARK, type CustomizeArg, type SeedFiles } from "../drivers/types.ts";
 import type { LagoConfig } from "../config/config.ts";
 import type { Json } from "./types.ts";
@@ -51,8 +51,7 @@ export function bootstrapMethod(metadata: Record<string, unknown> | undefined, c
   const list: unknown[] = typeof declared === "string" ? [declared] : Array.isArray(declared) ? declared : [];
   const known = list.find(isMethod);
   if (known) return known;
-  const password = metadata?.["root-password"];
-  return typeof password === "string" && password !== "" ? "ssh" : "virt-customize";
+  return publishedRootPassword(metadata) !== undefined ? "ssh" : "virt-customize";
 }
 
 /** The template's published root password (Lago's `root-password` metadata), if any. Pure. */
@@ -80,7 +79,7 @@ export function cloudInitSeed(b: BootstrapSpec, publicKey: string): SeedFiles {
     lines.push("chpasswd:", "  expire: false", "  users:", `    - name: ${q("root")}`, `      password: ${q(b.root_password)}`, `      type: ${q("text")}`);
   }
   const userData = `${lines.join("\n")}\n`;
-  const id = createHash("sha256").update(`${b.hostname}\0${userData}`).digest("hex").slice(0, 16);
+  const id = sha256(`${b.hostname}\0${userData}`).slice(0, 16);
   const metaData = `instance-id: ${q(`lago-${id}`)}\nlocal-hostname: ${q(b.hostname)}\n`;
   return { metaData, userData };
 }

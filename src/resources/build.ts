@@ -10,7 +10,8 @@
 import { stringify } from "safe-stable-stringify";
 import { ProviderError } from "../errors.ts";
 import { envPaths } from "../env/context.ts";
-import { KEYPAIR, sha256 } from "../graph/compile.ts";
+import { KEYPAIR } from "../graph/compile.ts";
+import { sha256 } from "../util/hash.ts";
 import { LIBGUESTFS_LAUNCH, shownArgs } from "../drivers/customize-args.ts";
 import type { CustomizeArg, TemplateRef } from "../drivers/types.ts";
 import { BUILD_OPERATIONS, withResolvedHostPaths } from "../spec/build-ops.ts";

@@ -4,7 +4,7 @@
  * normalization. Every problem found is reported at once, each with its
  * `file:line:col`.
  */
-import { createHash } from "node:crypto";
+import { sha256 } from "../util/hash.ts";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { ConfigError, UsageError, errorMessage } from "../errors.ts";
@@ -38,9 +38,6 @@ export interface LoadOptions {
   vars?: Record<string, unknown>;
 }
 
-function sha256(data: string | Uint8Array): string {
-  return createHash("sha256").update(data).digest("hex");
-}
 
 function build(text: string, file: string, digest: string, options: LoadOptions): EnvSpec {
   const env = options.env ?? process.env;

@@ -4,7 +4,8 @@ import { mkdirSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from "nod
 import os from "node:os";
 import path from "node:path";
 import { stringify } from "safe-stable-stringify";
-import { compile, nicKeys, sha256, templateAddress } from "../../src/graph/compile.ts";
+import { compile, nicKeys, templateAddress } from "../../src/graph/compile.ts";
+import { sha256 } from "../../src/util/hash.ts";
 import type { Attrs, DesiredResource } from "../../src/resources/types.ts";
 import { parseSpec } from "../../src/spec/load.ts";
 import type { EnvSpec } from "../../src/spec/types.ts";

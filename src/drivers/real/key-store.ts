@@ -6,7 +6,7 @@
 import { chmod, mkdir, rm, stat } from "node:fs/promises";
 import path from "node:path";
 import { writeFileAtomic, writeFileAtomicAsync } from "../../util/fs-atomic.ts";
-import { createHash } from "node:crypto";
+import { sha256 } from "../../util/hash.ts";
 import type { KeyStoreDriver } from "../types.ts";
 import { loadSsh2, type Ssh2 } from "./ssh2-module.ts";
 import { readText } from "../../util/read.ts";
@@ -20,7 +20,7 @@ const PUBLIC = "id_ed25519.pub";
 const VERIFIED = ".verified-sha256";
 
 function pairDigest(privateText: string, publicText: string): string {
-  return createHash("sha256").update(privateText).update("\0").update(publicText).digest("hex");
+  return sha256(`${privateText}\0${publicText}`);
 }
 
 export interface StoredKeyPair {
