@@ -47,10 +47,15 @@ export function userNeeds(user: string, image: string): boolean {
   }
 }
 
-/** `going`: users about to be removed (the layers a dry run would prune), which no longer count. */
-function entry(img: StoreImage, going: ReadonlySet<string> = new Set()): TemplateEntry {
-  const liveUsers = img.users.filter((u) => !going.has(u) && userNeeds(u, img.path));
-  return { ...img, liveUsers, inUse: liveUsers.length > 0 };
+/** Which of `users` still need `image`; `going`: users about to be removed, which no longer count. */
+function usage(users: string[], image: string, going: ReadonlySet<string> = new Set()): { liveUsers: string[]; inUse: boolean } {
+  const liveUsers = users.filter((u) => !going.has(u) && userNeeds(u, image));
+  return { liveUsers, inUse: liveUsers.length > 0 };
+}
+
+/** `going`: users about to be removed (the layers a dry run would prune). */
+function entry(img: StoreImage, going?: ReadonlySet<string>): TemplateEntry {
+  return { ...img, ...usage(img.users, img.path, going) };
 }
 
 /** A build layer of the store: the template it overlays, its size on the host and who still needs it. */
@@ -64,8 +69,7 @@ export interface LayerEntry {
 }
 
 function layerEntry(l: LayerInfo): LayerEntry {
-  const liveUsers = l.users.filter((u) => userNeeds(u, l.path));
-  return { key: l.key, path: l.path, template: l.template, bytes: l.bytes, liveUsers, inUse: liveUsers.length > 0 };
+  return { key: l.key, path: l.path, template: l.template, bytes: l.bytes, ...usage(l.users, l.path) };
 }
 
 const unusedBy = (users: string[], image: string): boolean => !users.some((u) => userNeeds(u, image));
@@ -129,9 +133,7 @@ export async function pruneTemplates(
   opts: { dryRun: boolean },
 ): Promise<{ removed: TemplateEntry[]; kept: TemplateEntry[]; layers: { removed: LayerEntry[]; kept: LayerEntry[] } }> {
   const layers = (await ctx.drivers.layers.list()).map(layerEntry);
-  let gone: Set<string>;
-  if (opts.dryRun) gone = new Set(layers.filter((l) => !l.inUse).map((l) => l.key));
-  else gone = new Set(await ctx.drivers.layers.prune({ signal: ctx.signal }, unusedBy));
+  const gone = new Set(opts.dryRun ? layers.filter((l) => !l.inUse).map((l) => l.key) : await ctx.drivers.layers.prune({ signal: ctx.signal }, unusedBy));
   const layersRemoved = layers.filter((l) => gone.has(l.key));
   const layersKept = layers.filter((l) => !gone.has(l.key));
   const admin = new TemplateStoreAdmin(ctx.env.config.templateStore);
