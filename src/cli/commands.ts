@@ -8,9 +8,8 @@ import { createInterface } from "node:readline/promises";
 import { stringify } from "safe-stable-stringify";
 import { LagoError, UsageError } from "../errors.ts";
 import { hintFor } from "../error-hints.ts";
-import { envPaths, type EnvContext } from "../env/context.ts";
+import type { EnvContext } from "../env/context.ts";
 import { createDrivers } from "../drivers/factory.ts";
-import type { EnvSpec } from "../spec/types.ts";
 import { applyEnv, compileSpec, planEnv, resolveTemplates, showState, type ApplyResult, type SavedPlan, type Session } from "../engine/session.ts";
 import { readSavedPlan, writeSavedPlan } from "../plan/saved-plan.ts";
 import { hasChanges } from "../plan/plan.ts";
@@ -22,8 +21,6 @@ import { errorJson } from "./progress/json-renderer.ts";
 import type { ProgressRenderer } from "./progress/renderer.ts";
 import { hintContext } from "./report-error.ts";
 import type { Emit } from "../engine/events.ts";
-import { readState } from "../state/state.ts";
-import { recordedSshTarget } from "../resources/domain.ts";
 import { EXIT } from "./exit-codes.ts";
 import type { Cli } from "./main.ts";
 import { loadInitFile, type InitFileOpts } from "./init-file.ts";
@@ -34,7 +31,6 @@ function session(cli: Cli, env: EnvContext, emit: Emit, parallelism = 4, signal 
   return { env, drivers: createDrivers(env), emit, signal, lockTimeoutMs: cli.globals().lockTimeout * 1000, parallelism };
 }
 
-/** `-f`, and the variables of a templated init file (`--var`, `--var-file`). */
 /**
  * Ask on the terminal (stderr, never stdout, which may carry JSON). Resolves
  * to whether the answer was `yes`; Ctrl-C at the question counts as an

@@ -33,7 +33,6 @@ export type RegisterVerbs = (program: Command, cli: Cli) => void;
 
 const commands = (): Promise<typeof import("./commands.ts")> => import("./commands.ts");
 
-
 function positiveInt(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError("expected a positive whole number.");

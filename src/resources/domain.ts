@@ -13,7 +13,7 @@ import type { DomainCpuDef, DomainDef, DomainDiskDef, DomainNicDef, SshTarget } 
 import { KEYPAIR } from "../graph/compile.ts";
 import { BOOTSTRAP_METHODS, bootstrapSpec, cloudInitSeed, firstLoginScript, publishedRootPassword, type BootstrapMethod, type BootstrapSpec } from "./bootstrap.ts";
 import { dependency, diskAddress, inventoryOf, ipIn, macForIp, macForKey, obj, parseDiskAddress, str } from "./common.ts";
-import type { AttrChange, Attrs, Json, ReconcileContext, RecordedResource, ResourceKind } from "./types.ts";
+import type { Attrs, Json, ReconcileContext, RecordedResource, ResourceKind } from "./types.ts";
 import type { DomainInfo, DomainView } from "../drivers/types.ts";
 import { SNAPSHOTS, STOPPED_ON_PURPOSE } from "./domain-records.ts";
 

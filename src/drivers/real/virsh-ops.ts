@@ -4,7 +4,7 @@
  * process answers for every domain of an environment.
  */
 import { spawn } from "node:child_process";
-import { CommandError, LagoError } from "../../errors.ts";
+import { CommandError } from "../../errors.ts";
 import { commandNotFoundError, run } from "./exec.ts";
 import { checkName } from "./libvirt.ts";
 import { withVirshSession } from "./virsh-session.ts";
