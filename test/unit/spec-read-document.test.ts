@@ -7,6 +7,7 @@ import fc from "fast-check";
 import { formatDiagnostic } from "../../src/errors.ts";
 import { readDocument } from "../../src/spec/read-document.ts";
 import { generateInitFile } from "../../bench/generate.ts";
+import { mutatedText } from "../helpers/mutate.ts";
 
 const FILE = "/env/f.yaml";
 
@@ -152,12 +153,8 @@ test("documents read straight from the parser's events read as through the tree"
 });
 
 test("property: the direct reading agrees with the tree reading on mutated corpus files", () => {
-  const unit = fc.constantFrom(..."ab: -[]{},<<|>'\"#01.~\n  ?%@`_");
   fc.assert(
-    fc.property(fc.constantFrom(...corpus), fc.nat(), fc.nat(20), fc.string({ unit, maxLength: 8 }), (t, at, del, ins) => {
-      const i = at % (t.length + 1);
-      agree(t.slice(0, i) + ins + t.slice(i + del));
-    }),
+    fc.property(mutatedText(corpus, "ab: -[]{},<<|>'\"#01.~\n  ?%@`_"), agree),
     { numRuns: 400 },
   );
 });

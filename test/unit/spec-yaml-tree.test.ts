@@ -13,6 +13,7 @@ import fc from "fast-check";
 import { fastPathApplies, parseTree, parseWithJsYaml, parseWithYamlPackage, type YNode } from "../../src/spec/yaml-tree.ts";
 import { generateInitFile } from "../../bench/generate.ts";
 import { isTemplate } from "../../src/spec/template.ts";
+import { mutatedText } from "../helpers/mutate.ts";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
 const CORPUS = path.resolve(ROOT, "..", "shared", "corpus");
@@ -60,12 +61,8 @@ test("both parsers give the same tree for every corpus file and a generated envi
 });
 
 test("property: both parsers give the same tree for mutated corpus files whenever both accept them", () => {
-  const unit = fc.constantFrom(..."ab: -[]{},<<|>'\"#01.~\n  ?%@`");
   fc.assert(
-    fc.property(fc.constantFrom(...texts), fc.nat(), fc.nat(20), fc.string({ unit, maxLength: 8 }), (t, at, del, ins) => {
-      const i = at % (t.length + 1);
-      same(t.slice(0, i) + ins + t.slice(i + del));
-    }),
+    fc.property(mutatedText(texts, "ab: -[]{},<<|>'\"#01.~\n  ?%@`"), same),
     { numRuns: 1500 },
   );
 });
