@@ -13,7 +13,7 @@
  *   written in the mapping override both);
  * - a duplicate key, which PyYAML silently lets win, is reported instead.
  */
-import { EVENT_ID, type Event, type ScalarEvent } from "js-yaml";
+import { EVENT_ID, type Event } from "js-yaml";
 import { fastEvents, parseTree, scalarOf, type YMap, type YNode, type YScalar } from "./yaml-tree.ts";
 import type { Diagnostic, SourcePos } from "../errors.ts";
 import { joinPointer } from "./pointer.ts";
@@ -58,6 +58,12 @@ export const MAX_DEPTH = 100;
 const GENERAL: unique symbol = Symbol("general reading");
 
 const TAG = "tag:yaml.org,2002:";
+
+/** `out[key] = v`, also for the key `__proto__` (an own entry, never the prototype). */
+function setEntry(out: Record<string, unknown>, key: string, v: unknown): void {
+  if (key === "__proto__") Object.defineProperty(out, key, { value: v, enumerable: true, writable: true, configurable: true });
+  else out[key] = v;
+}
 
 function signOf(s: string): { sign: number; body: string } {
   if (s.startsWith("-")) return { sign: -1, body: s.slice(1) };
@@ -267,10 +273,10 @@ class Reader {
     return value;
   }
 
-  private directScalar(text: string, ev: ScalarEvent): unknown {
-    const { value, plain } = scalarOf(text, ev);
-    if (!plain) return value;
-    return this.json ? this.jsonPlain(value) : this.yaml11Plain(value);
+  /** A scalar as written: a plain one resolved by the document's rules (JSON's or YAML 1.1's), a quoted one as is. */
+  private resolved(written: string, plain: boolean): unknown {
+    if (!plain) return written;
+    return this.json ? this.jsonPlain(written) : this.yaml11Plain(written);
   }
 
   private directNode(text: string, cursor: { events: Event[]; next: number }, depth: number): unknown {
@@ -278,7 +284,8 @@ class Reader {
     if (ev === undefined || depth > MAX_DEPTH || --this.budget < 0) return GENERAL;
     if (ev.type === EVENT_ID.SCALAR) {
       if (ev.anchorStart >= 0 || ev.tagStart >= 0) return GENERAL;
-      const v = this.directScalar(text, ev);
+      const { value: written, plain } = scalarOf(text, ev);
+      const v = this.resolved(written, plain);
       if (typeof v === "string" && v.length >= 64 && (this.budget -= v.length >> 6) < 0) return GENERAL;
       return v;
     }
@@ -301,13 +308,12 @@ class Reader {
       cursor.next++;
       const { value: written, plain } = scalarOf(text, k);
       if (plain && !this.json && written === "<<") return GENERAL;
-      const resolved = plain ? (this.json ? this.jsonPlain(written) : this.yaml11Plain(written)) : written;
+      const resolved = this.resolved(written, plain);
       const key = resolved === null ? "null" : String(resolved);
       if (Object.hasOwn(out, key)) return GENERAL;
       const v = this.directNode(text, cursor, depth + 1);
       if (v === GENERAL) return GENERAL;
-      if (key === "__proto__") Object.defineProperty(out, key, { value: v, enumerable: true, writable: true, configurable: true });
-      else out[key] = v;
+      setEntry(out, key, v);
     }
     cursor.next++;
     return out;
@@ -319,8 +325,7 @@ class Reader {
     if (tag !== undefined && tag !== "!") {
       return this.tagged(tag, text, pointer, at);
     }
-    if (!node.plain || tag === "!") return text;
-    return this.json ? this.jsonPlain(text) : this.yaml11Plain(text);
+    return this.resolved(text, node.plain && tag !== "!");
   }
 
   private jsonPlain(text: string): unknown {
@@ -492,8 +497,7 @@ class Reader {
       const { key, keyNode, valueNode } = entries[i] as Entry;
       const keyPos = this.nodeOff(keyNode, at);
       const v = this.value(valueNode, joinPointer(pointer, key), keyPos, keyPos, depth + 1);
-      if (key === "__proto__") Object.defineProperty(out, key, { value: v, enumerable: true, writable: true, configurable: true });
-      else out[key] = v;
+      setEntry(out, key, v);
     }
     return out;
   }
