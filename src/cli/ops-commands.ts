@@ -12,7 +12,6 @@ import type { InitFileOpts } from "./init-file.ts";
 
 const actions = (): Promise<typeof import("./ops-actions.ts")> => import("./ops-actions.ts");
 
-
 /** Add the everyday verbs to `program`. */
 export function addOpsCommands(program: Command, cli: Cli): void {
   program

@@ -34,7 +34,6 @@ export function templateAddress(t: TemplateResolution): string {
       `template.file:${t.path.split("/").pop() ?? "image"}@${sha256(t.format === "qcow2" ? t.path : `${t.path}\0${t.format}`).slice(0, 8)}`;
 }
 
-
 /** The key of a NIC: its net and its position among the VM's NICs on that net. */
 export function nicKeys(domain: DomainSpec): string[] {
   const seen = new Map<string, number>();

@@ -38,7 +38,6 @@ export interface LoadOptions {
   vars?: Record<string, unknown>;
 }
 
-
 function build(text: string, file: string, digest: string, options: LoadOptions): EnvSpec {
   const env = options.env ?? process.env;
   let source = text;
