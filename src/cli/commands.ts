@@ -22,12 +22,13 @@ import type { ProgressRenderer } from "./progress/renderer.ts";
 import { hintContext } from "./report-error.ts";
 import type { Emit } from "../engine/events.ts";
 import { EXIT } from "./exit-codes.ts";
+import { DEFAULT_PARALLELISM } from "../engine/parallelism.ts";
 import type { Cli } from "./main.ts";
 import { loadInitFile, type InitFileOpts } from "./init-file.ts";
 
 export type { InitFileOpts };
 
-function session(cli: Cli, env: EnvContext, emit: Emit, parallelism = 4, signal = cli.interruptible()): Session {
+function session(cli: Cli, env: EnvContext, emit: Emit, parallelism = DEFAULT_PARALLELISM, signal = cli.interruptible()): Session {
   return { env, drivers: createDrivers(env), emit, signal, lockTimeoutMs: cli.globals().lockTimeout * 1000, parallelism };
 }
 

@@ -16,6 +16,7 @@
 import { Command, InvalidArgumentError } from "commander";
 import { EXIT, EXIT_CODES_HELP } from "./exit-codes.ts";
 import { VERSION } from "../version.ts";
+import { DEFAULT_PARALLELISM } from "../engine/parallelism.ts";
 import { Cli } from "./cli.ts";
 import { addGlobalOptions, collect, initFileOptions, shareGlobalOptions } from "./global-options.ts";
 import { CORE_EXAMPLES, attachExamples } from "./examples.ts";
@@ -96,7 +97,7 @@ export function buildProgram(verbFiles: readonly RegisterVerbs[] = VERB_FILES): 
       .argument("[planfile]", "a plan saved with `lago plan --out`"),
   )
     .option("--auto-approve", "do not ask for confirmation")
-    .option("--parallelism <n>", "resources changed at the same time", positiveInt, 4)
+    .option("--parallelism <n>", "resources changed at the same time", positiveInt, DEFAULT_PARALLELISM)
     .option("--restart", "restart VMs whose changes wait for a restart (gracefully first)")
     .option("--target <address>", "only this resource and what it depends on (repeatable)", collect)
     .option("--replace <address>", "force replacing this resource (repeatable)", collect)
@@ -109,7 +110,7 @@ export function buildProgram(verbFiles: readonly RegisterVerbs[] = VERB_FILES): 
     .command("destroy")
     .description("destroy every resource of the environment")
     .option("--auto-approve", "do not ask for confirmation")
-    .option("--parallelism <n>", "resources destroyed at the same time", positiveInt, 4)
+    .option("--parallelism <n>", "resources destroyed at the same time", positiveInt, DEFAULT_PARALLELISM)
     .option("--target <address>", "only this resource (repeatable)", collect)
     .option("--json", "stream events as JSON lines")
     .action(async (opts: { autoApprove?: boolean; parallelism: number; target?: string[]; json?: boolean }) => (await commands()).destroy(cli, opts));

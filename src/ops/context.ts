@@ -6,6 +6,7 @@
 import type { Drivers } from "../drivers/types.ts";
 import type { EnvContext } from "../env/context.ts";
 import type { Session } from "../engine/session.ts";
+import { DEFAULT_PARALLELISM } from "../engine/parallelism.ts";
 import { VirshOps } from "../drivers/real/virsh-ops.ts";
 import { createDrivers } from "../drivers/factory.ts";
 import type { OpsEmit } from "./events.ts";
@@ -41,5 +42,5 @@ export function makeOpsContext(env: EnvContext, options: OpsContextOptions = {})
 
 /** An engine session for {@link updateState}: the same environment, drivers and lock timeout. */
 export function engineSession(ctx: OpsContext): Session {
-  return { env: ctx.env, drivers: ctx.drivers, emit: () => undefined, signal: ctx.signal, lockTimeoutMs: ctx.lockTimeoutMs, parallelism: 4 };
+  return { env: ctx.env, drivers: ctx.drivers, emit: () => undefined, signal: ctx.signal, lockTimeoutMs: ctx.lockTimeoutMs, parallelism: DEFAULT_PARALLELISM };
 }

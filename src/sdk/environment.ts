@@ -24,6 +24,7 @@ import type { OpsEvent } from "../ops/events.ts";
 import { envStatus, type EnvStatus } from "../ops/status.ts";
 import { startVms, stopVms, type PowerResult } from "../ops/power.ts";
 import { shellQuote } from "../ops/command-line.ts";
+import { DEFAULT_PARALLELISM } from "../engine/parallelism.ts";
 import { captureOnVm } from "../ops/remote.ts";
 import { copyFromVm, copyToVm } from "../ops/copy.ts";
 import { deploy, type DeployResult } from "../ops/deploy.ts";
@@ -181,7 +182,7 @@ export class Environment extends EventEmitter<EnvironmentEvents> {
       emit: this.emitEvent,
       signal: this.options.signal ?? new AbortController().signal,
       lockTimeoutMs: this.options.lockTimeoutMs ?? 0,
-      parallelism: this.options.parallelism ?? 4,
+      parallelism: this.options.parallelism ?? DEFAULT_PARALLELISM,
     };
   }
 
