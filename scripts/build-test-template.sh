@@ -240,10 +240,11 @@ EOF
 cat > etc/init.d/cidata <<'EOF'
 #!/bin/sh
 # A tiny cloud-init NoCloud datasource: reads the filesystem labelled cidata (ISO 9660 or vfat)
-# and, once per instance-id, applies: the host name (meta-data `local-hostname`, user-data
-# `hostname`), root's SSH keys (user-data `ssh_authorized_keys`) and root's password (user-data
-# `chpasswd.users`, type text). It reads the YAML that lago writes (one key or list item a line,
-# plain or double-quoted scalars), not YAML in general.
+# and, once per instance-id, runs user-data `bootcmd` (as cloud-init does, first: lago's first-boot
+# build steps) and applies: the host name (meta-data `local-hostname`, user-data `hostname`), root's SSH
+# keys (user-data `ssh_authorized_keys`) and root's password (user-data `chpasswd.users`, type text).
+# It reads the YAML that lago writes (one key or list item a line, plain or double-quoted scalars with
+# the escapes \\ \" \n \t \r), not YAML in general.
 export PATH=/sbin:/bin:/usr/sbin:/usr/bin
 dev=$(findfs LABEL=cidata 2>/dev/null) || dev=$(findfs LABEL=CIDATA 2>/dev/null) || exit 0
 mnt=/run/cidata
@@ -258,7 +259,7 @@ function unq(s) {
   sub(/^[ \t]+/, "", s); sub(/[ \t\r]+$/, "", s)
   if (s ~ /^".*"$/) {
     s = substr(s, 2, length(s) - 2)
-    gsub(/\\\\/, "\001", s); gsub(/\\"/, "\"", s); gsub(/\\t/, "\t", s); gsub(/\001/, "\\", s)
+    gsub(/\\\\/, "\001", s); gsub(/\\"/, "\"", s); gsub(/\\t/, "\t", s); gsub(/\\n/, "\n", s); gsub(/\\r/, "\r", s); gsub(/\001/, "\\", s)
   } else if (s ~ /^\047.*\047$/) {
     s = substr(s, 2, length(s) - 2); gsub(/\047\047/, "\047", s)
   }
@@ -269,11 +270,17 @@ function unq(s) {
 /^hostname:/ { v = $0; sub(/^hostname:/, "", v); print "H\t" unq(v); next }
 /^ssh_authorized_keys:/ { sec = "keys"; next }
 /^chpasswd:/ { sec = "chpasswd"; next }
+/^bootcmd:/ { sec = "bootcmd"; next }
+sec == "bootcmd" && /^ +- / { v = $0; sub(/^ +- /, "", v); print unq(v) > "/run/cidata.bootcmd"; next }
 sec == "keys" && /^ +- / { v = $0; sub(/^ +- /, "", v); print "K\t" unq(v); next }
 sec == "chpasswd" && /^ +(- )?name:/ { v = $0; sub(/^ +(- )?name:/, "", v); who = unq(v); next }
 sec == "chpasswd" && /^ +password:/ && who == "root" { v = $0; sub(/^ +password:/, "", v); print "P\t" unq(v); next }
 ' "$mnt/meta-data" "$mnt/user-data" > /run/cidata.parsed 2>/dev/null
 chmod 600 /run/cidata.parsed
+if [ -s /run/cidata.bootcmd ]; then
+  sh /run/cidata.bootcmd </dev/null || echo "cidata: bootcmd exited with $?"
+fi
+rm -f /run/cidata.bootcmd
 host= keys_added=0
 while IFS="$(printf '\t')" read -r tag value; do
   case $tag in

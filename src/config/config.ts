@@ -42,6 +42,11 @@ export interface LagoConfig {
    * `auto` (what the template's metadata declares; see resources/bootstrap.ts), or one method for all.
    */
   bootstrap: "auto" | "cloud-init" | "ssh" | "virt-customize";
+  /**
+   * Where a boot disk's build steps run: `auto` (in the guest at its first boot, from its cloud-init seed,
+   * when the VM gets one and every step can; see resources/first-boot.ts), or `offline` (virt-customize, into a layer).
+   */
+  build: "auto" | "offline";
   /** Where the values came from, for `lago config`. */
   sources: string[];
 }
@@ -60,6 +65,7 @@ const DEFAULTS: Record<string, Record<string, string>> = {
     allow_outside_paths: "no",
     allow_system_paths: "no",
     bootstrap: "auto",
+    build: "auto",
   },
   init: {
     template_store: "/var/lib/lago/store",
@@ -220,6 +226,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
   if (bootstrap !== "auto" && bootstrap !== "cloud-init" && bootstrap !== "ssh" && bootstrap !== "virt-customize") {
     bad("lago.bootstrap", `expected auto, cloud-init, ssh or virt-customize, got ${JSON.stringify(bootstrap)}`);
   }
+  const build = get("lago", "build");
+  if (build !== "auto" && build !== "offline") bad("lago.build", `expected auto or offline, got ${JSON.stringify(build)}`);
   const repo = get("init", "template_repo_path");
   return {
     leaseDir: path.resolve(get("lago", "lease_dir") ?? ""),
@@ -234,6 +242,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
     allowOutsidePaths: bool("lago", "allow_outside_paths"),
     allowSystemPaths: bool("lago", "allow_system_paths"),
     bootstrap: bootstrap as LagoConfig["bootstrap"],
+    build: build as LagoConfig["build"],
     sources,
   };
 }

@@ -257,6 +257,8 @@ export interface SshLogin {
   hostKey: string;
   /** -1: the key; otherwise the index in `target.passwords` of the password that worked. */
   credential: number;
+  /** What the login's probe command printed (its standard output). */
+  output?: string | undefined;
 }
 
 /** The first line of lago's first-login bootstrap script (resources/bootstrap.ts), which the fake world recognizes. */
@@ -268,8 +270,9 @@ export interface SshDriver {
   /**
    * Wait until SSH answers and a login succeeds with the key or one of `target.passwords`
    * (tried in that order on each connection), or time out. Says which credential worked.
+   * The login runs `probe` (default `true`), which must exit 0; its output is returned.
    */
-  waitLogin(target: SshTarget, timeoutMs: number, opts?: CallOptions): Promise<SshLogin>;
+  waitLogin(target: SshTarget, timeoutMs: number, opts?: CallOptions & { probe?: string }): Promise<SshLogin>;
   /** Run `command` once; `input` is written to its stdin (then closed). */
   exec(target: SshTarget, command: string, opts?: CallOptions & { timeoutMs?: number; input?: string }): Promise<{ code: number; stdout: string; stderr: string }>;
 }

@@ -315,6 +315,9 @@ export function compile(input: CompileInput): DesiredResource[] {
               template,
               steps,
               inject_user: stepOptions.some((o) => o.option === "ssh-inject" && !o.arg) ? d.sshUser : null,
+              // The boot disk of a bootstrapped VM: its steps may run in the guest at first boot (resources/first-boot.ts).
+              // Present only then, so that builds recorded before it existed read back unchanged.
+              ...(bootstrap ? { first_boot: true } : {}),
             }
           : undefined;
       const external = disk.type === "file" && disk.path !== undefined;

@@ -67,9 +67,10 @@ const q = (s: string): string => JSON.stringify(s);
  * The NoCloud seed for a VM. Deterministic: the instance-id is a digest of everything
  * in the seed, so the same bootstrap always gives the same seed and cloud-init runs
  * its per-instance steps once. Root logs in with the key (`disable_root: false`); another
- * `ssh-user` is created with the key and password-less sudo. Pure.
+ * `ssh-user` is created with the key and password-less sudo. `bootcmd`: a script the
+ * guest runs early in boot, before the key is installed (its build steps; resources/first-boot.ts). Pure.
  */
-export function cloudInitSeed(b: BootstrapSpec, publicKey: string): SeedFiles {
+export function cloudInitSeed(b: BootstrapSpec, publicKey: string, bootcmd?: string): SeedFiles {
   const key = publicKey.trim();
   const lines = ["#cloud-config", `hostname: ${q(b.hostname)}`, "preserve_hostname: false", "disable_root: false", "ssh_authorized_keys:", `  - ${q(key)}`];
   if (b.ssh_user !== "root") {
@@ -78,6 +79,7 @@ export function cloudInitSeed(b: BootstrapSpec, publicKey: string): SeedFiles {
   if (b.root_password !== null) {
     lines.push("chpasswd:", "  expire: false", "  users:", `    - name: ${q("root")}`, `      password: ${q(b.root_password)}`, `      type: ${q("text")}`);
   }
+  if (bootcmd !== undefined) lines.push("bootcmd:", `  - ${q(bootcmd)}`);
   const userData = `${lines.join("\n")}\n`;
   const id = sha256(`${b.hostname}\0${userData}`).slice(0, 16);
   const metaData = `instance-id: ${q(`lago-${id}`)}\nlocal-hostname: ${q(b.hostname)}\n`;
@@ -88,6 +90,33 @@ export function cloudInitSeed(b: BootstrapSpec, publicKey: string): SeedFiles {
 export function shellQuote(s: string): string {
   return `'${s.replaceAll("'", "'\\''")}'`;
 }
+
+/** Shell lines that find `$user`'s home and group in /etc/passwd (`$home`, `$group`), or fail. */
+export const USER_ENTRY_LINES: readonly string[] = [
+  `entry=$(awk -F: -v u="$user" '$1 == u { print $6 ":" $4; exit }' /etc/passwd)`,
+  `[ -n "$entry" ] || { echo "lago bootstrap: no user $user in /etc/passwd" >&2; exit 1; }`,
+  `home=\${entry%:*}; group=\${entry##*:}`,
+];
+
+/** Shell lines that set root's password to `$pw`: `chpasswd`, or busybox `mkpasswd` and /etc/shadow. */
+export const ROOT_PASSWORD_LINES: readonly string[] = [
+  `if command -v chpasswd >/dev/null 2>&1; then printf 'root:%s\\n' "$pw" | chpasswd`,
+  `else`,
+  `  hash=$(printf '%s\\n' "$pw" | mkpasswd -m sha512)`,
+  `  awk -F: -v OFS=: -v h="$hash" '$1 == "root" { $2 = h } { print }' /etc/shadow > /etc/shadow.lago`,
+  `  chmod 600 /etc/shadow.lago && mv /etc/shadow.lago /etc/shadow`,
+  `fi`,
+];
+
+/** Shell lines that add `$key` to `$user`'s authorized_keys (after {@link USER_ENTRY_LINES}), unless present. */
+export const AUTHORIZE_KEY_LINES: readonly string[] = [
+  `mkdir -p "$home/.ssh"`,
+  `touch "$home/.ssh/authorized_keys"`,
+  `grep -qxF "$key" "$home/.ssh/authorized_keys" || printf '%s\\n' "$key" >> "$home/.ssh/authorized_keys"`,
+  `chmod 700 "$home/.ssh"; chmod 600 "$home/.ssh/authorized_keys"`,
+  `chown -R "$user:$group" "$home/.ssh"`,
+  `command -v restorecon >/dev/null 2>&1 && restorecon -R "$home/.ssh" || true`,
+];
 
 /**
  * The script a first SSH login as root runs (POSIX sh; busybox is enough), and its
@@ -104,32 +133,13 @@ export function firstLoginScript(b: BootstrapSpec, publicKey: string): { command
     `user=${shellQuote(b.ssh_user)}`,
     `host=${shellQuote(b.hostname)}`,
     `key=${shellQuote(publicKey.trim())}`,
-    `entry=$(awk -F: -v u="$user" '$1 == u { print $6 ":" $4; exit }' /etc/passwd)`,
-    `[ -n "$entry" ] || { echo "lago bootstrap: no user $user in /etc/passwd" >&2; exit 1; }`,
-    `home=\${entry%:*}; group=\${entry##*:}`,
+    ...USER_ENTRY_LINES,
     `printf '%s\\n' "$host" > /etc/hostname`,
     `chmod 644 /etc/hostname`,
     `hostname "$host" 2>/dev/null || true`,
   ];
-  if (b.root_password !== null) {
-    script.push(
-      `IFS= read -r pw`,
-      `if command -v chpasswd >/dev/null 2>&1; then printf 'root:%s\\n' "$pw" | chpasswd`,
-      `else`,
-      `  hash=$(printf '%s\\n' "$pw" | mkpasswd -m sha512)`,
-      `  awk -F: -v OFS=: -v h="$hash" '$1 == "root" { $2 = h } { print }' /etc/shadow > /etc/shadow.lago`,
-      `  chmod 600 /etc/shadow.lago && mv /etc/shadow.lago /etc/shadow`,
-      `fi`,
-    );
-  }
-  script.push(
-    `mkdir -p "$home/.ssh"`,
-    `touch "$home/.ssh/authorized_keys"`,
-    `grep -qxF "$key" "$home/.ssh/authorized_keys" || printf '%s\\n' "$key" >> "$home/.ssh/authorized_keys"`,
-    `chmod 700 "$home/.ssh"; chmod 600 "$home/.ssh/authorized_keys"`,
-    `chown -R "$user:$group" "$home/.ssh"`,
-    `command -v restorecon >/dev/null 2>&1 && restorecon -R "$home/.ssh" || true`,
-  );
+  if (b.root_password !== null) script.push(`IFS= read -r pw`, ...ROOT_PASSWORD_LINES);
+  script.push(...AUTHORIZE_KEY_LINES);
   return { command: `${script.join("\n")}\n`, input: b.root_password === null ? undefined : `${b.root_password}\n` };
 }
 

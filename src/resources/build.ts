@@ -7,6 +7,8 @@
  * environments — reuse the layer: no libguestfs launch. Never re-run on a used layer:
  * any change is a new layer, and a new disk on it.
  */
+import { readFile, rm, stat } from "node:fs/promises";
+import path from "node:path";
 import { stringify } from "safe-stable-stringify";
 import { ProviderError } from "../errors.ts";
 import { envPaths } from "../env/context.ts";
@@ -15,7 +17,10 @@ import { sha256 } from "../util/hash.ts";
 import { LIBGUESTFS_LAUNCH, shownArgs } from "../drivers/customize-args.ts";
 import type { CustomizeArg, TemplateRef } from "../drivers/types.ts";
 import { BUILD_OPERATIONS, withResolvedHostPaths } from "../spec/build-ops.ts";
+import { writeFileAtomicAsync } from "../util/fs-atomic.ts";
+import { bootstrapMethod } from "./bootstrap.ts";
 import { dependency, obj, str } from "./common.ts";
+import { firstBootBlocker, firstBootScript, type HostFile } from "./first-boot.ts";
 import { templateRefOf } from "./template.ts";
 import type { Attrs, DesiredResource, Json, ReconcileContext, ResourceKind } from "./types.ts";
 
@@ -121,6 +126,55 @@ async function layerKey(ctx: ReconcileContext, attrs: Attrs, planned?: Attrs): P
   return { key: sha256(stringify(recipe) ?? ""), template };
 }
 
+/** The host files a first-boot build sends into the guest (upload, run, key and password files). */
+function sentFiles(attrs: Attrs): string[] {
+  return [...new Set(options(attrs).filter((o) => ["upload", "run", "ssh-inject", "root-password"].includes(o.option)).flatMap((o) => o.hostPaths))];
+}
+
+/**
+ * Where the steps run: in the guest at its first boot (resources/first-boot.ts), or offline into a layer;
+ * `why` says why not at first boot when the build could have. Reads the template's metadata and stats host files.
+ */
+async function modeOf(ctx: ReconcileContext, attrs: Attrs, template: TemplateFacts): Promise<{ firstBoot: boolean; why?: string }> {
+  if (attrs.first_boot !== true) return { firstBoot: false };
+  if (ctx.env.config.build === "offline") return { firstBoot: false, why: "[lago] build is offline" };
+  const method = bootstrapMethod(await ctx.drivers.templates.metadataOf(template.path), ctx.env.config.bootstrap);
+  if (method !== "cloud-init") return { firstBoot: false, why: `the VM is bootstrapped by ${method}, not by a cloud-init seed` };
+  let bytes = 0;
+  for (const file of sentFiles(attrs)) bytes += (await stat(file)).size;
+  const why = firstBootBlocker(options(attrs), bytes);
+  return why ? { firstBoot: false, why } : { firstBoot: true };
+}
+
+/** The first-boot script of a build: a file beside its VM's disks, named by its key. */
+function scriptPath(ctx: ReconcileContext, attrs: Attrs, key: string): string {
+  return path.join(envPaths.vmDir(ctx.env, str(attrs.vm, "vm")), `build-${str(attrs.disk, "disk")}-${key.slice(0, 12)}.sh`);
+}
+
+const exists = (file: string): Promise<boolean> => stat(file).then(
+  () => true,
+  () => false,
+);
+
+/** Write the first-boot script (host files read now: the build is frozen, as a layer is). */
+async function writeFirstBootScript(ctx: ReconcileContext, attrs: Attrs, key: string): Promise<Attrs> {
+  const files = new Map<string, HostFile>();
+  for (const file of sentFiles(attrs)) {
+    const [data, st] = await Promise.all([readFile(file), stat(file)]);
+    files.set(file, { data, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid });
+  }
+  const publicKey = typeof attrs.inject_user === "string" ? str(dependency(ctx, KEYPAIR).outputs.publicKey, "publicKey") : undefined;
+  const id = key.slice(0, 16);
+  const script = firstBootScript(id, options(attrs), { publicKey, injectUser: typeof attrs.inject_user === "string" ? attrs.inject_user : "root", files });
+  const file = scriptPath(ctx, attrs, key);
+  await writeFileAtomicAsync(file, script, 0o600);
+  return firstBootOutputs(ctx, attrs, key);
+}
+
+function firstBootOutputs(ctx: ReconcileContext, attrs: Attrs, key: string): Attrs {
+  return { mode: "first-boot", key, id: key.slice(0, 16), script: scriptPath(ctx, attrs, key), cached: false };
+}
+
 /** The VM disk that overlays the layer: its registered user. */
 function userOf(ctx: ReconcileContext, attrs: Attrs): string {
   return envPaths.disk(ctx.env, str(attrs.vm, "vm"), str(attrs.disk, "disk"), "qcow2");
@@ -134,20 +188,36 @@ export async function buildPlanNote(ctx: ReconcileContext, desired: Attrs, graph
   const planned = graph.get(str(desired.template, "template"))?.attrs;
   const found = await layerKey(ctx, desired, planned).catch(() => undefined);
   if (!found) return undefined;
+  const mode = await modeOf(ctx, desired, found.template).catch(() => undefined);
+  if (mode?.firstBoot) return "at first boot, in the guest (cloud-init seed): no libguestfs launch";
   const layer = await ctx.drivers.layers.lookup(found.key);
-  return layer ? `cached: layer ${found.key.slice(0, 12)} is in the store, no libguestfs launch` : undefined;
+  if (layer) return `cached: layer ${found.key.slice(0, 12)} is in the store, no libguestfs launch`;
+  return mode?.why ? `offline (virt-customize): ${mode.why}` : undefined;
 }
 
 export const buildKind: ResourceKind = {
   kind: "build",
+  // Every attribute but `first_boot`, which only says where a new build may run.
   replaceOn: [
     { path: "/template", reason: "the template changes: the steps run again on it, into a fresh layer" },
-    { path: "", reason: "build steps run once, into a fresh layer" },
+    ...["/vm", "/disk", "/steps", "/inject_user"].map((p) => ({ path: p, reason: "build steps run once, into a fresh layer" })),
   ],
   onDependencyDisrupted: (dep) =>
     dep.kind === "template" ? { action: "replace", reason: `its template ${dep.address} is replaced` } : dep.kind === "keypair" ? { action: "replace", reason: "the environment's key changed" } : undefined,
   planNote: buildPlanNote,
   async read(ctx, current) {
+    if (current.outputs?.mode === "first-boot") {
+      const script = str(current.outputs.script, "script");
+      if (await exists(script)) return { attrs: current.attrs, outputs: current.outputs, healthy: true };
+      return { attrs: current.attrs, outputs: current.outputs, healthy: false, reason: `its first-boot script ${script} is missing` };
+    }
+    if (current.outputs?.key === undefined) {
+      // An interrupted create of a first-boot build: done when its script is in place (it is written atomically).
+      const found = await layerKey(ctx, current.attrs);
+      if (found && (await modeOf(ctx, current.attrs, found.template)).firstBoot) {
+        return (await exists(scriptPath(ctx, current.attrs, found.key))) ? { attrs: current.attrs, outputs: firstBootOutputs(ctx, current.attrs, found.key), healthy: true } : undefined;
+      }
+    }
     let key = typeof current.outputs?.key === "string" ? current.outputs.key : undefined;
     key ??= (await layerKey(ctx, current.attrs))?.key;
     if (!key) return undefined;
@@ -162,6 +232,10 @@ export const buildKind: ResourceKind = {
   async create(ctx, desired) {
     const found = await layerKey(ctx, desired);
     if (!found) throw new ProviderError(ctx.address, `its template ${String(desired.template)} is not in the store; apply it first`);
+    if ((await modeOf(ctx, desired, found.template)).firstBoot) {
+      ctx.progress("the steps run in the guest at its first boot, from its cloud-init seed: no libguestfs launch");
+      return writeFirstBootScript(ctx, desired, found.key);
+    }
     const needsKey = typeof desired.inject_user === "string";
     const publicKeyPath = needsKey ? str(dependency(ctx, KEYPAIR).outputs.publicKeyPath, "publicKeyPath") : undefined;
     const args = buildArgs(desired, publicKeyPath);
@@ -183,12 +257,15 @@ export const buildKind: ResourceKind = {
     if (layer.cached) ctx.progress(`layer ${short} is cached in the store: no libguestfs launch`);
     return { key: layer.key, path: layer.path, format: "qcow2", cached: layer.cached };
   },
-  async update(ctx) {
-    throw new ProviderError(ctx.address, "a build cannot be updated in place; it is replaced, with its disk");
+  // Only `first_boot` changes in place (every other change replaces): where the build ran is decided once, at create.
+  async update(_ctx, _desired, prior) {
+    return prior.outputs;
   },
   async delete(ctx, prior) {
-    // The layer stays in the store for re-creates and other environments until pruned.
     const key = typeof prior.outputs?.key === "string" ? prior.outputs.key : (await layerKey(ctx, prior.attrs).catch(() => undefined))?.key;
-    if (key) await ctx.drivers.layers.release(key, userOf(ctx, prior.attrs));
+    if (!key) return;
+    await rm(scriptPath(ctx, prior.attrs, key), { force: true });
+    // The layer stays in the store for re-creates and other environments until pruned.
+    if (prior.outputs?.mode !== "first-boot") await ctx.drivers.layers.release(key, userOf(ctx, prior.attrs));
   },
 };

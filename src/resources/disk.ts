@@ -6,7 +6,8 @@
  *
  * The first disk of a VM with Lago's bootstrap also decides how the bootstrap
  * reaches the guest (resources/bootstrap.ts), from the template's metadata, and
- * records it (`bootstrap_method`) for the domain. The `virt-customize` fallback
+ * records it (`bootstrap_method`) for the domain, with the build its VM runs at
+ * first boot (`first_boot_build`), if any. The `virt-customize` fallback
  * happens here: the overlay is made and customized under a temporary name, then
  * renamed, so a disk under its final name is always bootstrapped.
  */
@@ -28,10 +29,24 @@ const external = (attrs: Attrs): boolean => typeof attrs.path === "string";
 /** Where the virt-customize bootstrap works on a new disk before it is renamed into place. */
 const bootstrapTmp = (path: string): string => `${path}.bootstrap.tmp`;
 
-/** The build layer this disk overlays, if it has build steps. */
-function buildOf(ctx: ReconcileContext, attrs: Attrs): { path: string } | undefined {
+/** This disk's build, if it has build steps: the layer it overlays, or the script its VM runs at first boot. */
+function buildOf(ctx: ReconcileContext, attrs: Attrs): { layer: string } | { firstBoot: { script: string; id: string } } | undefined {
   const dep = ctx.deps.get(diskAddress(str(attrs.vm, "vm"), str(attrs.name, "name"), "build"));
-  return dep ? { path: str(dep.outputs.path, "build layer path") } : undefined;
+  if (!dep) return undefined;
+  if (dep.outputs.mode === "first-boot") return { firstBoot: { script: str(dep.outputs.script, "first-boot script"), id: str(dep.outputs.id, "first-boot id") } };
+  return { layer: str(dep.outputs.path, "build layer path") };
+}
+
+/** The layer the disk overlays, if any. */
+function layerOf(ctx: ReconcileContext, attrs: Attrs): string | undefined {
+  const build = buildOf(ctx, attrs);
+  return build && "layer" in build ? build.layer : undefined;
+}
+
+/** What the disk tells its domain about a build that runs at first boot (null: none). */
+function firstBootOf(ctx: ReconcileContext, attrs: Attrs): Attrs | null {
+  const build = buildOf(ctx, attrs);
+  return build && "firstBoot" in build ? build.firstBoot : null;
 }
 
 /** How this disk's VM is bootstrapped: undefined without bootstrap; the template's metadata decides. */
@@ -74,7 +89,7 @@ export const diskKind: ResourceKind = {
     const outputs: Attrs = { ...(current.outputs ?? {}), path, virtual_size: info.virtualSize };
     if (typeof current.attrs.template === "string") {
       // Its base: the build layer it overlays when it has build steps, else the template itself.
-      const base = buildOf(ctx, current.attrs)?.path ?? ctx.deps.get(current.attrs.template)?.outputs.path;
+      const base = layerOf(ctx, current.attrs) ?? ctx.deps.get(current.attrs.template)?.outputs.path;
       if (!info.backingFile) return { attrs: current.attrs, outputs, healthy: false, reason: `${path} has lost its backing template` };
       if (typeof base === "string" && info.backingFile !== base) {
         return { attrs: current.attrs, outputs, healthy: false, reason: `${path} is backed by ${info.backingFile}, not by ${base}` };
@@ -84,6 +99,7 @@ export const diskKind: ResourceKind = {
         const templateImage = str(dependency(ctx, current.attrs.template).outputs.path, "template path");
         outputs.template_image = templateImage;
         outputs.bootstrap_method = (await methodOf(ctx, current.attrs, templateImage)) ?? null;
+        outputs.first_boot_build = firstBootOf(ctx, current.attrs);
       }
     }
     const attrs = { ...current.attrs };
@@ -110,10 +126,17 @@ export const diskKind: ResourceKind = {
     }
     const template = dependency(ctx, desired.template).outputs;
     const templateImage = str(template.path, "template path");
-    const layer = buildOf(ctx, desired);
-    const base = layer ? { path: layer.path, format: "qcow2" } : { path: templateImage, format: str(template.format, "template format") };
+    const layer = layerOf(ctx, desired);
+    const base = layer ? { path: layer, format: "qcow2" } : { path: templateImage, format: str(template.format, "template format") };
     const method = await methodOf(ctx, desired, templateImage);
     const boot = bootstrapSpec(desired.bootstrap);
+    const firstBoot = firstBootOf(ctx, desired);
+    if (firstBoot && method !== "cloud-init") {
+      // The build chose the first boot for a cloud-init seed that this VM no longer gets (the configuration changed between).
+      throw new ProviderError(ctx.address, `its build steps wait for the VM's cloud-init seed, but the VM is now bootstrapped by ${method ?? "nothing"}`, {
+        hint: `run: lago apply --replace ${diskAddress(str(desired.vm, "vm"), str(desired.name, "name"), "build")}`,
+      });
+    }
     if (method === "virt-customize" && boot) {
       const tmp = bootstrapTmp(path);
       const keys = dependency(ctx, KEYPAIR).outputs;
@@ -131,7 +154,7 @@ export const diskKind: ResourceKind = {
       await images.createOverlay(path, base.path, base.format, size, opts);
     }
     const info = await images.info(path, opts);
-    return { path, virtual_size: info?.virtualSize ?? size ?? 0, template_image: templateImage, bootstrap_method: method ?? null };
+    return { path, virtual_size: info?.virtualSize ?? size ?? 0, template_image: templateImage, bootstrap_method: method ?? null, first_boot_build: firstBoot };
   },
   async update(ctx, desired, prior) {
     const path = diskPath(ctx, desired);

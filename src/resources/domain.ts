@@ -5,6 +5,7 @@
  * detached without recreating it, and re-attached when the network or data
  * disk they use is replaced or restarted (the VM keeps its identity and MACs).
  */
+import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { envPaths, libvirtName, libvirtPrefix } from "../env/context.ts";
 import { ProviderError } from "../errors.ts";
@@ -12,6 +13,7 @@ import { reportedCpu } from "../drivers/cpu-report.ts";
 import type { DomainCpuDef, DomainDef, DomainDiskDef, DomainNicDef, SshTarget } from "../drivers/types.ts";
 import { KEYPAIR } from "../graph/compile.ts";
 import { BOOTSTRAP_METHODS, bootstrapSpec, cloudInitSeed, firstLoginScript, publishedRootPassword, type BootstrapMethod, type BootstrapSpec } from "./bootstrap.ts";
+import { parseStatus, statusProbe } from "./first-boot.ts";
 import { dependency, diskAddress, inventoryOf, ipIn, macForIp, macForKey, obj, parseDiskAddress, str } from "./common.ts";
 import type { Attrs, Json, ReconcileContext, RecordedResource, ResourceKind } from "./types.ts";
 import type { DomainInfo, DomainView } from "../drivers/types.ts";
@@ -76,6 +78,8 @@ interface Boot {
   spec: BootstrapSpec;
   method: BootstrapMethod;
   templateImage: string;
+  /** Build steps the guest runs at its first boot, from the seed (resources/first-boot.ts). */
+  build: { script: string; id: string } | undefined;
 }
 
 function bootOf(ctx: ReconcileContext, attrs: Attrs): Boot | undefined {
@@ -86,7 +90,9 @@ function bootOf(ctx: ReconcileContext, attrs: Attrs): Boot | undefined {
     const spec = bootstrapSpec(dep?.attrs.bootstrap);
     const method = dep?.outputs.bootstrap_method;
     if (!dep || !spec || !(BOOTSTRAP_METHODS as readonly unknown[]).includes(method)) continue;
-    return { spec, method: method as BootstrapMethod, templateImage: str(dep.outputs.template_image, "template image") };
+    const fb = dep.outputs.first_boot_build;
+    const build = fb && typeof fb === "object" && !Array.isArray(fb) ? { script: str(fb.script, "first-boot script"), id: str(fb.id, "first-boot id") } : undefined;
+    return { spec, method: method as BootstrapMethod, templateImage: str(dep.outputs.template_image, "template image"), build };
   }
   return undefined;
 }
@@ -117,7 +123,15 @@ async function writeSeed(ctx: ReconcileContext, attrs: Attrs): Promise<void> {
   const boot = bootOf(ctx, attrs);
   if (boot?.method !== "cloud-init") return;
   const publicKey = str(dependency(ctx, KEYPAIR).outputs.publicKey, "publicKey");
-  await ctx.drivers.seeds.write(seedPath(ctx, str(attrs.name, "name")), cloudInitSeed(boot.spec, publicKey), { signal: ctx.signal });
+  let bootcmd: string | undefined;
+  if (boot.build) {
+    try {
+      bootcmd = await readFile(boot.build.script, "utf8");
+    } catch (err) {
+      throw new ProviderError(ctx.address, `cannot read its first-boot build script: ${(err as Error).message}`, { cause: err, hint: "lago apply replaces a build whose script is missing" });
+    }
+  }
+  await ctx.drivers.seeds.write(seedPath(ctx, str(attrs.name, "name")), cloudInitSeed(boot.spec, publicKey, bootcmd), { signal: ctx.signal });
 }
 
 function cpuDef(attrs: Attrs): DomainCpuDef {
@@ -225,15 +239,31 @@ async function bootAndWait(ctx: ReconcileContext, attrs: Attrs, prior: Attrs | u
     await ctx.drivers.libvirt.startDomain(name, { signal: ctx.signal });
     if (!target) return outputs;
     const first = boot?.method === "ssh" && pinned === undefined ? (timeoutMs: number) => firstLogin(ctx, target, boot, timeoutMs) : undefined;
-    outputs.host_key = await waitForSsh(ctx, attrs, target, "the VM started", undefined, first);
+    // Never confirmed ready: its first-boot build, if any, must have run (the first login reads its status).
+    const probe = boot?.build && pinned === undefined ? statusProbe(boot.build.id) : undefined;
+    const ready = await waitForSsh(ctx, attrs, target, "the VM started", undefined, first, probe);
+    if (probe !== undefined) checkFirstBootBuild(ctx, ready.output ?? "");
+    outputs.host_key = ready.hostKey;
     return outputs;
   });
 }
 
+/** Fails the VM's create when its first-boot build did not run, or failed: the step and the end of its output. */
+function checkFirstBootBuild(ctx: ReconcileContext, output: string): void {
+  const status = parseStatus(output);
+  if (status.state === "ok") return;
+  const hint = "fix the step in the init file and apply again (the disk is made afresh), or run its build offline: [lago] build = offline (LAGO_BUILD)";
+  if (status.state === "missing") {
+    throw new ProviderError(ctx.address, "its build steps did not run at first boot: the guest's cloud-init ignored the seed's bootcmd", { hint });
+  }
+  throw new ProviderError(ctx.address, `its build failed at first boot, in the guest: ${status.message}${status.log ? `\n${status.log}` : ""}`, { hint });
+}
+
 /**
- * Wait until SSH answers on `target` (the host key pinned when known); resolves the host key. `after`: what
- * just happened, and `hint`: what to check (default: the serial console's log), for the error. `first`: a
- * first login to run before (the SSH bootstrap), which resolves the host key it met.
+ * Wait until SSH answers on `target` (the host key pinned when known); resolves the host key and what `probe`
+ * (a command to run at the login, instead of `true`) printed. `after`: what just happened, and `hint`: what to
+ * check (default: the serial console's log), for the error. `first`: a first login to run before (the SSH
+ * bootstrap), which resolves the host key it met.
  */
 async function waitForSsh(
   ctx: ReconcileContext,
@@ -242,13 +272,15 @@ async function waitForSsh(
   after: string,
   hint?: string,
   first?: (timeoutMs: number) => Promise<string>,
-): Promise<string> {
+  probe?: string,
+): Promise<{ hostKey: string; output?: string | undefined }> {
   const timeoutMs = ctx.env.config.bootTimeout * 1000;
   ctx.progress(`waiting for SSH on ${target.host}`);
   try {
     const firstKey = first ? await first(timeoutMs) : undefined;
     const ready = firstKey === undefined ? target : { ...target, pinnedHostKey: firstKey };
-    return await ctx.drivers.ssh.waitReady(ready, timeoutMs, { signal: ctx.signal, progress: ctx.progress });
+    if (probe === undefined) return { hostKey: await ctx.drivers.ssh.waitReady(ready, timeoutMs, { signal: ctx.signal, progress: ctx.progress }) };
+    return await ctx.drivers.ssh.waitLogin({ ...ready, passwords: undefined }, timeoutMs, { signal: ctx.signal, progress: ctx.progress, probe });
   } catch (err) {
     if (err instanceof ProviderError) throw err;
     throw new ProviderError(ctx.address, `${after} but SSH on ${target.host} did not answer: ${(err as Error).message}`, {

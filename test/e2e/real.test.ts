@@ -6,12 +6,14 @@
  * libguestfs launches it cost (counted twice: lago's events and a virt-customize
  * on PATH that logs its runs). Each bootstrap path is covered: the cloud-init seed
  * (lago-tiny), a first SSH login with the template's password (lago-tiny-ssh) and
- * the virt-customize fallback (lago-tiny-vc).
+ * the virt-customize fallback (lago-tiny-vc); so are both places a build runs: in the
+ * guest at first boot, from the seed (test 1, and a failing step in test 9), and
+ * offline into a shared layer (test 8).
  */
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
-import { mkdtempSync, readdirSync, existsSync, statSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, existsSync, statSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import ssh2 from "ssh2";
@@ -24,8 +26,6 @@ const { repo, repoHttp } = requireTestbed();
 const TEMPLATE = "template.lago-test:lago-tiny:v1";
 const launches = launchCounter();
 let env: Env;
-/** The build layer of the example's vm02 (test 1), which test 8 reuses after test 7 destroyed the environment. */
-let vm02Layer = "";
 
 async function expectPlan(e: Env, expected: Record<string, string>, file = "LagoInitFile"): Promise<void> {
   const r = await e.lago(["plan", "--json", "-f", file]);
@@ -157,7 +157,7 @@ after(async () => {
   if (env) await env.lago(["destroy", "--auto-approve"]);
 });
 
-test("1. the example: two VMs answer SSH, hostnames, build step, extra disk, names resolve; one libguestfs launch", async () => {
+test("1. the example: two VMs answer SSH, hostnames, build step run at first boot, extra disk, names resolve; no libguestfs launch", async () => {
   env.init(EXAMPLE);
   await expectPlan(env, {
     "build.vm02.root": "create",
@@ -173,23 +173,25 @@ test("1. the example: two VMs answer SSH, hostnames, build step, extra disk, nam
     "network.lago": "create",
     [TEMPLATE]: "create",
   });
-  // lago-tiny declares cloud-init: both VMs boot with a seed; vm02's build steps make a layer.
-  const out = await applyLaunching(env, { "build.vm02.root": 1 });
+  // lago-tiny declares cloud-init: both VMs boot with a seed; vm02's build steps run from it, in the guest, at first boot.
+  const out = await applyLaunching(env, {});
   assert.match(out, /downloading lago-test:lago-tiny:v1 from http:\/\/127\.0\.0\.1:\d+\/lago-tiny-v1\.qcow2\.xz/, "the http source and its .xz variant were used");
   assert.equal((await ssh(env, "vm01", "hostname")).trim(), "vm01");
   assert.equal((await ssh(env, "vm02", "hostname")).trim(), "vm02");
   assert.equal((await ssh(env, "vm02", "cat /etc/motd")).trim(), "built by lago");
   await ssh(env, "vm02", "test -f /root/built-by-lago && test -b /dev/vdb");
+  const build = env.state().resources["build.vm02.root"]?.outputs ?? {};
+  assert.equal(build.mode, "first-boot");
+  assert.equal((await ssh(env, "vm02", `cat /var/lib/lago/build/${String(build.id)}.status`)).trim(), "ok");
+  assert.match(await ssh(env, "vm02", `cat /var/lib/lago/build/${String(build.id)}.log`), /^== step 1 of 2 \(--touch \/root\/built-by-lago\)\n== step 2 of 2 \(--write \/etc\/motd:built by lago\)\n$/);
   assert.match(await ssh(env, "vm01", "ping -c1 -W5 vm02"), /1 packets received/);
   assert.match(await ssh(env, "vm02", "ping -c1 -W5 vm01.lago.local"), /1 packets received/);
-  // The disks are qcow2 overlays on the shared store: vm01's on the template, vm02's on its build layer.
+  // The disks are qcow2 overlays on the shared store's template (no build layer: vm02's build ran in the guest).
   const template = path.join(SHARED.store, "lago-test:lago-tiny:v1");
-  const layer = String(env.state().resources["build.vm02.root"]?.outputs.path);
-  vm02Layer = layer;
-  assert.match(layer, new RegExp(`^${SHARED.store}/layers/[0-9a-f]{64}\\.qcow2$`));
-  assert.deepEqual(backingChain(String(env.state().resources["disk.vm01.root"]?.outputs.path)), [String(env.state().resources["disk.vm01.root"]?.outputs.path), template]);
-  assert.deepEqual(backingChain(String(env.state().resources["disk.vm02.root"]?.outputs.path)), [String(env.state().resources["disk.vm02.root"]?.outputs.path), layer, template]);
-  assert.equal(statSync(layer).mode & 0o222, 0, "a layer is read-only (qemu's access leaves it 0440)");
+  for (const vm of ["vm01", "vm02"]) {
+    const disk = String(env.state().resources[`disk.${vm}.root`]?.outputs.path);
+    assert.deepEqual(backingChain(disk), [disk, template]);
+  }
   // The seed is a cidata CD-ROM; NICs carry no option ROM and the BIOS boots from the disk without a menu.
   assert.deepEqual(await cdroms(env, "vm01"), [`hdc ${path.join(env.dir, ".lago", "default", "vms", "vm01", "cidata.iso")}`]);
   assert.match(execFileSync("isoinfo", ["-d", "-i", path.join(env.dir, ".lago", "default", "vms", "vm01", "cidata.iso")], { encoding: "utf8" }), /Volume id: cidata/);
@@ -335,11 +337,11 @@ test("7. destroy leaves no domain, network, disk, lease or environment file; the
   assert.deepEqual(readdirSync(SHARED.leases).filter((f) => f.endsWith(".lease")), []);
   assert.deepEqual(readdirSync(path.join(env.dir, ".lago")).filter((f) => !f.startsWith("default.lock")), []);
   assert.ok(existsSync(path.join(SHARED.store, "lago-test:lago-tiny:v1")));
-  // So does the build layer, a cache for re-creates and other environments.
-  assert.equal(readdirSync(path.join(SHARED.store, "layers")).filter((f) => f.endsWith(".qcow2")).length, 1);
+  // vm02's build ran in the guest: it left no layer in the store.
+  assert.deepEqual(existsSync(path.join(SHARED.store, "layers")) ? readdirSync(path.join(SHARED.store, "layers")).filter((f) => f.endsWith(".qcow2")) : [], []);
 });
 
-test("8. two environments at once: different subnets; a first SSH login sets a root password; a cached layer costs no launch; a fresh disk < 1 MiB", async (t) => {
+test("8. two environments at once: different subnets; a first SSH login sets a root password; an offline build makes a shared read-only layer, then cached; a fresh disk < 1 MiB", async (t) => {
   const one = `domains:\n  solo:\n    memory: 256\n    vcpu: 1\n    nics:\n      - net: lago\n    disks:\n      - template_name: lago-tiny\n        name: root\n        dev: vda\nnets:\n  lago:\n    type: nat\n`;
   const a = makeEnv("a", repo);
   const b = makeEnv("b", repo);
@@ -352,29 +354,34 @@ test("8. two environments at once: different subnets; a first SSH login sets a r
       .replace("      - net: lago\n", "      - net: lago\n      - net: wire\n")
       .replace("nets:\n", "nets:\n  wire:\n    type: bridge\n"),
   );
-  // b: lago-tiny (cloud-init seed) with a root password and the same build steps as the example's vm02:
-  // its layer is in the store since test 1, so the build costs no libguestfs launch.
+  // b: lago-tiny (cloud-init seed) with a root password and the same build steps as the example's vm02, built
+  // offline ([lago] build = offline): one libguestfs launch makes the layer.
+  const offline = { LAGO_BUILD: "offline" };
   b.init(
     one
       .replace("    vcpu: 1\n", "    vcpu: 1\n    root-password: \"pw-b: it's\"\n")
       .replace("        dev: vda\n", "        dev: vda\n        build:\n          - virt-customize:\n              touch: /root/built-by-lago\n              write: /etc/motd:built by lago\n"),
   );
-  const cached = JSON.parse((await b.lago(["plan", "--json"])).stdout) as { resource_changes: { address: string; note?: string }[] };
-  assert.match(String(cached.resource_changes.find((c) => c.address === "build.solo.root")?.note), /^cached: layer [0-9a-f]{12} is in the store/);
+  const buildNote = async (e: Env): Promise<string> => {
+    const plan = JSON.parse((await e.lago(["plan", "--json"], offline)).stdout) as { resource_changes: { address: string; note?: string }[] };
+    return String(plan.resource_changes.find((c) => c.address === "build.solo.root")?.note);
+  };
+  assert.equal(await buildNote(b), "offline (virt-customize): [lago] build is offline");
   try {
     const before = launches.count();
     const applyB = async (): Promise<{ code: number | null; stdout: string; stderr: string; diskBytes: number }> => {
       // The disk alone first: right after creation it costs the host almost nothing.
-      const disk = await b.lago(["apply", "--auto-approve", "--target", "disk.solo.root"], launches.env());
+      const disk = await b.lago(["apply", "--auto-approve", "--json", "--target", "disk.solo.root"], { ...launches.env(), ...offline });
       assert.equal(disk.code, 0, disk.stderr);
       const diskBytes = statSync(String(b.state().resources["disk.solo.root"]?.outputs.path)).blocks * 512;
-      return { ...(await b.lago(["apply", "--auto-approve", "--json"], launches.env())), diskBytes };
+      const rest = await b.lago(["apply", "--auto-approve", "--json"], { ...launches.env(), ...offline });
+      return { ...rest, stdout: `${disk.stdout}${rest.stdout}`, diskBytes };
     };
     const [ra, rb] = await Promise.all([a.lago(["apply", "--auto-approve", "--json"], launches.env()), applyB()]);
     assert.equal(ra.code, 0, ra.stderr);
     assert.equal(rb.code, 0, rb.stderr);
-    assert.deepEqual({ ...reportedLaunches(ra.stdout), ...reportedLaunches(rb.stdout) }, {});
-    assert.equal(launches.count() - before, 0, "no virt-customize ran");
+    assert.deepEqual({ ...reportedLaunches(ra.stdout), ...reportedLaunches(rb.stdout) }, { "build.solo.root": 1 });
+    assert.equal(launches.count() - before, 1, "one virt-customize ran");
     t.diagnostic(`a VM disk right after creation: ${rb.diskBytes} bytes allocated on the host`);
     assert.ok(rb.diskBytes < 1024 * 1024, `a fresh disk costs ${rb.diskBytes} bytes`);
     const sa = a.state().resources["lease.lago"]?.outputs.subnet;
@@ -394,9 +401,14 @@ test("8. two environments at once: different subnets; a first SSH login sets a r
     assert.equal((await b.lago(["ssh", "solo", "hostname"])).stdout.trim(), "solo");
     assert.equal((await b.lago(["ssh", "solo", "cat /etc/motd"])).stdout.trim(), "built by lago");
     assert.equal(await passwordWorks(ipOf(b, "solo"), "pw-b: it's"), true);
-    const layer = vm02Layer;
-    assert.equal(b.state().resources["build.solo.root"]?.outputs.path, layer);
-    assert.equal(b.state().resources["build.solo.root"]?.outputs.cached, true);
+    const layer = String(b.state().resources["build.solo.root"]?.outputs.path);
+    assert.match(layer, new RegExp(`^${SHARED.store}/layers/[0-9a-f]{64}\\.qcow2$`));
+    assert.equal(statSync(layer).mode & 0o222, 0, "a layer is read-only (qemu's access leaves it 0440)");
+    assert.equal(b.state().resources["build.solo.root"]?.outputs.cached, false);
+    // Another environment with the same build finds the layer in the store: no launch.
+    const c = makeEnv("c", repo);
+    c.init(readFileSync(path.join(b.dir, "LagoInitFile"), "utf8"));
+    assert.match(await buildNote(c), /^cached: layer [0-9a-f]{12} is in the store, no libguestfs launch$/);
     const diskB = String(b.state().resources["disk.solo.root"]?.outputs.path);
     assert.deepEqual(backingChain(diskB), [diskB, layer, path.join(SHARED.store, "lago-test:lago-tiny:v1")]);
     const users = JSON.parse(execFileSync("cat", [layer.replace(/\.qcow2$/, ".users")], { encoding: "utf8" })) as { users: Record<string, string> };
@@ -404,6 +416,29 @@ test("8. two environments at once: different subnets; a first SSH login sets a r
     assert.equal(readdirSync(path.join(SHARED.store, "layers")).filter((f) => f.endsWith(".qcow2")).length, 1, "one layer for both");
   } finally {
     await Promise.all([a.lago(["destroy", "--auto-approve"]), b.lago(["destroy", "--auto-approve"])]);
+  }
+});
+
+test("9. a build step that fails at first boot fails the apply: the step, its exit status and its output; fixing the step replaces the disk", async () => {
+  const f = makeEnv("fail", repo);
+  const spec = (command: string): string =>
+    `domains:\n  solo:\n    memory: 256\n    vcpu: 1\n    nics: [{net: lago}]\n    disks:\n      - template_name: lago-tiny\n        name: root\n        dev: vda\n        build:\n          - virt-customize:\n              touch: /root/before\n              run-command: ${JSON.stringify(command)}\nnets:\n  lago:\n    type: nat\n`;
+  f.init(spec("echo boom >&2; exit 3"));
+  try {
+    const r = await f.lago(["apply", "--auto-approve"], launches.env());
+    assert.equal(r.code, 1, r.stdout);
+    assert.match(
+      r.stderr,
+      /domain\.solo: its build failed at first boot, in the guest: step 2 of 2 \(--run-command echo boom >&2; exit 3\) exited with 3\n== step 1 of 2 \(--touch \/root\/before\)\n== step 2 of 2 \(--run-command echo boom >&2; exit 3\)\nboom/,
+    );
+    assert.match(r.stderr, /\[lago\] build = offline/);
+    // The user fixes the step: the build, its disk and the VM are made again; the new build runs at first boot.
+    f.init(spec("echo fixed > /root/after"));
+    await expectPlan(f, { "build.solo.root": "replace", "disk.solo.root": "replace", "domain.solo": "replace" });
+    await applyLaunching(f, {});
+    assert.equal((await f.lago(["ssh", "solo", "cat /root/after"])).stdout.trim(), "fixed");
+  } finally {
+    await f.lago(["destroy", "--auto-approve"]);
   }
 });
 

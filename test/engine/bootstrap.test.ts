@@ -10,14 +10,14 @@ import { makeSandbox, actions } from "../helpers/sandbox.ts";
 import { BASE, VM03, edit } from "./fixtures.ts";
 import { reportedLaunches as launches } from "../helpers/launches.ts";
 
-test("cloud-init: a seed per VM on a CD-ROM, no libguestfs but the build layer; the seed goes with its VM", async () => {
+test("cloud-init: a seed per VM on a CD-ROM, the boot disk's build runs from it at first boot: no libguestfs launch; the seed goes with its VM", async () => {
   const sb = makeSandbox();
   try {
     sb.init(BASE.replace("    memory: 512\n    nics:\n      - net: lago\n    disks:", "    memory: 512\n    root-password: hunter2\n    nics:\n      - net: lago\n    disks:"));
     const env = { LAGO_BOOTSTRAP: "cloud-init" };
     const r = await sb.lago(["apply", "--auto-approve", "--json"], { env });
     assert.equal(r.code, 0, r.stderr);
-    assert.deepEqual(launches(r.stdout), { "build.vm02.root": 1 });
+    assert.deepEqual(launches(r.stdout), {});
     const w = sb.world();
     const seeds = Object.keys(w.seeds ?? {}).map((p) => path.relative(sb.work, p)).sort();
     assert.deepEqual(seeds, [".lago/default/vms/vm01/cidata.iso", ".lago/default/vms/vm02/cidata.iso"]);
@@ -34,7 +34,10 @@ test("cloud-init: a seed per VM on a CD-ROM, no libguestfs but the build layer; 
         ["hdc", "cdrom", "ide"],
       ],
     );
-    assert.equal(w.customized.length, 1, "only the build layer");
+    assert.equal(w.customized.length, 0, "no libguestfs: the build runs in the guest");
+    const vm02Seed = Object.entries(w.seeds ?? {}).find(([p]) => p.includes("/vm02/"))?.[1];
+    assert.match(String(vm02Seed?.userData), /\nbootcmd:\n  - "# lago first-boot build [0-9a-f]{16}: 1 step\(s\), once\\n[\s\S]*\\ntouch -- '\/root\/built'\\n/);
+    assert.doesNotMatch(String(vm01Seed?.userData), /bootcmd/);
     for (const [address, r] of Object.entries(sb.state().resources)) assert.doesNotMatch(JSON.stringify(r.outputs), /hunter2/, `${address} outputs`);
     // A change of bootstrap (the root password) is a fresh disk and VM.
     sb.init(BASE.replace("    memory: 512\n    nics:\n      - net: lago\n    disks:", "    memory: 512\n    root-password: other\n    nics:\n      - net: lago\n    disks:"));
@@ -91,7 +94,7 @@ test("ssh forced on a template that publishes no password fails clearly, naming 
 test("identical builds share one layer: one launch for the first VM, none for the next, none for a re-create; plan says cached", async () => {
   const sb = makeSandbox();
   try {
-    const env = { LAGO_BOOTSTRAP: "cloud-init" };
+    const env = { LAGO_BOOTSTRAP: "cloud-init", LAGO_BUILD: "offline" };
     const built = VM03.replace("        dev: vda\n", "        dev: vda\n        build:\n          - virt-customize:\n              touch: /root/built\n");
     sb.init(BASE);
     const first = await sb.lago(["apply", "--auto-approve", "--json"], { env });

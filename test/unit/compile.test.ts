@@ -76,6 +76,7 @@ test("a small spec compiles to exactly these resources", () => {
     disk: "root",
     template: "template.lago-ci:el8-base:v1",
     inject_user: null,
+    first_boot: true,
     steps: [
       {
         builder: "virt-customize",

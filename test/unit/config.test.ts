@@ -33,6 +33,7 @@ const DEFAULT_CONFIG: LagoConfig = {
   allowOutsidePaths: false,
   allowSystemPaths: false,
   bootstrap: "auto",
+  build: "auto",
   sources: ["defaults"],
 };
 
@@ -143,6 +144,12 @@ test("bootstrap: auto by default, one method for all VMs when set, anything else
   assert.equal(loadConfig({ LAGO_BOOTSTRAP: "ssh" }, {}, []).bootstrap, "ssh");
   assert.equal(loadConfig({}, { "lago.bootstrap": "cloud-init" }, []).bootstrap, "cloud-init");
   assert.throws(() => loadConfig({ LAGO_BOOTSTRAP: "sysprep" }, {}, []), /configuration lago\.bootstrap \(set by the environment \(LAGO_… variables\)\): expected auto, cloud-init, ssh or virt-customize, got "sysprep"/);
+});
+
+test("build: auto by default, offline when set, anything else refused", () => {
+  assert.equal(loadConfig({}, {}, []).build, "auto");
+  assert.equal(loadConfig({ LAGO_BUILD: "offline" }, {}, []).build, "offline");
+  assert.throws(() => loadConfig({ LAGO_BUILD: "first-boot" }, {}, []), /configuration lago\.build \(set by the environment \(LAGO_… variables\)\): expected auto or offline, got "first-boot"/);
 });
 
 test("paths are made absolute and lease_range is parsed", () => {

@@ -174,9 +174,11 @@ test("waitLogin tries the key, then each password, and says which one logged in;
   const server = await startServer(t, key.publicKey, 0, "s3cret: pw");
   const ssh = new Ssh2Client();
   const target: SshTarget = { host: "127.0.0.1", port: server.port, user: "root", privateKeyPath: key.privateKeyPath, pinnedHostKey: undefined };
-  assert.deepEqual(await ssh.waitLogin({ ...target, passwords: ["s3cret: pw"] }, 10_000), { hostKey: server.hostKey, credential: -1 });
+  assert.deepEqual(await ssh.waitLogin({ ...target, passwords: ["s3cret: pw"] }, 10_000), { hostKey: server.hostKey, credential: -1, output: "" });
   const byPassword = { ...target, privateKeyPath: stranger.privateKeyPath, passwords: ["wrong", "s3cret: pw"] };
-  assert.deepEqual(await ssh.waitLogin(byPassword, 10_000), { hostKey: server.hostKey, credential: 1 });
+  assert.deepEqual(await ssh.waitLogin(byPassword, 10_000), { hostKey: server.hostKey, credential: 1, output: "" });
+  // A probe instead of `true`: its output comes back with the login.
+  assert.deepEqual(await ssh.waitLogin(target, 10_000, { probe: "printf 'ok\\n'" }), { hostKey: server.hostKey, credential: -1, output: "ok\n" });
   assert.deepEqual(await ssh.exec(byPassword, "read -r line; printf '<%s>' \"$line\"", { input: "from stdin\n" }), { code: 0, stdout: "<from stdin>", stderr: "" });
   // No password in any message: a failed login names the method, not the secret.
   await assert.rejects(ssh.waitLogin({ ...byPassword, passwords: ["nope-secret"] }, 2_000), (err: unknown) => {

@@ -611,12 +611,23 @@ class FakeSsh implements SshDriver {
    * The key logs in once the guest was bootstrapped (a seed attached at boot, a disk
    * customized with the key, or a first login done); before that, the first password does.
    */
-  waitLogin(target: SshTarget, _timeoutMs: number, opts?: CallOptions): Promise<SshLogin> {
+  waitLogin(target: SshTarget, _timeoutMs: number, opts?: CallOptions & { probe?: string }): Promise<SshLogin> {
     return this.w.call("sshWaitLogin", target.host, opts, (d) => {
       const { name, hostKey } = this.reach(d, target);
-      if (d.firstLogins?.[name]?.length || !target.passwords?.length) return { hostKey, credential: -1 };
-      return { hostKey, credential: 0 };
+      const output = opts?.probe === undefined ? undefined : this.firstBootStatus(d, name, opts.probe);
+      if (d.firstLogins?.[name]?.length || !target.passwords?.length) return { hostKey, credential: -1, output };
+      return { hostKey, credential: 0, output };
     });
+  }
+
+  /**
+   * What a first-boot build's status probe prints: `ok` when the seed the domain booted with carries that
+   * build's script (the fake guest runs it, and every step succeeds), else `missing`.
+   */
+  private firstBootStatus(d: WorldData, name: string, probe: string): string {
+    const id = /\/([0-9a-f]+)\.status/.exec(probe)?.[1];
+    const seeds = (d.domains[name]?.live?.disks ?? d.domains[name]?.def.disks ?? []).map((disk) => d.seeds?.[disk.path]);
+    return id !== undefined && seeds.some((seed) => seed?.userData.includes(`lago first-boot build ${id}`)) ? "ok\n" : "missing\n";
   }
 
   exec(target: SshTarget, command: string, opts?: CallOptions & { input?: string }): Promise<{ code: number; stdout: string; stderr: string }> {

@@ -249,12 +249,13 @@ export class Ssh2Client implements SshDriver {
 
   /**
    * Connect until a login with the key or one of the target's passwords succeeds and
-   * `true` runs, or `timeoutMs` passes. While the port is closed, TCP connects are
+   * the probe (`true` unless given) exits 0, or `timeoutMs` passes. While the port is closed, TCP connects are
    * retried every 200 ms and the connected socket goes straight to the SSH client.
    * A pinned host key that does not match fails at once; the timeout error names the
    * last connection error (never a password). Side-effect free on the server.
    */
-  async waitLogin(target: SshTarget, timeoutMs: number, opts: CallOptions = {}): Promise<SshLogin> {
+  async waitLogin(target: SshTarget, timeoutMs: number, opts: CallOptions & { probe?: string } = {}): Promise<SshLogin> {
+    const command = opts.probe ?? "true";
     const privateKey = await readKey(target);
     const started = Date.now();
     const deadline = started + timeoutMs;
@@ -271,9 +272,9 @@ export class Ssh2Client implements SshDriver {
         const sock = await openPort(target, Math.min(remaining, PORT_ATTEMPT_MS), opts.signal);
         pause = LOGIN_RETRY_MS;
         conn = await connect(target, privateKey, Math.max(1_000, Math.min(deadline - Date.now(), CONNECT_TIMEOUT_MS)), opts.signal, sock);
-        const probe = await execOn(conn, target, "true", Math.max(1_000, Math.min(deadline - Date.now(), CONNECT_TIMEOUT_MS)), opts.signal);
-        if (probe.code === 0) return { hostKey: conn.hostKey, credential: conn.credential };
-        lastError = new Error(`the probe command \`true\` exited with ${probe.code}${probe.stderr ? `: ${probe.stderr.trim()}` : ""}`);
+        const probe = await execOn(conn, target, command, Math.max(1_000, Math.min(deadline - Date.now(), CONNECT_TIMEOUT_MS)), opts.signal);
+        if (probe.code === 0) return { hostKey: conn.hostKey, credential: conn.credential, output: probe.stdout };
+        lastError = new Error(`the probe command \`${command}\` exited with ${probe.code}${probe.stderr ? `: ${probe.stderr.trim()}` : ""}`);
       } catch (err) {
         if (err instanceof HostKeyMismatchError) throw err;
         if (err instanceof LagoError && err.code === "CANCELLED") throw err;
