@@ -29,7 +29,7 @@ export function diffAttrs(before: Attrs, after: Attrs, kind?: Pick<ResourceKind,
       after: op.op === "remove" ? undefined : valueAt(after, op.path),
       forcesReplacement: false,
     };
-    const rule = kind?.replaceOn.find((r) => underPrefix(op.path, r.path));
+    const rule = kind?.replaceOn.find((r) => underPrefix(op.path, r.path) && (!r.when || r.when(change)));
     if (rule) {
       change.forcesReplacement = true;
       change.reason = rule.reason;

@@ -197,10 +197,12 @@ export async function buildPlanNote(ctx: ReconcileContext, desired: Attrs, graph
 
 export const buildKind: ResourceKind = {
   kind: "build",
-  // Every attribute but `first_boot`, which only says where a new build may run.
+  // `first_boot` says where a new build may run: gaining it changes nothing (an offline build stays), losing it
+  // replaces the build (the steps can no longer wait for a seed; an offline layer is found again in the store).
   replaceOn: [
     { path: "/template", reason: "the template changes: the steps run again on it, into a fresh layer" },
     ...["/vm", "/disk", "/steps", "/inject_user"].map((p) => ({ path: p, reason: "build steps run once, into a fresh layer" })),
+    { path: "/first_boot", reason: "its VM no longer gets a cloud-init seed: the steps run offline", when: (c) => c.after === undefined },
   ],
   onDependencyDisrupted: (dep) =>
     dep.kind === "template" ? { action: "replace", reason: `its template ${dep.address} is replaced` } : dep.kind === "keypair" ? { action: "replace", reason: "the environment's key changed" } : undefined,
@@ -257,7 +259,7 @@ export const buildKind: ResourceKind = {
     if (layer.cached) ctx.progress(`layer ${short} is cached in the store: no libguestfs launch`);
     return { key: layer.key, path: layer.path, format: "qcow2", cached: layer.cached };
   },
-  // Only `first_boot` changes in place (every other change replaces): where the build ran is decided once, at create.
+  // Only gaining `first_boot` changes in place (every other change replaces): where the build ran is decided at create.
   async update(_ctx, _desired, prior) {
     return prior.outputs;
   },

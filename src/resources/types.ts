@@ -93,6 +93,8 @@ export interface ReplacementRule {
   /** JSON pointer prefix of an attribute: a change at or below it forces replacement. */
   path: string;
   reason: string;
+  /** Only the changes this accepts force it (default: every change). Pure. */
+  when?: (change: { before: Json | undefined; after: Json | undefined }) => boolean;
 }
 
 /** How a dependency is disrupted: replaced (deleted, then created again), or restarted in place. */

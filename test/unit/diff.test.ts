@@ -57,6 +57,18 @@ test("domain: memory, vcpu and cpu require a restart; name forces replacement wi
   ]);
 });
 
+test("a replaceOn rule with `when` forces replacement only for the changes it accepts", () => {
+  const kind = { replaceOn: [{ path: "/flag", reason: "lost", when: (c: { after: unknown }) => c.after === undefined }] };
+  assert.deepEqual(
+    diffAttrs({ a: 1 }, { a: 1, flag: true }, kind).map((c) => [c.path, c.forcesReplacement]),
+    [["/flag", false]],
+  );
+  assert.deepEqual(
+    diffAttrs({ a: 1, flag: true }, { a: 1 }, kind).map((c) => [c.path, c.forcesReplacement, c.reason]),
+    [["/flag", true, "lost"]],
+  );
+});
+
 test("replaceOn prefixes match whole path segments only", () => {
   const domain = kindOf("domain");
   // `/name` must not match `/names` (a hypothetical sibling attribute).
