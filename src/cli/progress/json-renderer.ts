@@ -7,6 +7,7 @@ import type { EngineEvent } from "../../engine/events.ts";
 import { ConfigError, type LagoError } from "../../errors.ts";
 import { planToJson } from "../../plan/json.ts";
 import { hintFor, type HintContext } from "../../error-hints.ts";
+import { batchedWriter } from "./batched-writer.ts";
 import { parseTransfer } from "./progress-message.ts";
 import type { ProgressRenderer } from "./renderer.ts";
 
@@ -26,8 +27,9 @@ function snakeKeys(event: Record<string, unknown>): Record<string, unknown> {
 }
 
 export function jsonRenderer(out: NodeJS.WritableStream, hints: HintContext): ProgressRenderer {
+  const o = batchedWriter(out);
   const write = (event: Record<string, unknown>): void => {
-    out.write(`${JSON.stringify({ time: new Date().toISOString(), ...snakeKeys(event) })}\n`);
+    o.write(`${JSON.stringify({ time: new Date().toISOString(), ...snakeKeys(event) })}\n`);
   };
   const emit = (e: EngineEvent): void => {
     switch (e.type) {
@@ -50,6 +52,7 @@ export function jsonRenderer(out: NodeJS.WritableStream, hints: HintContext): Pr
     },
     interrupted(signal) {
       write({ type: "interrupted", signal });
+      o.flush();
     },
     failure() {
       // Each failure was already streamed as its `failed` event.
@@ -65,7 +68,10 @@ export function jsonRenderer(out: NodeJS.WritableStream, hints: HintContext): Pr
         steps: { done: s.done, failed: s.failed, skipped: s.skipped },
         planned: s.plan.summary,
       });
+      o.flush();
     },
-    close() {},
+    close() {
+      o.flush();
+    },
   };
 }

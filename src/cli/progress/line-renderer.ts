@@ -4,6 +4,7 @@ import type { Style } from "../../plan/render.ts";
 import { renderPlan } from "../../plan/render.ts";
 import { hasChanges } from "../../plan/plan.ts";
 import { formatDuration } from "../output.ts";
+import { batchedWriter } from "./batched-writer.ts";
 import { withBar } from "./progress-message.ts";
 import { verb, interruptedMessage, type ProgressRenderer, type RunSummary } from "./renderer.ts";
 import type { LagoError } from "../../errors.ts";
@@ -34,8 +35,9 @@ export function summaryText(s: RunSummary, st: Style): { out?: string; err?: str
 export function lineRenderer(out: NodeJS.WritableStream, err: NodeJS.WritableStream, st: Style): ProgressRenderer {
   const lastProgress = new Map<string, number>();
   const running = new Set<string>();
+  const o = batchedWriter(out);
   const line = (text: string): void => {
-    out.write(`${st.dim(clock())} ${text}\n`);
+    o.write(`${st.dim(clock())} ${text}\n`);
   };
   const emit = (e: EngineEvent): void => {
     switch (e.type) {
@@ -71,23 +73,28 @@ export function lineRenderer(out: NodeJS.WritableStream, err: NodeJS.WritableStr
   return {
     emit,
     plan(plan, recovered) {
-      for (const r of recovered) out.write(`${st.yellow(`An interrupted apply was found: ${r}`)}\n`);
-      out.write(`${renderPlan(plan, st)}${hasChanges(plan) ? "\n" : ""}`);
+      for (const r of recovered) o.write(`${st.yellow(`An interrupted apply was found: ${r}`)}\n`);
+      o.write(`${renderPlan(plan, st)}${hasChanges(plan) ? "\n" : ""}`);
+      o.flush();
     },
     interrupted(signal) {
+      o.flush();
       err.write(`\n${st.yellow(interruptedMessage(signal, running.size))}\n`);
     },
     failure(address: string, error: LagoError, hint: string | undefined, cancelled: boolean) {
+      o.flush();
       const message = error.message.startsWith(`${address}:`) ? error.message : `${address}: ${error.message}`;
       err.write(`\n${cancelled ? st.yellow("Cancelled:") : st.red("Error:")} ${message}\n`);
       if (hint) err.write(`${st.dim(`hint: ${hint}`)}\n`);
     },
     summary(s) {
       const text = summaryText(s, st);
-      if (text.out) out.write(`${text.out}\n`);
+      if (text.out) o.write(`${text.out}\n`);
+      o.flush();
       if (text.err) err.write(`\n${text.err}\n`);
     },
     close() {
+      o.flush();
       running.clear();
     },
   };
