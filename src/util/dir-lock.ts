@@ -427,10 +427,17 @@ function takeOver(lockPath: string, id: string, staleMs: number, stillIt: () => 
   return false;
 }
 
-/** Remove `.new`/`.gone` leftovers of processes killed mid-protocol. Best effort. */
+/** Directories this process has swept: once each (a store holds thousands of entries, and takes thousands of locks). */
+const swept = new Set<string>();
+
+/**
+ * Remove the `.new`/`.gone` leftovers of processes killed mid-protocol, for every lock in the lock's
+ * directory (lock paths end in `.lock` or `.lockdir`), once per directory and process. Best effort.
+ */
 function sweep(lockPath: string): void {
   const dir = path.dirname(lockPath);
-  const base = `${path.basename(lockPath)}.`;
+  if (swept.has(dir)) return;
+  swept.add(dir);
   let names: string[];
   try {
     names = readdirSync(dir);
@@ -439,8 +446,7 @@ function sweep(lockPath: string): void {
   }
   const me = whoAmI();
   for (const name of names) {
-    if (!name.startsWith(base)) continue;
-    const m = /^(\d+)\.(-?\d+)\.[0-9a-f]+\.(new|gone)$/.exec(name.slice(base.length));
+    const m = /\.lock(?:dir)?\.(\d+)\.(-?\d+)\.[0-9a-f]+\.(new|gone)$/.exec(name);
     if (!m) continue;
     const pid = Number(m[1]);
     const start = Number(m[2]);
