@@ -20,7 +20,7 @@ export function underPrefix(path: string, prefix: string): boolean {
 }
 
 /** Every changed path between `before` and `after`, sorted by path. */
-export function diffAttrs(before: Attrs, after: Attrs, kind?: Pick<ResourceKind, "replaceOn" | "restartOn">): AttrChange[] {
+export function diffAttrs(before: Attrs, after: Attrs, kind?: Pick<ResourceKind, "replaceOn" | "restartOn" | "restartWhen">): AttrChange[] {
   const ops = jsonpatch.compare(before, after);
   const changes: AttrChange[] = ops.map((op) => {
     const change: AttrChange = {
@@ -34,7 +34,7 @@ export function diffAttrs(before: Attrs, after: Attrs, kind?: Pick<ResourceKind,
       change.forcesReplacement = true;
       change.reason = rule.reason;
     }
-    if (kind?.restartOn?.some((p) => underPrefix(op.path, p))) change.requiresRestart = true;
+    if (kind?.restartOn?.some((p) => underPrefix(op.path, p)) || kind?.restartWhen?.(change, before, after)) change.requiresRestart = true;
     return change;
   });
   return changes.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));

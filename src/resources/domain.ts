@@ -314,7 +314,16 @@ function pendingRestart(info: DomainInfo): string[] {
   if (live.memoryMiB !== info.config.memoryMiB) pending.push("memory");
   if (live.vcpu !== info.config.vcpu) pending.push("vcpu");
   if (!sameCpu(live.cpu, info.config.cpu)) pending.push("cpu");
+  if (diskSet(live.disks) !== diskSet(info.config.disks)) pending.push("disks");
   return pending;
+}
+
+/** A domain's disks by device and source, for comparing the running instance with its definition. */
+function diskSet(disks: DomainView["disks"]): string {
+  return disks
+    .map((d) => `${d.dev}=${d.path ?? ""}:${d.device}`)
+    .sort()
+    .join(",");
 }
 
 /**
@@ -403,9 +412,11 @@ async function pluggedNics(ctx: ReconcileContext, name: string, recorded: NicPla
 
 /**
  * Detach what goes and attach what comes, NICs by MAC and disks by device; a changed one is detached, then
- * attached. Resolves the MACs of the NICs it attached.
+ * attached. Resolves the MACs of the NICs it attached, and whether an IDE disk changed: QEMU cannot plug IDE
+ * devices into a running VM, so those change in the definition only (written next) and wait for a restart;
+ * so does the seed CD-ROM when a user's IDE disk takes or frees its slot.
  */
-async function converge(ctx: ReconcileContext, name: string, prior: Attrs, desired: Attrs): Promise<Set<string>> {
+async function converge(ctx: ReconcileContext, name: string, prior: Attrs, desired: Attrs): Promise<{ attached: Set<string>; cold: boolean }> {
   const lv = ctx.drivers.libvirt;
   const opts = { signal: ctx.signal };
   const nicSig = (n: NicPlan): string => `${n.def.mac.toLowerCase()}|${n.def.network}|${n.def.mtu ?? ""}`;
@@ -426,9 +437,18 @@ async function converge(ctx: ReconcileContext, name: string, prior: Attrs, desir
   const wantDisks = diskDefs(ctx, desired);
   const wantDiskSigs = new Set(wantDisks.map(diskSig));
   const priorDiskSigs = new Set(priorDisks.map(diskSig));
-  for (const d of priorDisks) if (!wantDiskSigs.has(diskSig(d))) await lv.detachDisk(name, d.dev, opts);
-  for (const d of wantDisks) if (!priorDiskSigs.has(diskSig(d))) await lv.attachDisk(name, d, opts);
-  return attached;
+  let cold = false;
+  for (const d of priorDisks) {
+    if (wantDiskSigs.has(diskSig(d))) continue;
+    if (d.bus === "ide") cold = true;
+    else await lv.detachDisk(name, d.dev, opts);
+  }
+  for (const d of wantDisks) {
+    if (priorDiskSigs.has(diskSig(d))) continue;
+    if (d.bus === "ide") cold = true;
+    else await lv.attachDisk(name, d, opts);
+  }
+  return { attached, cold };
 }
 
 export const domainKind: ResourceKind = {
@@ -438,6 +458,16 @@ export const domainKind: ResourceKind = {
     { path: "/domain_type", reason: "the libvirt domain type changes" },
   ],
   restartOn: RESTART_PATHS,
+  // IDE disks cannot be plugged into a running VM, and the disk that carries Lago's bootstrap decides whether
+  // (and in which IDE slot) the VM has a seed CD-ROM: their changes wait for a restart.
+  restartWhen: (change, before, after) => {
+    const name = /^\/disks\/([^/]+)/.exec(change.path)?.[1];
+    if (name === undefined) return false;
+    return [before, after].some((a) => {
+      const d = obj(obj(a.disks)[name.replaceAll("~1", "/").replaceAll("~0", "~")]);
+      return d.bus === "ide" || (d.boot === true && d.kind === "template");
+    });
+  },
   onDependencyDisrupted: (dep, self) => {
     if (dep.kind === "disk") {
       const disk = obj(obj(self.disks)[parseDiskAddress(dep.address).disk]);
@@ -482,7 +512,13 @@ export const domainKind: ResourceKind = {
   },
   async create(ctx, desired) {
     await writeSeed(ctx, desired);
-    await ctx.drivers.libvirt.defineDomain(definition(ctx, desired), { signal: ctx.signal });
+    try {
+      await ctx.drivers.libvirt.defineDomain(definition(ctx, desired), { signal: ctx.signal });
+    } catch (err) {
+      // Nothing names the seed yet: it goes, so that a VM never defined leaves no file behind.
+      await ctx.drivers.seeds.remove(seedPath(ctx, str(desired.name, "name")), { signal: ctx.signal }).catch(() => undefined);
+      throw err;
+    }
     if (desired.running === false) {
       // Stopped on purpose (`lago stop`): defined, started by `lago start`.
       return { libvirt_name: libvirtName(ctx.env, str(desired.name, "name")), ip: null, host_key: null, pendingRestart: [], [STOPPED_ON_PURPOSE]: true };
@@ -493,12 +529,20 @@ export const domainKind: ResourceKind = {
     const lv = ctx.drivers.libvirt;
     const opts = { signal: ctx.signal };
     const name = libvirtName(ctx.env, str(desired.name, "name"));
-    const attached = await converge(ctx, name, prior.attrs, desired);
+    const { attached, cold } = await converge(ctx, name, prior.attrs, desired);
     // Everything else lives in the persistent definition (with the seed it names, whose bootstrap may have changed).
+    const def = definition(ctx, desired);
+    const seedFile = seedPath(ctx, str(desired.name, "name"));
+    const seedNow = def.disks.find((d) => d.path === seedFile)?.dev ?? null;
+    const seedWas = (await inventoryOf(ctx)).domains.get(name)?.config.disks.find((d) => d.path === seedFile)?.dev ?? null;
     await writeSeed(ctx, desired);
-    await lv.defineDomain(definition(ctx, desired), opts);
+    await lv.defineDomain(def, opts);
+    // A VM that no longer gets a seed (its boot disk changed) lets its file go; a running one keeps it open until it restarts.
+    if (seedNow === null) await ctx.drivers.seeds.remove(seedFile, opts);
     const pending = new Set(Array.isArray(prior.outputs.pendingRestart) ? prior.outputs.pendingRestart.map(String) : []);
     for (const p of RESTART_PATHS) if (changes.some((c) => c.path === p || c.path.startsWith(`${p}/`))) pending.add(p.slice(1));
+    // IDE devices (user disks on hdX, the seed CD-ROM) change in the definition only: they wait for a restart.
+    if (cold || seedNow !== seedWas) pending.add("disks");
     const priorHostKey = typeof prior.outputs.host_key === "string" ? prior.outputs.host_key : null;
     // A running VM whose management net gained addresses (a bridge became a NAT net) never answered SSH there.
     const gainsAddress = prior.attrs.running === true && priorHostKey === null && managementIp(desired, nicDefs(ctx, desired)) !== undefined;
@@ -528,8 +572,11 @@ export const domainKind: ResourceKind = {
     }
     return { ...prior.outputs, libvirt_name: name, ip, host_key: priorHostKey, pendingRestart: prior.attrs.running === true ? [...pending].sort() : [] };
   },
+  // The seed first: a delete that fails after it leaves the domain, which the next apply deletes again (and
+  // a domain kept after all gets its seed back before its next definition); the other way round, a seed
+  // whose domain is gone would be forgotten.
   async delete(ctx, prior) {
-    await ctx.drivers.libvirt.deleteDomain(libvirtName(ctx.env, str(prior.attrs.name, "name")), { signal: ctx.signal });
     await ctx.drivers.seeds.remove(seedPath(ctx, str(prior.attrs.name, "name")), { signal: ctx.signal });
+    await ctx.drivers.libvirt.deleteDomain(libvirtName(ctx.env, str(prior.attrs.name, "name")), { signal: ctx.signal });
   },
 };

@@ -130,6 +130,8 @@ export interface ResourceKind {
   replaceOn: ReplacementRule[];
   /** Attribute paths (prefixes) whose in-place update takes effect only after a VM restart. */
   restartOn?: string[];
+  /** Other changes that take effect only after a restart, judged with the whole attributes. Pure. */
+  restartWhen?: (change: { path: string; before: Json | undefined; after: Json | undefined }, before: Attrs, after: Attrs) => boolean;
   /**
    * Attribute changes applied in place that interrupt the resources depending
    * on this one (a network restarted for a new MTU): they react as to a

@@ -139,7 +139,11 @@ const VM03 = `  vm03:
 nets:`;
 const VM03_VC = VM03.replace("template_name: lago-tiny\n", "template_name: lago-tiny-vc\n").replace("    vcpu: 1\n", "    vcpu: 1\n    root-password: pw-vc\n");
 const WITH_VM03 = EXAMPLE.replace("\nnets:", `\n${VM03_VC}`);
-const STEP3 = WITH_VM03.replace("  vm01:\n    memory: 256\n    vcpu: 1\n    nics:\n      - net: lago\n", "  vm01:\n    memory: 384\n    vcpu: 1\n    nics:\n      - net: lago\n      - net: backend\n").replace("        size: 64M\n", "        size: 128M\n");
+// vm01 also gets an IDE disk on hdc, the slot its seed CD-ROM has: QEMU cannot plug IDE devices into a running
+// VM, so the disk (and the seed, moving to hdd) wait for the restart.
+const STEP3 = WITH_VM03.replace("  vm01:\n    memory: 256\n    vcpu: 1\n    nics:\n      - net: lago\n", "  vm01:\n    memory: 384\n    vcpu: 1\n    nics:\n      - net: lago\n      - net: backend\n")
+  .replace("        size: 64M\n", "        size: 128M\n")
+  .replace("        format: qcow2\n  vm02:", "        format: qcow2\n      - name: scratch\n        type: empty\n        size: 16M\n        dev: hdc\n        format: qcow2\n  vm02:");
 
 // A data net's MTU and a data disk's format change under running VMs (issue 6's explicit scenarios).
 const STEP3B = STEP3.replace("  backend:\n    type: nat\n    management: false", "  backend:\n    type: nat\n    management: false\n    mtu: 1400").replace(
@@ -217,11 +221,12 @@ test("2. adding a VM: only its resources and the DHCP/DNS entries; the others ke
   assert.match(await ssh(env, "vm03", "ping -c1 -W5 vm01"), /1 packets received/);
 });
 
-test("3. more memory and a NIC: updated in place, restart required, --restart applies it; a disk grows live", async () => {
+test("3. more memory, a NIC and an IDE disk: updated in place, restart required, --restart applies it; a disk grows live", async () => {
   const vm02 = await domId(env, "vm02");
+  assert.notEqual(STEP3.indexOf("name: scratch"), -1);
   env.init(STEP3);
   const plan = JSON.parse((await env.lago(["plan", "--json"])).stdout);
-  assert.deepEqual(planActions(JSON.stringify(plan)), { "disk.vm02.data": "update", "domain.vm01": "update", "network.backend": "update" });
+  assert.deepEqual(planActions(JSON.stringify(plan)), { "disk.vm01.scratch": "create", "disk.vm02.data": "update", "domain.vm01": "update", "network.backend": "update" });
   const change = plan.resource_changes.find((c: { address: string }) => c.address === "domain.vm01");
   assert.equal(change.requires_restart, true);
   await apply(env);
@@ -229,8 +234,14 @@ test("3. more memory and a NIC: updated in place, restart required, --restart ap
   assert.match((await virsh("dominfo", libvirtName(env, "vm01"))).stdout, /Used memory:\s+262144 KiB/, "the running VM keeps its memory until restarted");
   const pending = await env.lago(["plan"]);
   assert.match(pending.stdout, /Waiting for a restart to take effect: domain\.vm01/);
+  // The running VM keeps its seed on hdc until the restart; its definition has the disk there and the seed on hdd.
+  const seed = path.join(env.dir, ".lago", "default", "vms", "vm01", "cidata.iso");
+  assert.deepEqual(await cdroms(env, "vm01"), [`hdc ${seed}`]);
+  assert.match((await virsh("dumpxml", "--inactive", libvirtName(env, "vm01"))).stdout, /<target dev='hdd' bus='ide'\/>/);
   const r = await env.lago(["apply", "--auto-approve", "--restart"]);
   assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(await cdroms(env, "vm01"), [`hdd ${seed}`]);
+  assert.equal((await ssh(env, "vm01", "cat /sys/block/sda/size")).trim(), String((16 * 1024 * 1024) / 512), "the guest sees the IDE disk after the restart");
   assert.match((await virsh("dominfo", libvirtName(env, "vm01"))).stdout, /Used memory:\s+393216 KiB/);
   assert.match(await ssh(env, "vm01", "ip -o -4 addr show"), /eth1\s+inet 192\.168\.\d+\.\d+\/24/);
   assert.equal(await domId(env, "vm02"), vm02, "vm02 kept running");

@@ -158,11 +158,13 @@ export class InProcessEnv {
   /** A command without a driver call or an event for this long hangs. */
   hangMs = 10_000;
 
-  constructor(root = scratchRoot(), options: { templates?: readonly string[]; leaseRange?: string } = {}) {
+  /** `cloudInit`: templates whose metadata declares a cloud-init bootstrap (`other`: its handle is `other-v1.img`). */
+  constructor(root = scratchRoot(), options: { templates?: readonly string[]; leaseRange?: string; cloudInit?: readonly string[] } = {}) {
     this.root = root;
     this.work = path.join(root, "work");
     mkdirSync(this.work, { recursive: true });
     const repo = makeTestRepo(path.join(root, "repo"), options.templates);
+    for (const name of options.cloudInit ?? []) writeFileSync(path.join(root, "repo", `${name}-v1.img.metadata`), JSON.stringify({ distro: "fake", bootstrap: "cloud-init" }));
     const config = loadConfig({}, {
       "init.template_repo_path": repo,
       "init.template_store": path.join(root, "store"),

@@ -194,13 +194,17 @@ export function checkWorld(input: OracleInput): string[] {
           .sort((a, b) => (a.dev < b.dev ? -1 : 1)),
       );
     if (diskSet(def.disks) !== diskSet(wantDisks)) fail(`${where}: disks ${diskSet(def.disks)}, want ${diskSet(wantDisks)}`);
-    if (dom.live && diskSet(dom.live.disks) !== diskSet(def.disks)) fail(`${where}: live disks ${diskSet(dom.live.disks)} differ from the definition's`);
-    if (def.disks[0] && wantDisks[0] && def.disks[0].dev !== wantDisks[0].dev) fail(`${where}: boots from ${def.disks[0].dev}, want ${wantDisks[0].dev}`);
     // Pending restarts: the running instance differs from the definition exactly where the plan says so.
+    // IDE disks (the seed CD-ROM among them) cannot be plugged into a running VM: they wait for a restart.
     const pending = pendingOf(dom);
+    if (dom.live && !pending.includes("disks") && diskSet(dom.live.disks) !== diskSet(def.disks)) fail(`${where}: live disks ${diskSet(dom.live.disks)} differ from the definition's`);
+    if (dom.live && pending.includes("disks") && diskSet(dom.live.disks.filter((k) => k.bus !== "ide")) !== diskSet(def.disks.filter((k) => k.bus !== "ide"))) {
+      fail(`${where}: live disks other than IDE ${diskSet(dom.live.disks)} differ from the definition's`);
+    }
+    if (def.disks[0] && wantDisks[0] && def.disks[0].dev !== wantDisks[0].dev) fail(`${where}: boots from ${def.disks[0].dev}, want ${wantDisks[0].dev}`);
     const listed = input.pendingRestarts.includes(`domain.${d.name}`);
     if (pending.length > 0 !== listed) fail(`${where}: live config differs in [${pending.join(", ")}] but the plan ${listed ? "lists" : "does not list"} it as waiting for a restart`);
-    for (const k of d.disks) checkImage(fail, world, env, input.prior, d, k);
+    for (const k of d.disks) checkImage(fail, world, env, input.prior, state, d, k);
   }
 
   // ------------------------------------------------------------ networks
@@ -276,13 +280,16 @@ function diskFile(env: EnvContext, d: DomainSpec, k: DomainSpec["disks"][number]
   return envPaths.disk(env, d.name, k.name, k.type === "template" ? "qcow2" : k.format);
 }
 
-function pendingOf(dom: FakeDomain): string[] {
+/** What the running instance waits for a restart to take (as lago reads it from libvirt). */
+export function pendingOf(dom: FakeDomain): string[] {
   const live = dom.live;
   if (!dom.running || !live) return [];
   const out: string[] = [];
   if (live.memoryMiB !== dom.def.memoryMiB) out.push("memory");
   if (live.vcpu !== dom.def.vcpu) out.push("vcpu");
   if (show(cpuReport(live)) !== show(cpuReport(dom.def))) out.push("cpu");
+  const disks = (l: typeof live.disks): string => show(l.map((k) => `${k.dev}=${k.path}:${k.device}`).sort());
+  if (disks(live.disks) !== disks(dom.def.disks)) out.push("disks");
   return out;
 }
 
@@ -308,7 +315,7 @@ function backingChain(world: WorldData, file: string): string[] {
   return chain;
 }
 
-function checkImage(fail: (m: string) => void, world: WorldData, env: EnvContext, prior: State, d: DomainSpec, k: DomainSpec["disks"][number]): void {
+function checkImage(fail: (m: string) => void, world: WorldData, env: EnvContext, prior: State, state: State, d: DomainSpec, k: DomainSpec["disks"][number]): void {
   const file = diskFile(env, d, k);
   const where = `disk ${d.name}.${k.name} (${file})`;
   if (k.type === "file" && k.path) {
@@ -337,7 +344,15 @@ function checkImage(fail: (m: string) => void, world: WorldData, env: EnvContext
     // Build steps: the disk overlays a layer of the store, itself an overlay on the template, registering the disk as its user.
     const layers = path.join(env.config.templateStore, "layers");
     const layer = chain[0];
-    if (k.build.length > 0) {
+    const build = state.resources.get(`build.${d.name}.${k.name}`);
+    if (k.build.length > 0 && build?.outputs.mode === "first-boot") {
+      // Run by the guest at its first boot: no layer; the VM's seed carries the script, so the VM must get one.
+      if (layer !== base) fail(`${where}: its build runs at first boot, but it overlays ${show(layer)}, not its template ${base}`);
+      const seed = world.seeds?.[path.join(envPaths.vmDir(env, d.name), "cidata.iso")];
+      if (!seed?.userData.includes(`lago first-boot build ${String(build.outputs.id)}`)) fail(`${where}: its build runs at first boot, but the VM's seed does not carry it`);
+      if (d.disks[0] !== k || !d.bootstrap) fail(`${where}: its build runs at first boot, on a disk that gets no seed`);
+      if (!existsSync(String(build.outputs.script))) fail(`${where}: its first-boot script ${String(build.outputs.script)} is missing`);
+    } else if (k.build.length > 0) {
       if (!layer || path.dirname(layer) !== layers || !/^[0-9a-f]{64}\.qcow2$/.test(path.basename(layer))) fail(`${where}: has build steps but overlays ${show(layer)}, not a layer of ${layers}`);
       else {
         if (chain[1] !== base) fail(`${where}: its layer ${layer} overlays ${show(chain[1])}, not its template ${base}`);

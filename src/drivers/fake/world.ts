@@ -366,6 +366,7 @@ class FakeLibvirt implements LibvirtDriver {
     return this.w.call("attachDisk", `${domain} ${disk.dev}`, opts, (d) => {
       this.w.touch(domain);
       const dom = d.domains[domain] ?? missing("domain", domain);
+      if (dom.running && disk.bus === "ide") throw new CommandError(["fake", "attach-device", domain], 1, "Operation not supported: disk bus 'ide' cannot be hotplugged.");
       if (!d.images[disk.path] && !existsSync(disk.path)) throw new CommandError(["fake", "attach-disk"], 1, `Cannot access storage file '${disk.path}'`);
       if (!dom.def.disks.some((x) => x.dev === disk.dev)) dom.def = { ...dom.def, disks: [...dom.def.disks, disk] };
       if (dom.live && !dom.live.disks.some((x) => x.dev === disk.dev)) dom.live = { ...dom.live, disks: [...dom.live.disks, disk] };
@@ -376,6 +377,7 @@ class FakeLibvirt implements LibvirtDriver {
     return this.w.call("detachDisk", `${domain} ${dev}`, opts, (d) => {
       this.w.touch(domain);
       const dom = d.domains[domain] ?? missing("domain", domain);
+      if (dom.running && dom.live?.disks.some((x) => x.dev === dev && x.bus === "ide")) throw new CommandError(["fake", "detach-disk", domain, dev], 1, "Operation not supported: disk bus 'ide' cannot be hotplugged.");
       dom.def = { ...dom.def, disks: dom.def.disks.filter((x) => x.dev !== dev) };
       if (dom.live) dom.live = { ...dom.live, disks: dom.live.disks.filter((x) => x.dev !== dev) };
     });
