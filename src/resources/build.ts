@@ -6,6 +6,11 @@
  * the environment's key, that key. Identical builds — other VMs, re-creates, other
  * environments — reuse the layer: no libguestfs launch. Never re-run on a used layer:
  * any change is a new layer, and a new disk on it.
+ *
+ * Or, for the boot disk of a VM that gets a cloud-init seed when every step can run in
+ * the guest, no layer at all: the steps become a script (resources/first-boot.ts), frozen
+ * in a file beside the VM's disks at create, that the seed carries and the guest runs at
+ * its first boot. Which of the two is decided at create and recorded (`mode`).
  */
 import { readFile, rm, stat } from "node:fs/promises";
 import path from "node:path";
