@@ -6,15 +6,16 @@
 # Everything comes from Debian packages already on the machine (kernel, busybox-static,
 # dropbear-bin, openssh-sftp-server, extlinux); no network, no loop devices (libguestfs does the disk work).
 # Outputs in OUTDIR (see scripts/README.md):
-#   lago-tiny-v1.qcow2{,.hash,.metadata,.xz}      the good template; its metadata declares
+#   lago-tiny-v2.qcow2{,.hash,.metadata,.xz}      the good template; its metadata declares
 #                                                 bootstrap by cloud-init seed (then SSH password)
-#   lago-tiny-ssh-v1.qcow2{,.hash,.metadata,.xz}  same image; metadata publishes only the root
+#   lago-tiny-ssh-v2.qcow2{,.hash,.metadata,.xz}  same image; metadata publishes only the root
 #                                                 password (lago bootstraps over a first SSH login)
-#   lago-tiny-vc-v1.qcow2{,.hash,.metadata,.xz}   same image; metadata declares neither (lago falls
+#   lago-tiny-vc-v2.qcow2{,.hash,.metadata,.xz}   same image; metadata declares neither (lago falls
 #                                                 back to virt-customize)
-#   lago-tiny-badhash-v1.qcow2{,.hash,.metadata}  same image, WRONG sha1 in .hash
-#   lago-tiny-backed-v1.qcow2{,.hash,.metadata}   a qcow2 whose header names a backing file
-#   repo.metadata        Lago repository, file source rooted at OUTDIR
+#   lago-tiny-badhash-v2.qcow2{,.hash,.metadata}  same image, WRONG sha1 in .hash
+#   lago-tiny-backed-v2.qcow2{,.hash,.metadata}   a qcow2 whose header names a backing file
+#   repo.metadata        Lago repository, file source rooted at OUTDIR (version v2: its cidata datasource runs
+#                        bootcmd, for lago's first-boot builds; a store's v1 predates that)
 #   repo-http.metadata.in  same, http source with baseurl @BASEURL@
 #   .stamp               sha256 of this script; when it matches, a rerun exits at once
 set -Eeuo pipefail
@@ -475,7 +476,7 @@ log "kernel $KVER, ${#MODPATHS[@]} modules, root tree $(du -sh "$ROOT" | cut -f1
 # extlinux's 440-byte boot code goes into the MBR of the raw file (no loop device needed)
 dd if="$MBR" of="$RAW" bs=440 count=1 conv=notrunc status=none || die "writing the MBR failed"
 
-IMG=lago-tiny-v1.qcow2
+IMG=lago-tiny-v2.qcow2
 qemu-img convert -f raw -O qcow2 "$RAW" "$WORK/$IMG" || die "qemu-img convert failed"
 rm -f -- "$RAW" "$ROOT_TAR"
 
@@ -495,8 +496,8 @@ json_metadata cloud-init,ssh "$ROOT_PASSWORD" > "$WORK/$IMG.metadata"
 xz -T0 -1 -c "$WORK/$IMG" > "$WORK/$IMG.xz" || die "xz failed"
 
 # Same image, other metadata: the bootstrap paths lago chooses from a template's metadata.
-SSH_IMG=lago-tiny-ssh-v1.qcow2
-VC_IMG=lago-tiny-vc-v1.qcow2
+SSH_IMG=lago-tiny-ssh-v2.qcow2
+VC_IMG=lago-tiny-vc-v2.qcow2
 for v in "$SSH_IMG" "$VC_IMG"; do
   ln "$WORK/$IMG" "$WORK/$v"
   ln "$WORK/$IMG.xz" "$WORK/$v.xz"
@@ -505,14 +506,14 @@ done
 json_metadata "" "$ROOT_PASSWORD" > "$WORK/$SSH_IMG.metadata"
 json_metadata > "$WORK/$VC_IMG.metadata"
 
-BAD=lago-tiny-badhash-v1.qcow2
+BAD=lago-tiny-badhash-v2.qcow2
 ln "$WORK/$IMG" "$WORK/$BAD"
 ln "$WORK/$IMG.xz" "$WORK/$BAD.xz"
 printf '%s' "$(printf 'not the image' | sha1sum | cut -d' ' -f1)" > "$WORK/$BAD.hash"
 [[ $(<"$WORK/$BAD.hash") != "$SHA" ]] || die "bad hash equals the good one"
 json_metadata > "$WORK/$BAD.metadata"
 
-BACKED=lago-tiny-backed-v1.qcow2
+BACKED=lago-tiny-backed-v2.qcow2
 [[ -r /etc/hostname ]] || die "/etc/hostname is needed as the backing file name"
 qemu-img create -q -f qcow2 -b /etc/hostname -F raw "$WORK/$BACKED" 16M \
   || die "qemu-img create (backed) failed"
@@ -525,16 +526,16 @@ import json, sys
 root, ts, out_file, out_http = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
 def repo(source):
     def tmpl(handle):
-        return {"versions": {"v1": {"source": "local", "handle": handle, "timestamp": ts}}}
+        return {"versions": {"v2": {"source": "local", "handle": handle, "timestamp": ts}}}
     return {
         "name": "lago-test",
         "sources": {"local": source},
         "templates": {
-            "lago-tiny": tmpl("lago-tiny-v1.qcow2"),
-            "lago-tiny-ssh": tmpl("lago-tiny-ssh-v1.qcow2"),
-            "lago-tiny-vc": tmpl("lago-tiny-vc-v1.qcow2"),
-            "lago-tiny-badhash": tmpl("lago-tiny-badhash-v1.qcow2"),
-            "lago-tiny-backed": tmpl("lago-tiny-backed-v1.qcow2"),
+            "lago-tiny": tmpl("lago-tiny-v2.qcow2"),
+            "lago-tiny-ssh": tmpl("lago-tiny-ssh-v2.qcow2"),
+            "lago-tiny-vc": tmpl("lago-tiny-vc-v2.qcow2"),
+            "lago-tiny-badhash": tmpl("lago-tiny-badhash-v2.qcow2"),
+            "lago-tiny-backed": tmpl("lago-tiny-backed-v2.qcow2"),
         },
     }
 with open(out_file, "w") as f:
