@@ -131,11 +131,6 @@ async function layerKey(ctx: ReconcileContext, attrs: Attrs, planned?: Attrs): P
   return { key: sha256(stringify(recipe) ?? ""), template };
 }
 
-/** The host files a first-boot build sends into the guest (upload, run, key and password files). */
-function sentFiles(attrs: Attrs): string[] {
-  return [...new Set(options(attrs).filter((o) => ["upload", "run", "ssh-inject", "root-password"].includes(o.option)).flatMap((o) => o.hostPaths))];
-}
-
 /**
  * Where the steps run: in the guest at its first boot (resources/first-boot.ts), or offline into a layer;
  * `why` says why not at first boot when the build could have. Reads the template's metadata and stats host files.
@@ -146,7 +141,7 @@ async function modeOf(ctx: ReconcileContext, attrs: Attrs, template: TemplateFac
   const method = bootstrapMethod(await ctx.drivers.templates.metadataOf(template.path), ctx.env.config.bootstrap);
   if (method !== "cloud-init") return { firstBoot: false, why: `the VM is bootstrapped by ${method}, not by a cloud-init seed` };
   let bytes = 0;
-  for (const file of sentFiles(attrs)) bytes += (await stat(file)).size;
+  for (const file of buildInputs(attrs)) bytes += (await stat(file)).size;
   const why = firstBootBlocker(options(attrs), bytes);
   return why ? { firstBoot: false, why } : { firstBoot: true };
 }
@@ -164,7 +159,8 @@ const exists = (file: string): Promise<boolean> => stat(file).then(
 /** Write the first-boot script (host files read now: the build is frozen, as a layer is). */
 async function writeFirstBootScript(ctx: ReconcileContext, attrs: Attrs, key: string): Promise<Attrs> {
   const files = new Map<string, HostFile>();
-  for (const file of sentFiles(attrs)) {
+  // The host files the steps read are the ones they send into the guest (upload, run, key and password files).
+  for (const file of buildInputs(attrs)) {
     const [data, st] = await Promise.all([readFile(file), stat(file)]);
     files.set(file, { data, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid });
   }

@@ -90,8 +90,8 @@ function bootOf(ctx: ReconcileContext, attrs: Attrs): Boot | undefined {
     const spec = bootstrapSpec(dep?.attrs.bootstrap);
     const method = dep?.outputs.bootstrap_method;
     if (!dep || !spec || !(BOOTSTRAP_METHODS as readonly unknown[]).includes(method)) continue;
-    const fb = dep.outputs.first_boot_build;
-    const build = fb && typeof fb === "object" && !Array.isArray(fb) ? { script: str(fb.script, "first-boot script"), id: str(fb.id, "first-boot id") } : undefined;
+    const fb = obj(dep.outputs.first_boot_build);
+    const build = typeof fb.script === "string" ? { script: fb.script, id: str(fb.id, "first-boot id") } : undefined;
     return { spec, method: method as BootstrapMethod, templateImage: str(dep.outputs.template_image, "template image"), build };
   }
   return undefined;
@@ -318,8 +318,8 @@ function pendingRestart(info: DomainInfo): string[] {
   return pending;
 }
 
-/** A domain's disks by device and source, for comparing the running instance with its definition. */
-function diskSet(disks: DomainView["disks"]): string {
+/** A domain's disks by device and source, for comparing the running instance with a definition. */
+function diskSet(disks: readonly { dev: string; path: string | undefined; device: string }[]): string {
   return disks
     .map((d) => `${d.dev}=${d.path ?? ""}:${d.device}`)
     .sort()
@@ -412,11 +412,10 @@ async function pluggedNics(ctx: ReconcileContext, name: string, recorded: NicPla
 
 /**
  * Detach what goes and attach what comes, NICs by MAC and disks by device; a changed one is detached, then
- * attached. Resolves the MACs of the NICs it attached, and whether an IDE disk changed: QEMU cannot plug IDE
- * devices into a running VM, so those change in the definition only (written next) and wait for a restart;
- * so does the seed CD-ROM when a user's IDE disk takes or frees its slot.
+ * attached. Resolves the MACs of the NICs it attached. IDE disks are left alone: QEMU cannot plug them into a
+ * running VM, so they change in the definition only (written next) and wait for a restart.
  */
-async function converge(ctx: ReconcileContext, name: string, prior: Attrs, desired: Attrs): Promise<{ attached: Set<string>; cold: boolean }> {
+async function converge(ctx: ReconcileContext, name: string, prior: Attrs, desired: Attrs): Promise<Set<string>> {
   const lv = ctx.drivers.libvirt;
   const opts = { signal: ctx.signal };
   const nicSig = (n: NicPlan): string => `${n.def.mac.toLowerCase()}|${n.def.network}|${n.def.mtu ?? ""}`;
@@ -437,18 +436,9 @@ async function converge(ctx: ReconcileContext, name: string, prior: Attrs, desir
   const wantDisks = diskDefs(ctx, desired);
   const wantDiskSigs = new Set(wantDisks.map(diskSig));
   const priorDiskSigs = new Set(priorDisks.map(diskSig));
-  let cold = false;
-  for (const d of priorDisks) {
-    if (wantDiskSigs.has(diskSig(d))) continue;
-    if (d.bus === "ide") cold = true;
-    else await lv.detachDisk(name, d.dev, opts);
-  }
-  for (const d of wantDisks) {
-    if (priorDiskSigs.has(diskSig(d))) continue;
-    if (d.bus === "ide") cold = true;
-    else await lv.attachDisk(name, d, opts);
-  }
-  return { attached, cold };
+  for (const d of priorDisks) if (d.bus !== "ide" && !wantDiskSigs.has(diskSig(d))) await lv.detachDisk(name, d.dev, opts);
+  for (const d of wantDisks) if (d.bus !== "ide" && !priorDiskSigs.has(diskSig(d))) await lv.attachDisk(name, d, opts);
+  return attached;
 }
 
 export const domainKind: ResourceKind = {
@@ -529,20 +519,21 @@ export const domainKind: ResourceKind = {
     const lv = ctx.drivers.libvirt;
     const opts = { signal: ctx.signal };
     const name = libvirtName(ctx.env, str(desired.name, "name"));
-    const { attached, cold } = await converge(ctx, name, prior.attrs, desired);
+    const attached = await converge(ctx, name, prior.attrs, desired);
     // Everything else lives in the persistent definition (with the seed it names, whose bootstrap may have changed).
     const def = definition(ctx, desired);
     const seedFile = seedPath(ctx, str(desired.name, "name"));
-    const seedNow = def.disks.find((d) => d.path === seedFile)?.dev ?? null;
-    const seedWas = (await inventoryOf(ctx)).domains.get(name)?.config.disks.find((d) => d.path === seedFile)?.dev ?? null;
     await writeSeed(ctx, desired);
     await lv.defineDomain(def, opts);
     // A VM that no longer gets a seed (its boot disk changed) lets its file go; a running one keeps it open until it restarts.
-    if (seedNow === null) await ctx.drivers.seeds.remove(seedFile, opts);
+    if (!def.disks.some((d) => d.path === seedFile)) await ctx.drivers.seeds.remove(seedFile, opts);
     const pending = new Set(Array.isArray(prior.outputs.pendingRestart) ? prior.outputs.pendingRestart.map(String) : []);
     for (const p of RESTART_PATHS) if (changes.some((c) => c.path === p || c.path.startsWith(`${p}/`))) pending.add(p.slice(1));
-    // IDE devices (user disks on hdX, the seed CD-ROM) change in the definition only: they wait for a restart.
-    if (cold || seedNow !== seedWas) pending.add("disks");
+    // IDE devices (user disks on hdX, the seed CD-ROM) change in the definition only: the running instance's
+    // (which nothing here plugs or unplugs) differ from the new definition's until a restart.
+    const live = (await inventoryOf(ctx)).domains.get(name)?.live;
+    const ide = (disks: readonly { dev: string; path: string | undefined; device: string; bus: string | undefined }[]): string => diskSet(disks.filter((d) => d.bus === "ide"));
+    if (live && ide(live.disks) !== ide(def.disks)) pending.add("disks");
     const priorHostKey = typeof prior.outputs.host_key === "string" ? prior.outputs.host_key : null;
     // A running VM whose management net gained addresses (a bridge became a NAT net) never answered SSH there.
     const gainsAddress = prior.attrs.running === true && priorHostKey === null && managementIp(desired, nicDefs(ctx, desired)) !== undefined;

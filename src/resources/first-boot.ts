@@ -185,7 +185,7 @@ function shown(o: FirstBootOption): string {
 }
 
 /** Where the guest keeps a build's status and log. */
-export const GUEST_BUILD_DIR = "/var/lib/lago/build";
+const GUEST_BUILD_DIR = "/var/lib/lago/build";
 
 /**
  * The script, run once by the guest at its first boot (POSIX sh, busybox is enough).

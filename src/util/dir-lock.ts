@@ -456,8 +456,9 @@ function sweep(lockPath: string): void {
 }
 
 /**
- * Acquire the lock at `lockPath` (a path beside the thing it protects; its
- * parent directory must exist). Waits while a live process holds it, up to
+ * Acquire the lock at `lockPath` (a path beside the thing it protects, named
+ * `….lock` or `….lockdir`, which is how a holder tells a killed contender's
+ * leftovers in that directory; its parent directory must exist). Waits while a live process holds it, up to
  * `timeoutMs`, then throws {@link LockBusyError} naming the holder; a dead
  * holder's lock is taken over at once. Safe against any number of concurrent
  * contenders and against SIGKILL at any point (see the module comment).
