@@ -136,8 +136,6 @@ export async function applyPlan(p: ApplyParams): Promise<ApplyOutcome> {
     const kind = kindOf(change.kind);
     const recorded = state.resources.get(address);
     const want = desired.get(address);
-    const started = Date.now();
-    engine.emit({ type: "start", address, action });
     let dependsOn: string[];
     let attrs: Attrs;
     if (action === "delete") {
@@ -153,7 +151,21 @@ export async function applyPlan(p: ApplyParams): Promise<ApplyOutcome> {
     // An update or a release may still need what the resource depended on before (to detach it).
     const visible = action === "update" || action === "release" ? [...new Set([...dependsOn, ...(recorded?.dependsOn ?? [])])] : dependsOn;
     const ctx = reconcileContext(engine, state, address, visible, { restart: p.restart && change.restart, idle });
-    await writer.intent(address, change.kind, action, attrs, dependsOn);
+    // Waiting for the intent to be durable holds no slot: every ready step journals its intent at once,
+    // and one fsync covers them all (group commit), instead of one fsync per `parallelism` steps.
+    await idle(() => writer.intent(address, change.kind, action, attrs, dependsOn));
+    if (engine.signal.aborted) {
+      // Interrupted while waiting for a slot: the call never started.
+      writer.outcome(address, action, false, undefined);
+      status.set(s.id, "skipped");
+      outcome.ok = false;
+      outcome.interrupted = true;
+      outcome.skipped.push({ address, action, reason: "interrupted" });
+      engine.emit({ type: "skipped", address, action, reason: "interrupted" });
+      return;
+    }
+    const started = Date.now();
+    engine.emit({ type: "start", address, action });
     try {
       if (action === "delete") {
         await kind.delete(ctx, { attrs, outputs: recorded?.outputs });
@@ -268,7 +280,8 @@ export async function applyPlan(p: ApplyParams): Promise<ApplyOutcome> {
           holding = false;
           running -= 1;
           idling += 1;
-          pump();
+          // Not pump() itself: a pump starting many steps that each go idle at once would recurse once per step.
+          queueMicrotask(pump);
           try {
             return await fn();
           } finally {

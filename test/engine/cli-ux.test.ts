@@ -338,8 +338,12 @@ test("Ctrl-C with steps still waiting: they are not started and say why; --json 
     // Not started because of the interruption, or because what they need was not created.
     assert.ok(skipped.every((e) => e.reason === "interrupted" || /\bnot creat/.test(String(e.reason))), JSON.stringify(skipped));
     assert.deepEqual(events.at(-1), { ...events.at(-1), type: "summary", ok: false, exit_code: 130, interrupted: "SIGINT" });
-    const again = await sb.lago(["apply", "--auto-approve"]);
+    // Steps journal their intent before they wait for a slot; those never started closed it: the next run has
+    // no open intent to resolve from reality.
+    const again = await sb.lago(["apply", "--auto-approve", "--json"]);
     assert.equal(again.code, 0, again.stderr);
+    const plan = again.stdout.split("\n").map((l) => JSON.parse(l || "{}") as { type?: string; recovered?: unknown[] }).find((e) => e.type === "plan");
+    assert.deepEqual(plan?.recovered, []);
     await converged(sb);
   } finally {
     sb.cleanup();

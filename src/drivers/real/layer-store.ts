@@ -124,13 +124,13 @@ export class FsLayerStore implements LayerStoreDriver {
   async ensure(req: LayerRequest, opts: CallOptions = {}): Promise<StoredLayer & { cached: boolean }> {
     const p = this.paths(req.key);
     return withEntryLock(this.entryLock(req.key, p), opts, async (isCompromised) => {
-      await updateUsers(p.users, req.user, true);
+      await updateUsers(p.users, [{ user: req.user, add: true }]);
       const stored = await this.lookup(req.key);
       if (stored) return { ...stored, cached: true };
       try {
         return await this.build(req, p, isCompromised, opts);
       } catch (err) {
-        await updateUsers(p.users, req.user, false).catch(() => undefined);
+        await updateUsers(p.users, [{ user: req.user, add: false }]).catch(() => undefined);
         throw err;
       }
     });
@@ -181,7 +181,7 @@ export class FsLayerStore implements LayerStoreDriver {
     const p = this.paths(key);
     if ((await readText(p.users)) === undefined) return;
     await withEntryLock(this.entryLock(key, p), {}, async () => {
-      await updateUsers(p.users, user, false);
+      await updateUsers(p.users, [{ user, add: false }]);
     });
   }
 

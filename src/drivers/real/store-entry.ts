@@ -37,16 +37,81 @@ export function userNames(text: string | undefined): string[] {
   return Object.keys(usersOf(text).users).sort();
 }
 
-/** Add or remove `user` in the `.users` file `file` (rewritten atomically, users sorted, `last_access` now). */
-export async function updateUsers(file: string, user: string, add: boolean): Promise<void> {
+/** One registration change: `user` added to or removed from an entry's `.users`. */
+export interface UserChange {
+  user: string;
+  add: boolean;
+}
+
+/**
+ * Apply `changes` in order to the `.users` file `file`: one read, one atomic rewrite (users sorted,
+ * `last_access` now). Nothing is written when only absent users are removed from an existing file.
+ */
+export async function updateUsers(file: string, changes: readonly UserChange[]): Promise<void> {
   const text = await readText(file);
   const { doc, users } = usersOf(text);
-  if (add) users[user] = users[user] ?? "";
-  else if (Object.hasOwn(users, user)) delete users[user];
-  else if (text !== undefined) return;
+  let changed = text === undefined;
+  for (const { user, add } of changes) {
+    if (add) {
+      changed = true;
+      users[user] = users[user] ?? "";
+    } else if (Object.hasOwn(users, user)) {
+      changed = true;
+      delete users[user];
+    }
+  }
+  if (!changed) return;
   const sorted: Record<string, unknown> = {};
   for (const u of Object.keys(users).sort()) sorted[u] = users[u];
   await writeFileAtomicAsync(file, `${JSON.stringify({ ...doc, users: sorted, last_access: Math.floor(Date.now() / 1000) }, null, 4)}\n`);
+}
+
+/**
+ * Requests for one store entry made concurrently in this process, served in batches: a request
+ * arriving while a batch for its key runs joins the next one, which takes every request queued
+ * meanwhile. So n concurrent registrations of one entry take its lock and rewrite its `.users`
+ * a few times instead of n times (each rewrite reads the whole registry: O(n²) otherwise).
+ * Requests with different cancellation signals never share a batch: one caller's cancel
+ * must not fail another's request.
+ */
+export class EntryBatches<T, R> {
+  private readonly queues = new Map<string, { next: { item: T; resolve: (r: R) => void; reject: (e: unknown) => void }[]; running: boolean }>();
+  private readonly signalIds = new WeakMap<AbortSignal, number>();
+  private signals = 0;
+
+  constructor(private readonly run: (items: T[]) => Promise<R>) {}
+
+  submit(key: string, signal: AbortSignal | undefined, item: T): Promise<R> {
+    let id = 0;
+    if (signal) {
+      id = this.signalIds.get(signal) ?? ++this.signals;
+      this.signalIds.set(signal, id);
+    }
+    const qkey = `${key}\0${id}`;
+    let q = this.queues.get(qkey);
+    if (!q) {
+      q = { next: [], running: false };
+      this.queues.set(qkey, q);
+    }
+    const promise = new Promise<R>((resolve, reject) => q.next.push({ item, resolve, reject }));
+    if (!q.running) void this.drain(qkey, q);
+    return promise;
+  }
+
+  private async drain(qkey: string, q: { next: { item: T; resolve: (r: R) => void; reject: (e: unknown) => void }[]; running: boolean }): Promise<void> {
+    q.running = true;
+    while (q.next.length > 0) {
+      const batch = q.next;
+      q.next = [];
+      try {
+        const r = await this.run(batch.map((b) => b.item));
+        for (const b of batch) b.resolve(r);
+      } catch (err) {
+        for (const b of batch) b.reject(err);
+      }
+    }
+    this.queues.delete(qkey);
+  }
 }
 
 export interface EntryLock {

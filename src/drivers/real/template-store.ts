@@ -29,7 +29,7 @@ import type { CallOptions, ImageDriver, StoredTemplate, TemplateRef, TemplateSto
 import { commandNotFoundError } from "./exec.ts";
 import { cancelledError } from "../../util/sleep.ts";
 import { isRecord, readText } from "../../util/read.ts";
-import { updateUsers, withEntryLock, type EntryLock } from "./store-entry.ts";
+import { EntryBatches, updateUsers, withEntryLock, type EntryLock, type UserChange } from "./store-entry.ts";
 
 /** The files beside a stored image (see the layout above). */
 export const STORE_SIDE_SUFFIXES = [".hash", ".metadata", ".users", ".size", ".tmp"] as const;
@@ -69,6 +69,13 @@ interface Paths {
   size: string;
   tmp: string;
   lock: string;
+}
+
+/** A user registration waiting for its template's batch. */
+interface Registration extends UserChange {
+  ref: TemplateRef;
+  p: Paths;
+  opts: CallOptions;
 }
 
 async function statFile(file: string): Promise<{ size: number; ino: number } | undefined> {
@@ -258,6 +265,8 @@ export class FsTemplateStore implements TemplateStoreDriver {
   private readonly lockWaitMs: number;
   private readonly lockStaleMs: number;
   private readonly idleTimeoutMs: number;
+  /** Registrations (ensure, release) of this process waiting for their template's lock, served in batches. */
+  private readonly registrations = new EntryBatches<Registration, StoredTemplate | undefined>((items) => this.register(items));
 
   constructor(storeDir: string, images: ImageDriver, options: FsTemplateStoreOptions = {}) {
     this.storeDir = path.resolve(storeDir);
@@ -312,25 +321,34 @@ export class FsTemplateStore implements TemplateStoreDriver {
   /**
    * Idempotent: under the template's lock, return the complete stored image
    * or download, verify and store it (one download however many processes
-   * ask at once), then register `user`.
+   * ask at once), then register `user`. Concurrent calls of this process for
+   * one template are served together ({@link EntryBatches}).
    */
   async ensure(ref: TemplateRef, user: string, opts: CallOptions = {}): Promise<StoredTemplate> {
     const p = this.paths(ref);
     const whyHandle = checkTemplateHandle(ref.handle);
     if (whyHandle) throw new LagoError("TEMPLATE_INVALID", `template ${p.key}: handle ${JSON.stringify(ref.handle)} ${whyHandle}`);
-    return withEntryLock(this.entryLock(p), opts, async (isCompromised) => {
-      const stored = (await this.lookup(ref)) ?? (await this.adopt(p)) ?? (await this.download(ref, p, opts, isCompromised));
-      await updateUsers(p.users, user, true);
-      return stored;
-    });
+    const stored = await this.registrations.submit(`+${p.key}`, opts.signal, { ref, p, user, add: true, opts });
+    if (!stored) throw new LagoError("INTERNAL", `template ${p.key}: a registration batch returned no image`);
+    return stored;
   }
 
   /** Unregister `user`; the image stays. */
   async release(ref: TemplateRef, user: string): Promise<void> {
     const p = this.paths(ref);
     if ((await statFile(p.users)) === undefined) return;
-    await withEntryLock(this.entryLock(p), {}, async () => {
-      await updateUsers(p.users, user, false);
+    await this.registrations.submit(`-${p.key}`, undefined, { ref, p, user, add: false, opts: {} });
+  }
+
+  /** One batch of registrations of one template, all adding or all removing a user, under its lock. */
+  private async register(items: Registration[]): Promise<StoredTemplate | undefined> {
+    const { ref, p, add, opts: first } = items[0]!;
+    const progress = [...new Set(items.map((i) => i.opts.progress).filter((f) => f !== undefined))];
+    const opts: CallOptions = { signal: first.signal, progress: (m) => progress.forEach((f) => f(m)) };
+    return withEntryLock(this.entryLock(p), opts, async (isCompromised) => {
+      const stored = add ? ((await this.lookup(ref)) ?? (await this.adopt(p)) ?? (await this.download(ref, p, opts, isCompromised))) : undefined;
+      await updateUsers(p.users, items);
+      return stored;
     });
   }
 
