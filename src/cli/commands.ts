@@ -128,10 +128,9 @@ export interface PlanOpts extends InitFileOpts {
 }
 
 export async function plan(cli: Cli, opts: PlanOpts): Promise<void> {
-  const spec = opts.destroy ? undefined : await loadInitFile(cli, opts);
   const env = cli.env();
-  const { plan, recovered } = await planEnv(session(cli, env, () => undefined), {
-    spec,
+  const { plan, recovered, spec } = await planEnv(session(cli, env, () => undefined), {
+    spec: opts.destroy ? undefined : () => loadInitFile(cli, opts),
     refresh: opts.refresh,
     targets: opts.target,
     replace: opts.replace,
@@ -193,10 +192,9 @@ export async function apply(cli: Cli, planfile: string | undefined, opts: ApplyO
       saved = readSavedPlan(planfile);
       if (saved.env !== env.name || saved.workdir !== env.workdir) throw new UsageError(`${planfile} was made for environment ${saved.env} in ${saved.workdir}, not ${env.name} in ${env.workdir}`);
     }
-    const spec = saved ? undefined : await loadInitFile(cli, opts);
     let shown = false;
     const result = await applyEnv(session(cli, env, r.emit, opts.parallelism), {
-      spec,
+      spec: saved ? undefined : () => loadInitFile(cli, opts),
       saved,
       refresh: opts.refresh,
       targets: opts.target,

@@ -6,7 +6,7 @@
  * and key stores stay real (layer images themselves live in the fake world).
  */
 import type { Drivers } from "./types.ts";
-import type { EnvContext } from "../env/context.ts";
+import { envPaths, type EnvContext } from "../env/context.ts";
 import { FakeWorld } from "./fake/world.ts";
 import { FsTemplateStore } from "./real/template-store.ts";
 import { FsLeaseStore } from "./real/lease-store.ts";
@@ -42,7 +42,7 @@ export function createDrivers(env: EnvContext, selector = process.env.LAGO_DRIVE
       identity: async () =>
         config.qemuUser === "invoking" ? staticIdentity(process.getuid?.() ?? 0, process.getgid?.() ?? 0) : /^qemu(\+unix)?:\/\/\/system/.test(config.libvirtUri) ? libvirtQemuIdentity() : undefined,
       roots: { workdir: env.workdir, stores: [config.templateStore] },
-    }),
+    }, envPaths.parsedXmlCache(env)),
     images,
     customize: new VirtCustomize({ forceTcg: shouldForceTcg(config.domainType) }),
     ssh: new Ssh2Client(),

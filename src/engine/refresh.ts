@@ -6,8 +6,8 @@ import type { State } from "../state/state.ts";
 import { reconcileContext, type EngineContext } from "./context.ts";
 import { mapLimit } from "../util/limit.ts";
 
+/** What every recorded resource looks like now (null: gone). Emits nothing: the caller reports it when it uses it. */
 export async function refresh(engine: EngineContext, state: State, parallelism: number): Promise<Map<string, Observed | null>> {
-  const started = Date.now();
   const out = new Map<string, Observed | null>();
   await mapLimit([...state.resources.values()], parallelism, async (rec) => {
     const ctx = reconcileContext(engine, state, rec.address, rec.dependsOn);
@@ -18,6 +18,5 @@ export async function refresh(engine: EngineContext, state: State, parallelism: 
       throw new ProviderError(rec.address, `refresh failed: ${errorMessage(err)}`, { cause: err });
     }
   });
-  engine.emit({ type: "refresh", count: state.resources.size, elapsedMs: Date.now() - started });
   return out;
 }

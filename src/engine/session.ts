@@ -141,7 +141,11 @@ export async function compileSpec(spec: EnvSpec, state: State, env: EnvContext, 
 }
 
 export interface PlanRequest {
-  spec: EnvSpec | undefined;
+  /**
+   * The environment's spec, or how to load it: a loader runs under the lock while the recorded
+   * resources are read back from reality, so that the two overlap.
+   */
+  spec: EnvSpec | undefined | (() => Promise<EnvSpec>);
   refresh: boolean;
   targets?: string[] | undefined;
   replace?: string[] | undefined;
@@ -153,6 +157,8 @@ export interface PlanRequest {
 
 export interface PlanResult {
   plan: Plan;
+  /** The spec the plan was made from (loaded, when the request gave a loader). */
+  spec: EnvSpec | undefined;
   state: State;
   recovered: string[];
   /** A journal of an earlier run was found (the checkpoint did not hold everything). */
@@ -166,27 +172,51 @@ async function planLocked(s: Session, req: PlanRequest): Promise<PlanResult> {
   const { state, pending, interrupted } = loadState(filesOf(s.env));
   const engine = engineOf(s);
   const recovered = await recoverIntents(engine, state, pending);
-  const { desired, notices } = req.spec && !req.destroy ? await compileSpec(req.spec, state, s.env, { upgradeTemplates: req.upgradeTemplates }) : { desired: [], notices: [] };
-  for (const t of [...(req.targets ?? []), ...(req.replace ?? [])]) {
-    if (!desired.some((d) => d.address === t) && !state.resources.has(t)) {
-      throw new UsageError(`no resource ${t} in the configuration or the state`, { hint: "addresses look like domain.vm01, disk.vm01.root, network.lago; see `lago show`" });
+  // Reading reality back needs only the state: it starts first, and the init file is read and compiled
+  // while its virsh process answers. If that fails, the refresh is cancelled: the spec's error is the news.
+  const cancelRefresh = new AbortController();
+  const refreshStarted = Date.now();
+  const refreshEngine: EngineContext = {
+    ...engine,
+    signal: AbortSignal.any([engine.signal, cancelRefresh.signal]),
+    // Nothing from a cancelled refresh may follow the error it gave way to.
+    emit: (e) => {
+      if (!cancelRefresh.signal.aborted) engine.emit(e);
+    },
+  };
+  const refreshing = req.refresh && state.resources.size ? refresh(refreshEngine, state, s.parallelism * 2) : undefined;
+  refreshing?.catch(() => undefined); // awaited below, unless the spec fails first
+  let spec: EnvSpec | undefined;
+  let desired: DesiredResource[] = [];
+  let notices: string[] = [];
+  try {
+    spec = typeof req.spec === "function" ? await req.spec() : req.spec;
+    if (spec && !req.destroy) ({ desired, notices } = await compileSpec(spec, state, s.env, { upgradeTemplates: req.upgradeTemplates }));
+    for (const t of [...(req.targets ?? []), ...(req.replace ?? [])]) {
+      if (!desired.some((d) => d.address === t) && !state.resources.has(t)) {
+        throw new UsageError(`no resource ${t} in the configuration or the state`, { hint: "addresses look like domain.vm01, disk.vm01.root, network.lago; see `lago show`" });
+      }
     }
+  } catch (err) {
+    cancelRefresh.abort();
+    throw err;
   }
-  const observed = req.refresh && state.resources.size ? await refresh(engine, state, s.parallelism * 2) : undefined;
+  const observed = await refreshing;
+  if (observed) engine.emit({ type: "refresh", count: state.resources.size, elapsedMs: Date.now() - refreshStarted });
   const plan = computePlan({
     desired,
     state,
     observed,
-    initFileSha256: req.spec?.sha256 ?? state.initFileSha256 ?? "",
+    initFileSha256: spec?.sha256 ?? state.initFileSha256 ?? "",
     targets: req.targets,
     replace: req.replace,
     destroy: req.destroy,
     restart: req.restart,
   });
   plan.notices = notices;
-  if (req.spec) refuseShrinks(plan, req.spec);
+  if (spec) refuseShrinks(plan, spec);
   await annotatePlan(engine, plan, state, s.parallelism * 2);
-  return { plan, state, recovered, interrupted };
+  return { plan, spec, state, recovered, interrupted };
 }
 
 async function withLock<T>(s: Session, command: string, fn: () => Promise<T>): Promise<T> {

@@ -79,4 +79,6 @@ export const envPaths = {
   disk: (env: EnvContext, vm: string, disk: string, format: string) => path.join(env.dir, "vms", vm, "disks", `${disk}.${format}`),
   consoleLog: (env: EnvContext, vm: string) => path.join(env.dir, "vms", vm, "console.log"),
   leaseOwner: (env: EnvContext, net: string) => path.join(env.dir, "leases", `${net}.uuid`),
+  /** What libvirt's XML documents parsed to, by content (src/drivers/real/parsed-xml-cache.ts). */
+  parsedXmlCache: (env: EnvContext) => path.join(env.dir, "libvirt-xml.cache.json"),
 };

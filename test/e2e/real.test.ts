@@ -292,8 +292,18 @@ test("4. removing a VM removes its domain, disks and DHCP/DNS entries, nothing e
   await noOrphans(env);
 });
 
-test("5. a VM deleted behind lago's back is reported as drift and recreated", async () => {
+test("5. a definition changed and a VM deleted behind lago's back are reported as drift; the VM is recreated", async () => {
   const name = libvirtName(env, "vm02");
+  // What refresh parsed is remembered by the XML's content: a definition changed outside lago is read afresh.
+  await expectPlan(env, {});
+  const cache = readFileSync(path.join(env.dir, ".lago", "default", "libvirt-xml.cache.json"), "utf8");
+  assert.match(cache, new RegExp(`"name":"${name}"`));
+  assert.equal((await virsh("setmaxmem", name, "300M", "--config")).code, 0);
+  const drift = JSON.parse((await env.lago(["plan", "--json"])).stdout) as { drift: { address: string; changes: { path: string; after: unknown }[] }[] };
+  assert.deepEqual(
+    drift.drift.map((d) => [d.address, d.changes.map((c) => [c.path, c.after])]),
+    [["domain.vm02", [["/memory", 300]]]],
+  );
   assert.equal((await virsh("destroy", name)).code, 0);
   assert.equal((await virsh("undefine", name)).code, 0);
   const human = await env.lago(["plan"]);

@@ -9,6 +9,7 @@ import path from "node:path";
 import { CommandError, LagoError } from "../../errors.ts";
 import type { CallOptions, DomainDef, DomainDiskDef, DomainInfo, DomainNicDef, DomainView, Inventory, LibvirtDriver, NetworkDef, NetworkHostDef, NetworkInfo } from "../types.ts";
 import { withVirshSession } from "./virsh-session.ts";
+import { ParsedXmlCache } from "./parsed-xml-cache.ts";
 import { run } from "./exec.ts";
 import { lazy } from "../../util/lazy.ts";
 import { renderXml } from "../../util/xml.ts";
@@ -35,9 +36,14 @@ export interface QemuAccessOptions {
 export class VirshLibvirt implements LibvirtDriver {
   private identity: Promise<QemuIdentity | undefined> | undefined;
 
+  /**
+   * `parsedXmlCache`: the file remembering what the environment's libvirt XML parsed to
+   * (parsed-xml-cache.ts); without it every inventory parses every document.
+   */
   constructor(
     private readonly uri: string,
     private readonly access?: QemuAccessOptions,
+    private readonly parsedXmlCache?: string,
   ) {}
 
   /** Before qemu opens them: the images (with their backing chains) and directories reachable by qemu's user, or a clear error. */
@@ -103,7 +109,18 @@ export class VirshLibvirt implements LibvirtDriver {
         }
         for (const n of networks) commands.push(["net-dumpxml", n.name]);
         const outputs = await round(commands);
-        const { parseDomainXml, parseNetworkXml } = await libvirtXml();
+        // The XML parser loads only when some document was not parsed before.
+        const cache = new ParsedXmlCache(this.parsedXmlCache);
+        const domainXmls = outputs.slice(0, commands.length - networks.length).filter((x) => x.includes("<domain"));
+        const networkXmls = outputs.slice(commands.length - networks.length).filter((x) => x.includes("<network"));
+        const parsers = cache.knows("domain", domainXmls) && cache.knows("network", networkXmls) ? undefined : await libvirtXml();
+        // `parsers` is undefined only when every document is in the cache: `get` then never parses.
+        const loaded = (): NonNullable<typeof parsers> => {
+          if (!parsers) throw new LagoError("INTERNAL", "a libvirt XML document missed the cache that claimed to know it");
+          return parsers;
+        };
+        const parseDomain = (text: string) => cache.get("domain", text, (t) => loaded().parseDomainXml(t));
+        const parseNetwork = (text: string) => cache.get("network", text, (t) => loaded().parseNetworkXml(t));
         let i = 0;
         const next = (): string => outputs[i++] ?? "";
         const domainInfos: DomainInfo[] = [];
@@ -112,21 +129,22 @@ export class VirshLibvirt implements LibvirtDriver {
           const live = running(d.state) ? next() : undefined;
           // A domain undefined between the two rounds has no XML: it is gone.
           if (!config.includes("<domain")) continue;
-          const parsed = parseDomainXml(config);
+          const parsed = parseDomain(config);
           domainInfos.push({
             name: d.name,
             id: d.id,
             running: running(d.state),
             metadata: parsed.metadata,
             config: parsed.view,
-            live: live?.includes("<domain") ? parseDomainXml(live).view : undefined,
+            live: live?.includes("<domain") ? parseDomain(live).view : undefined,
           });
         }
         const networkInfos: NetworkInfo[] = [];
         for (const n of networks) {
-          const xml = next();
-          if (xml.includes("<network")) networkInfos.push({ ...parseNetworkXml(xml), active: n.active });
+          const text = next();
+          if (text.includes("<network")) networkInfos.push({ ...parseNetwork(text), active: n.active });
         }
+        cache.save();
         return { domains: domainInfos, networks: networkInfos };
       },
       { timeoutMs: TIMEOUT, signal: opts?.signal },

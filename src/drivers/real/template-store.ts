@@ -342,7 +342,9 @@ export class FsTemplateStore implements TemplateStoreDriver {
 
   /** One batch of registrations of one template, all adding or all removing a user, under its lock. */
   private async register(items: Registration[]): Promise<StoredTemplate | undefined> {
-    const { ref, p, add, opts: first } = items[0]!;
+    const head = items[0];
+    if (!head) throw new LagoError("INTERNAL", "an empty template registration batch");
+    const { ref, p, add, opts: first } = head;
     const progress = [...new Set(items.map((i) => i.opts.progress).filter((f) => f !== undefined))];
     const opts: CallOptions = { signal: first.signal, progress: (m) => progress.forEach((f) => f(m)) };
     return withEntryLock(this.entryLock(p), opts, async (isCompromised) => {
