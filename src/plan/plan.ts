@@ -221,10 +221,13 @@ export function computePlan(input: PlanInput): Plan {
   // the new lease waits for the old one's release (see `subnetHandovers`), which waits for the delete of
   // what uses it. What is kept and uses the old lease (a net forwarding DNS to the management net's
   // subnet), or a network deleted with it (VMs kept on that network), lets go of it first, so that its
-  // update (attaching it to the new one) does not have to come before that delete.
+  // update (attaching it to the new one) does not have to come before that delete. A network replaced
+  // without it (a NAT net becoming a bridge) is deleted first too: the same holds for it.
   for (const { from } of subnetHandovers(changes.values())) {
     const going = [from];
-    for (const net of changes.values()) if (net.kind === "network" && net.action === "delete" && net.refreshed?.dependsOn.includes(from)) going.push(net.address);
+    for (const net of changes.values()) {
+      if (net.kind === "network" && (net.action === "delete" || net.action === "replace") && net.refreshed?.dependsOn.includes(from)) going.push(net.address);
+    }
     for (const dep of going) {
       for (const y of changes.values()) {
         if ((y.action !== "update" && y.action !== "no-op") || !y.refreshed?.dependsOn.includes(dep) || y.releases.includes(dep)) continue;

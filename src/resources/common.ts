@@ -71,6 +71,15 @@ export function inventoryOf(ctx: ReconcileContext): Promise<{ domains: Map<strin
   });
 }
 
+/**
+ * {@link inventoryOf} read again: what this command's earlier steps changed (a VM restarted by another step of
+ * the same apply) shows, and later calls of inventoryOf get it too.
+ */
+export function currentInventoryOf(ctx: ReconcileContext): Promise<{ domains: Map<string, DomainInfo>; networks: Map<string, NetworkInfo> }> {
+  ctx.cache.delete(`inventory:${libvirtPrefix(ctx.env)}`);
+  return inventoryOf(ctx);
+}
+
 /** Memoize a promise for the duration of one command (batched reads during refresh). */
 export function memo<T>(ctx: ReconcileContext, key: string, fn: () => Promise<T>): Promise<T> {
   const cache = ctx.cache;

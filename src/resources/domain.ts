@@ -14,7 +14,7 @@ import type { DomainCpuDef, DomainDef, DomainDiskDef, DomainNicDef, SshTarget } 
 import { KEYPAIR } from "../graph/compile.ts";
 import { BOOTSTRAP_METHODS, bootstrapSpec, cloudInitSeed, firstLoginScript, publishedRootPassword, type BootstrapMethod, type BootstrapSpec } from "./bootstrap.ts";
 import { parseStatus, statusProbe } from "./first-boot.ts";
-import { dependency, diskAddress, inventoryOf, ipIn, macForIp, macForKey, obj, parseDiskAddress, str } from "./common.ts";
+import { currentInventoryOf, dependency, diskAddress, inventoryOf, ipIn, macForIp, macForKey, obj, parseDiskAddress, str } from "./common.ts";
 import type { Attrs, Json, ReconcileContext, RecordedResource, ResourceKind } from "./types.ts";
 import type { DomainInfo, DomainView } from "../drivers/types.ts";
 import { SNAPSHOTS, STOPPED_ON_PURPOSE } from "./domain-records.ts";
@@ -531,22 +531,25 @@ export const domainKind: ResourceKind = {
     for (const p of RESTART_PATHS) if (changes.some((c) => c.path === p || c.path.startsWith(`${p}/`))) pending.add(p.slice(1));
     // IDE devices (user disks on hdX, the seed CD-ROM) change in the definition only: the running instance's
     // (which nothing here plugs or unplugs) differ from the new definition's until a restart.
-    const live = (await inventoryOf(ctx)).domains.get(name)?.live;
+    // Read now: an earlier step of this apply may have restarted the VM (a release letting go of its old boot disk).
+    const live = (await currentInventoryOf(ctx)).domains.get(name)?.live;
     const ide = (disks: readonly { dev: string; path: string | undefined; device: string; bus: string | undefined }[]): string => diskSet(disks.filter((d) => d.bus === "ide"));
     if (live && ide(live.disks) !== ide(def.disks)) pending.add("disks");
     const priorHostKey = typeof prior.outputs.host_key === "string" ? prior.outputs.host_key : null;
     // A running VM whose management net gained addresses (a bridge became a NAT net) never answered SSH there.
     const gainsAddress = prior.attrs.running === true && priorHostKey === null && managementIp(desired, nicDefs(ctx, desired)) !== undefined;
+    // First, even for a VM never confirmed ready: waiting for SSH on the running instance would miss what
+    // only its next boot gets (a new boot disk's seed, with the first-boot build the wait checks for).
+    if (prior.attrs.running === true && pending.size && ctx.restart) {
+      ctx.progress(`restarting to apply ${[...pending].sort().join(", ")}`);
+      await lv.stopDomain(name, ctx.env.config.shutdownTimeout * 1000, opts);
+      return bootAndWait(ctx, desired, prior.outputs);
+    }
     if (desired.running === true && (prior.attrs.running !== true || prior.attrs.ready !== true || gainsAddress)) {
       // Stopped, or never confirmed ready: (re)start it and wait for SSH.
       const outputs = await bootAndWait(ctx, desired, prior.outputs);
       // Started before, not restarted now: what waited for a restart still does.
       return prior.attrs.running === true ? { ...outputs, pendingRestart: [...pending].sort() } : outputs;
-    }
-    if (prior.attrs.running === true && pending.size && ctx.restart) {
-      ctx.progress(`restarting to apply ${[...pending].sort().join(", ")}`);
-      await lv.stopDomain(name, ctx.env.config.shutdownTimeout * 1000, opts);
-      return bootAndWait(ctx, desired, prior.outputs);
     }
     let ip: string | null = null;
     try {
