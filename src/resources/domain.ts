@@ -319,9 +319,9 @@ function pendingRestart(info: DomainInfo): string[] {
 }
 
 /** A domain's disks by device and source, for comparing the running instance with a definition. */
-function diskSet(disks: readonly { dev: string; path: string | undefined; device: string }[]): string {
+function diskSet(disks: readonly { dev: string; path: string | undefined; device: string; format: string | undefined; bus: string | undefined }[]): string {
   return disks
-    .map((d) => `${d.dev}=${d.path ?? ""}:${d.device}`)
+    .map((d) => `${d.dev}=${d.path ?? ""}:${d.device}:${d.format ?? ""}:${d.bus ?? ""}`)
     .sort()
     .join(",");
 }
@@ -533,7 +533,7 @@ export const domainKind: ResourceKind = {
     // (which nothing here plugs or unplugs) differ from the new definition's until a restart.
     // Read now: an earlier step of this apply may have restarted the VM (a release letting go of its old boot disk).
     const live = (await currentInventoryOf(ctx)).domains.get(name)?.live;
-    const ide = (disks: readonly { dev: string; path: string | undefined; device: string; bus: string | undefined }[]): string => diskSet(disks.filter((d) => d.bus === "ide"));
+    const ide = (disks: Parameters<typeof diskSet>[0]): string => diskSet(disks.filter((d) => d.bus === "ide"));
     if (live && ide(live.disks) !== ide(def.disks)) pending.add("disks");
     const priorHostKey = typeof prior.outputs.host_key === "string" ? prior.outputs.host_key : null;
     // A running VM whose management net gained addresses (a bridge became a NAT net) never answered SSH there.

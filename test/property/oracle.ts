@@ -288,7 +288,7 @@ export function pendingOf(dom: FakeDomain): string[] {
   if (live.memoryMiB !== dom.def.memoryMiB) out.push("memory");
   if (live.vcpu !== dom.def.vcpu) out.push("vcpu");
   if (show(cpuReport(live)) !== show(cpuReport(dom.def))) out.push("cpu");
-  const disks = (l: typeof live.disks): string => show(l.map((k) => `${k.dev}=${k.path}:${k.device}`).sort());
+  const disks = (l: typeof live.disks): string => show(l.map((k) => `${k.dev}=${k.path}:${k.device}:${k.format}:${k.bus}`).sort());
   if (disks(live.disks) !== disks(dom.def.disks)) out.push("disks");
   return out;
 }
