@@ -3,7 +3,7 @@
  * tiny placeholder images), shared stores, a working directory and a fake
  * world file; `lago()` runs the real CLI in a child process against them.
  */
-import { existsSync, mkdtempSync, mkdirSync, writeFileSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, mkdirSync, writeFileSync, readFileSync, rmSync } from "node:fs";
 import { createHash } from "node:crypto";
 import os from "node:os";
 import path from "node:path";
