@@ -135,3 +135,67 @@ test("the in-process header reader agrees with `qemu-img info` on every kind of 
   assert.equal((await readImageHead(rawBase, false)).info, undefined);
   assert.deepEqual(await readImageHead(path.join(dir, "absent"), true), { exists: false, info: undefined });
 });
+
+test("the in-process backing-chain walk names the files `qemu-img info --backing-chain` names, or defers to it", async (t) => {
+  const dir = await tempDir(t);
+  const { execFileSync } = await import("node:child_process");
+  const { mkdir, readFile, symlink, writeFile } = await import("node:fs/promises");
+  const { imageChain } = await import("../../src/drivers/real/qcow2-header.ts");
+  const qemu = (file: string, format: string): string[] =>
+    (JSON.parse(execFileSync("qemu-img", ["info", "--backing-chain", "--output=json", "-U", "-f", format, file], { encoding: "utf8" })) as { filename: string }[]).map((l) => l.filename);
+  const make = (...args: string[]) => execFileSync("qemu-img", ["create", "-q", ...args], { cwd: dir });
+  await mkdir(path.join(dir, "store", "layers"), { recursive: true });
+  await mkdir(path.join(dir, "vm"));
+  const rawBase = path.join(dir, "store", "base.raw");
+  make("-f", "raw", rawBase, "4M");
+  const template = path.join(dir, "store", "template.qcow2");
+  make("-f", "qcow2", template, "4M");
+  // A build layer naming its template relatively, a disk naming the layer absolutely, one with no backing format (probed).
+  const layer = path.join(dir, "store", "layers", "layer.qcow2");
+  execFileSync("qemu-img", ["create", "-q", "-f", "qcow2", "-b", "../template.qcow2", "-F", "qcow2", "layer.qcow2"], { cwd: path.dirname(layer) });
+  const disk = path.join(dir, "vm", "disk.qcow2");
+  make("-f", "qcow2", "-b", layer, "-F", "qcow2", disk);
+  const onRaw = path.join(dir, "vm", "on-raw.qcow2");
+  make("-f", "qcow2", "-b", rawBase, "-F", "raw", onRaw);
+  const probed = path.join(dir, "vm", "probed.qcow2");
+  make("-f", "qcow2", "-b", template, "-F", "qcow2", probed);
+  // As older tools made them: no backing format (qemu-img 7 refuses to write one), its header extension renamed to one qemu ignores.
+  const bytes = await readFile(probed);
+  const at = bytes.indexOf(Buffer.from([0xe2, 0x79, 0x2a, 0xca]));
+  assert.ok(at > 0 && at < 4096);
+  bytes.writeUInt32BE(0x0000abcd, at);
+  await writeFile(probed, bytes);
+  assert.equal(JSON.parse(execFileSync("qemu-img", ["info", "--output=json", probed], { encoding: "utf8" }))["backing-filename-format"], undefined);
+  const linked = path.join(dir, "vm", "linked.qcow2");
+  await symlink(disk, linked);
+  for (const [file, format] of [
+    [disk, "qcow2"],
+    [onRaw, "qcow2"],
+    [probed, "qcow2"],
+    [template, "qcow2"],
+    [rawBase, "raw"],
+    [disk, "raw"],
+    [linked, "qcow2"],
+  ] as const) {
+    assert.deepEqual(await imageChain(file, format), qemu(file, format), `${file} as ${format}`);
+  }
+  assert.deepEqual(await imageChain(disk, "qcow2"), [disk, layer, `${path.dirname(layer)}/../template.qcow2`]);
+  // What the headers cannot tell is left to qemu-img: a missing file or backing, a declared format the file does not have,
+  // a format lago does not read, a protocol backing, a loop.
+  assert.equal(await imageChain(path.join(dir, "absent.qcow2"), "qcow2"), undefined);
+  const orphan = path.join(dir, "vm", "orphan.qcow2");
+  make("-f", "qcow2", "-u", "-b", path.join(dir, "gone.qcow2"), "-F", "qcow2", orphan, "4M");
+  assert.equal(await imageChain(orphan, "qcow2"), undefined);
+  assert.equal(await imageChain(rawBase, "qcow2"), undefined);
+  const vmdk = path.join(dir, "x.vmdk");
+  make("-f", "vmdk", vmdk, "1M");
+  assert.equal(await imageChain(vmdk, "vmdk"), undefined);
+  const nbd = path.join(dir, "vm", "nbd.qcow2");
+  make("-f", "qcow2", "-u", "-b", "nbd://127.0.0.1:1/x", "-F", "raw", nbd, "4M");
+  assert.equal(await imageChain(nbd, "qcow2"), undefined);
+  const loopA = path.join(dir, "vm", "loop-a.qcow2");
+  const loopB = path.join(dir, "vm", "loop-b.qcow2");
+  make("-f", "qcow2", "-u", "-b", loopB, "-F", "qcow2", loopA, "4M");
+  make("-f", "qcow2", "-u", "-b", loopA, "-F", "qcow2", loopB, "4M");
+  assert.equal(await imageChain(loopA, "qcow2"), undefined);
+});

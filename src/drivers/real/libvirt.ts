@@ -11,6 +11,7 @@ import type { CallOptions, DomainDef, DomainDiskDef, DomainInfo, DomainNicDef, D
 import { withVirshSession } from "./virsh-session.ts";
 import { ParsedXmlCache } from "./parsed-xml-cache.ts";
 import { run } from "./exec.ts";
+import { imageChain } from "./qcow2-header.ts";
 import { lazy } from "../../util/lazy.ts";
 import { renderXml } from "../../util/xml.ts";
 import { grantQemuAccess, type ManagedRoots, type QemuIdentity } from "./qemu-access.ts";
@@ -54,8 +55,14 @@ export class VirshLibvirt implements LibvirtDriver {
     if (!id) return;
     const images: string[] = [];
     for (const d of disks) {
+      // The chain from the headers, in this process; qemu-img for what they cannot tell.
+      const known = await imageChain(d.path, d.format);
+      if (known) {
+        images.push(...known);
+        continue;
+      }
       try {
-        const { stdout } = await run("qemu-img", ["info", "--backing-chain", "--output=json", "-U", d.path], { timeoutMs: 60_000, signal: opts?.signal });
+        const { stdout } = await run("qemu-img", ["info", "--backing-chain", "--output=json", "-U", "-f", d.format, d.path], { timeoutMs: 60_000, signal: opts?.signal });
         const chain = JSON.parse(stdout) as { filename?: unknown }[];
         for (const layer of chain) if (typeof layer.filename === "string") images.push(layer.filename);
       } catch {
@@ -178,22 +185,32 @@ export class VirshLibvirt implements LibvirtDriver {
     }
   }
 
+  /** The UUID of a defined domain, or undefined when there is none by that name. */
+  private async domainUuid(name: string, opts?: CallOptions): Promise<string | undefined> {
+    try {
+      return (await this.virsh(["domuuid", checkName(name)], opts)).trim();
+    } catch (err) {
+      if (err instanceof CommandError && /failed to get domain|Domain not found/i.test(err.stderr)) return undefined;
+      throw err;
+    }
+  }
+
   async defineDomain(def: DomainDef, opts?: CallOptions): Promise<void> {
     mkdirSync(path.dirname(def.consoleLog), { recursive: true, mode: 0o700 });
-    await this.grantAccess(def.disks, [path.dirname(def.consoleLog)], opts);
-    const uuid = (await this.domainState(def.name, opts)) === undefined ? undefined : (await this.virsh(["domuuid", checkName(def.name)], opts)).trim();
-    const { domainXml } = await libvirtXml();
+    // Independent: access for qemu, the UUID a redefinition must keep, the XML module.
+    const [, uuid, { domainXml }] = await Promise.all([this.grantAccess(def.disks, [path.dirname(def.consoleLog)], opts), this.domainUuid(def.name, opts), libvirtXml()]);
     await this.withXmlFile(domainXml(def, uuid), (file) => this.virsh(["define", file], opts));
   }
 
   async startDomain(name: string, opts?: CallOptions): Promise<void> {
-    const state = await this.domainState(name, opts);
-    if (state === "running") return;
-    if (state === "paused") {
-      await this.virsh(["resume", name], opts);
+    try {
+      await this.virsh(["start", checkName(name)], opts);
       return;
+    } catch (err) {
+      // Running already (nothing to do) or paused (resumed): only then is its state worth a second process.
+      if (!(err instanceof CommandError && /already (active|running)/i.test(err.stderr))) throw err;
     }
-    await this.virsh(["start", checkName(name)], opts);
+    if ((await this.domainState(name, opts)) === "paused") await this.virsh(["resume", name], opts);
   }
 
   async stopDomain(name: string, timeoutMs: number, opts?: CallOptions): Promise<void> {
@@ -267,11 +284,11 @@ export class VirshLibvirt implements LibvirtDriver {
     return true;
   }
 
-  private async networkState(name: string, opts?: CallOptions): Promise<{ xml: string; active: boolean } | undefined> {
+  /** Whether the network exists, is active and starts with the host, from one `net-info`. */
+  private async networkPresence(name: string, opts?: CallOptions): Promise<{ active: boolean; autostart: boolean } | undefined> {
     try {
-      const xml = await this.virsh(["net-dumpxml", checkName(name)], opts);
-      const info = await this.virsh(["net-info", name], opts);
-      return { xml, active: /^Active:\s+yes/m.test(info) };
+      const info = await this.virsh(["net-info", checkName(name)], opts);
+      return { active: /^Active:\s+yes/m.test(info), autostart: /^Autostart:\s+yes/m.test(info) };
     } catch (err) {
       if (err instanceof CommandError && /failed to get network|Network not found/i.test(err.stderr)) return undefined;
       throw err;
@@ -279,15 +296,18 @@ export class VirshLibvirt implements LibvirtDriver {
   }
 
   async createNetwork(def: NetworkDef, opts?: CallOptions): Promise<void> {
-    const existing = await this.networkState(def.name, opts);
-    const { networkXml } = await libvirtXml();
+    // The XML module loads while virsh answers.
+    const xml = libvirtXml();
+    const existing = await this.networkPresence(def.name, opts);
+    const { networkXml } = await xml;
+    // A network defined now does not start with the host (libvirt's default): nothing to turn off.
     if (!existing) await this.withXmlFile(networkXml(def), (file) => this.virsh(["net-define", file], opts));
     if (!existing?.active) await this.virsh(["net-start", def.name], opts);
-    await this.virsh(["net-autostart", def.name, "--disable"], opts).catch(() => undefined);
+    if (existing?.autostart) await this.virsh(["net-autostart", def.name, "--disable"], opts).catch(() => undefined);
   }
 
   async redefineNetwork(def: NetworkDef, opts?: CallOptions): Promise<void> {
-    const existing = await this.networkState(def.name, opts);
+    const existing = await this.networkPresence(def.name, opts);
     // A new definition of an existing network must carry its UUID (libvirt: "already exists with uuid …").
     let uuid: string | undefined;
     if (existing) {
@@ -298,37 +318,44 @@ export class VirshLibvirt implements LibvirtDriver {
     const { networkXml } = await libvirtXml();
     await this.withXmlFile(networkXml(def, uuid), (file) => this.virsh(["net-define", file], opts));
     await this.virsh(["net-start", checkName(def.name)], opts);
-    await this.virsh(["net-autostart", def.name, "--disable"], opts).catch(() => undefined);
+    if (existing?.autostart) await this.virsh(["net-autostart", def.name, "--disable"], opts).catch(() => undefined);
   }
 
   async stopNetwork(name: string, opts?: CallOptions): Promise<void> {
-    const existing = await this.networkState(name, opts);
+    const existing = await this.networkPresence(name, opts);
     if (existing?.active) await this.virsh(["net-destroy", checkName(name)], opts);
   }
 
   async startNetwork(name: string, opts?: CallOptions): Promise<void> {
-    const existing = await this.networkState(name, opts);
+    const existing = await this.networkPresence(name, opts);
     if (existing && !existing.active) await this.virsh(["net-start", name], opts);
   }
 
   async deleteNetwork(name: string, opts?: CallOptions): Promise<void> {
-    const existing = await this.networkState(name, opts);
+    const existing = await this.networkPresence(name, opts);
     if (!existing) return;
     if (existing.active) await this.virsh(["net-destroy", name], opts);
     await this.virsh(["net-undefine", name], opts);
   }
 
   private async netUpdate(network: string, command: "add" | "delete", section: string, xml: string, opts?: CallOptions): Promise<void> {
-    const state = await this.networkState(network, opts);
+    const state = await this.networkPresence(network, opts);
     if (!state) throw new CommandError(["virsh", "net-update", network], 1, `network ${network} does not exist`);
     const flags = state.active ? ["--live", "--config"] : ["--config"];
     await this.virsh(["net-update", network, command, section, xml, ...flags], opts);
   }
 
   private async current(network: string, opts?: CallOptions): Promise<Omit<NetworkInfo, "active">> {
-    const state = await this.networkState(network, opts);
-    if (!state) throw new CommandError(["virsh", "net-dumpxml", network], 1, `network ${network} does not exist`);
-    return (await libvirtXml()).parseNetworkXml(state.xml);
+    let xml: string;
+    try {
+      xml = await this.virsh(["net-dumpxml", checkName(network)], opts);
+    } catch (err) {
+      if (err instanceof CommandError && /failed to get network|Network not found/i.test(err.stderr)) {
+        throw new CommandError(["virsh", "net-dumpxml", network], 1, `network ${network} does not exist`);
+      }
+      throw err;
+    }
+    return (await libvirtXml()).parseNetworkXml(xml);
   }
 
   async addNetworkHost(network: string, host: NetworkHostDef, opts?: CallOptions): Promise<void> {

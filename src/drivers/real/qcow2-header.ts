@@ -76,3 +76,40 @@ export async function readImageHead(file: string, expectRaw: boolean): Promise<{
     await fh.close();
   }
 }
+
+/** A backing file name that is not a plain path (`json:{…}`, `nbd://…`, `rbd:…`): only qemu can follow it. */
+const PROTOCOL = /^[a-z][a-z0-9+.-]*:/i;
+
+/**
+ * The files qemu opens for `file` declared as `format`: the file and, for
+ * qcow2, its backing chain, read from the headers in this process (relative
+ * backing names are joined to the image's directory, as qemu does).
+ * `undefined` when a header cannot tell (another format, a protocol, an
+ * unreadable file) or the chain loops: the caller asks `qemu-img` then.
+ */
+export async function imageChain(file: string, format: string): Promise<string[] | undefined> {
+  const chain: string[] = [];
+  let current: string | undefined = file;
+  let currentFormat: string | undefined = format;
+  while (current !== undefined) {
+    if (chain.includes(current) || chain.length > 64) return undefined;
+    chain.push(current);
+    if (currentFormat === "raw") break;
+    let head;
+    try {
+      // Without a declared format qemu probes: qcow2 by its magic, anything else ends the chain as qemu-img would say.
+      head = await readImageHead(current, currentFormat === undefined);
+    } catch {
+      return undefined;
+    }
+    if (!head.exists || head.info === undefined) return undefined;
+    if (currentFormat !== undefined && head.info.format !== currentFormat) return undefined;
+    const backing = head.info.backingFile;
+    if (backing === undefined) break;
+    if (PROTOCOL.test(backing)) return undefined;
+    // qemu's path_combine: the image's directory and the name, unnormalized (`a/../b` needs search access to `a` too).
+    current = backing.startsWith("/") ? backing : `${current.slice(0, current.lastIndexOf("/") + 1)}${backing}`;
+    currentFormat = head.info.backingFormat;
+  }
+  return chain;
+}
