@@ -89,12 +89,12 @@ const PROTOCOL = /^[a-z][a-z0-9+.-]*:/i;
  */
 export async function imageChain(file: string, format: string): Promise<string[] | undefined> {
   const chain: string[] = [];
-  let current: string | undefined = file;
+  let current = file;
   let currentFormat: string | undefined = format;
-  while (current !== undefined) {
+  for (;;) {
     if (chain.includes(current) || chain.length > 64) return undefined;
     chain.push(current);
-    if (currentFormat === "raw") break;
+    if (currentFormat === "raw") return chain;
     let head;
     try {
       // Without a declared format qemu probes: qcow2 by its magic, anything else ends the chain as qemu-img would say.
@@ -105,11 +105,10 @@ export async function imageChain(file: string, format: string): Promise<string[]
     if (!head.exists || head.info === undefined) return undefined;
     if (currentFormat !== undefined && head.info.format !== currentFormat) return undefined;
     const backing = head.info.backingFile;
-    if (backing === undefined) break;
+    if (backing === undefined) return chain;
     if (PROTOCOL.test(backing)) return undefined;
     // qemu's path_combine: the image's directory and the name, unnormalized (`a/../b` needs search access to `a` too).
     current = backing.startsWith("/") ? backing : `${current.slice(0, current.lastIndexOf("/") + 1)}${backing}`;
     currentFormat = head.info.backingFormat;
   }
-  return chain;
 }
