@@ -21,6 +21,8 @@ const libvirtXml = lazy(() => import("./libvirt-xml.ts"));
 
 const SAFE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 const TIMEOUT = 120_000;
+/** virsh's words for a domain or network that does not exist. */
+const NOT_FOUND = { domain: /failed to get domain|Domain not found/i, network: /failed to get network|Network not found/i } as const;
 
 /** `name`, if it is safe as a virsh argument. Names are validated at load time; this guards the batched virsh command lines too. */
 export function checkName(name: string, what = "libvirt object"): string {
@@ -166,33 +168,28 @@ export class VirshLibvirt implements LibvirtDriver {
     return (await this.inventory(prefix, opts)).networks;
   }
 
-  private async domainState(name: string, opts?: CallOptions): Promise<string | undefined> {
+  /** virsh's output, or undefined when the domain or network the command names does not exist. */
+  private async virshUnlessAbsent(object: "domain" | "network", args: string[], opts?: CallOptions): Promise<string | undefined> {
     try {
-      return (await this.virsh(["domstate", checkName(name)], opts)).trim();
+      return await this.virsh(args, opts);
     } catch (err) {
-      if (err instanceof CommandError && /failed to get domain|Domain not found/i.test(err.stderr)) return undefined;
+      if (err instanceof CommandError && NOT_FOUND[object].test(err.stderr)) return undefined;
       throw err;
     }
+  }
+
+  private async domainState(name: string, opts?: CallOptions): Promise<string | undefined> {
+    return (await this.virshUnlessAbsent("domain", ["domstate", checkName(name)], opts))?.trim();
   }
 
   private async domainXmlInactive(name: string, opts?: CallOptions): Promise<DomainView | undefined> {
-    try {
-      const xml = await this.virsh(["dumpxml", "--inactive", checkName(name)], opts);
-      return (await libvirtXml()).parseDomainXml(xml).view;
-    } catch (err) {
-      if (err instanceof CommandError && /failed to get domain|Domain not found/i.test(err.stderr)) return undefined;
-      throw err;
-    }
+    const xml = await this.virshUnlessAbsent("domain", ["dumpxml", "--inactive", checkName(name)], opts);
+    return xml === undefined ? undefined : (await libvirtXml()).parseDomainXml(xml).view;
   }
 
-  /** The UUID of a defined domain, or undefined when there is none by that name. */
+  /** The UUID a redefinition must keep; undefined when no domain has that name. */
   private async domainUuid(name: string, opts?: CallOptions): Promise<string | undefined> {
-    try {
-      return (await this.virsh(["domuuid", checkName(name)], opts)).trim();
-    } catch (err) {
-      if (err instanceof CommandError && /failed to get domain|Domain not found/i.test(err.stderr)) return undefined;
-      throw err;
-    }
+    return (await this.virshUnlessAbsent("domain", ["domuuid", checkName(name)], opts))?.trim();
   }
 
   async defineDomain(def: DomainDef, opts?: CallOptions): Promise<void> {
@@ -286,13 +283,8 @@ export class VirshLibvirt implements LibvirtDriver {
 
   /** Whether the network exists, is active and starts with the host, from one `net-info`. */
   private async networkPresence(name: string, opts?: CallOptions): Promise<{ active: boolean; autostart: boolean } | undefined> {
-    try {
-      const info = await this.virsh(["net-info", checkName(name)], opts);
-      return { active: /^Active:\s+yes/m.test(info), autostart: /^Autostart:\s+yes/m.test(info) };
-    } catch (err) {
-      if (err instanceof CommandError && /failed to get network|Network not found/i.test(err.stderr)) return undefined;
-      throw err;
-    }
+    const info = await this.virshUnlessAbsent("network", ["net-info", checkName(name)], opts);
+    return info === undefined ? undefined : { active: /^Active:\s+yes/m.test(info), autostart: /^Autostart:\s+yes/m.test(info) };
   }
 
   async createNetwork(def: NetworkDef, opts?: CallOptions): Promise<void> {
@@ -346,15 +338,8 @@ export class VirshLibvirt implements LibvirtDriver {
   }
 
   private async current(network: string, opts?: CallOptions): Promise<Omit<NetworkInfo, "active">> {
-    let xml: string;
-    try {
-      xml = await this.virsh(["net-dumpxml", checkName(network)], opts);
-    } catch (err) {
-      if (err instanceof CommandError && /failed to get network|Network not found/i.test(err.stderr)) {
-        throw new CommandError(["virsh", "net-dumpxml", network], 1, `network ${network} does not exist`);
-      }
-      throw err;
-    }
+    const xml = await this.virshUnlessAbsent("network", ["net-dumpxml", checkName(network)], opts);
+    if (xml === undefined) throw new CommandError(["virsh", "net-dumpxml", network], 1, `network ${network} does not exist`);
     return (await libvirtXml()).parseNetworkXml(xml);
   }
 
