@@ -322,6 +322,11 @@ test("stop, start, shutdown: a VM stopped on purpose is not drift; plan says so 
   assert.match(await ok(env, ["start", "vm02"]), /^vm02: started$/m);
   assert.equal(await ssh("vm02", "cat /etc/motd"), "built by lago");
   assert.equal(JSON.parse(await ok(env, ["plan", "--json"])).stopped, undefined);
+  // A paused VM (libvirt's `start` answers "already active"): `lago start` resumes it.
+  const vm01 = String(JSON.parse(await ok(env, ["status", "--json"])).vms[0].libvirtName);
+  assert.equal((await virsh("suspend", vm01)).code, 0);
+  assert.match(await ok(env, ["start", "vm01"]), /^vm01: resumed$/m);
+  assert.equal((await virsh("domstate", vm01)).stdout.trim(), "running");
   assert.match(await ok(env, ["shutdown", "vm01"]), /^vm01: shut down$/m);
   assert.deepEqual(JSON.parse(await ok(env, ["plan", "--json"])).stopped, ["domain.vm01"]);
 });

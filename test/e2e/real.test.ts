@@ -202,6 +202,9 @@ test("1. the example: two VMs answer SSH, hostnames, build step run at first boo
   const xml = (await virsh("dumpxml", "--inactive", libvirtName(env, "vm02"))).stdout;
   assert.equal(xml.match(/<rom enabled='no'\/>/g)?.length, 2, "both NICs of vm02");
   assert.match(xml, /<bootmenu enable='no'\/>/);
+  // lago's networks do not start with the host: a fresh definition never does, and lago leaves it so.
+  const prefix = libvirtName(env, "vm01").replace(/-vm01$/, "");
+  for (const net of ["lago", "backend"]) assert.match((await virsh("net-info", `${prefix}-${net}`)).stdout, /^Autostart:\s+no$/m, net);
   await noOrphans(env);
 });
 
