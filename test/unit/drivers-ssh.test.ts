@@ -2,7 +2,8 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { createServer as createTcpServer } from "node:net";
+import { EventEmitter } from "node:events";
+import net, { createServer as createTcpServer } from "node:net";
 import type { AddressInfo } from "node:net";
 import os from "node:os";
 import path from "node:path";
@@ -11,7 +12,7 @@ import { generatePair } from "../../src/drivers/real/key-store.ts";
 import type { ParsedKey } from "ssh2";
 import { LagoError } from "../../src/errors.ts";
 import type { SshTarget } from "../../src/drivers/types.ts";
-import { HostKeyMismatchError, Ssh2Client } from "../../src/drivers/real/ssh.ts";
+import { HostKeyMismatchError, Ssh2Client, openPort } from "../../src/drivers/real/ssh.ts";
 
 type Ctx = { after: (fn: () => Promise<void> | void) => void };
 
@@ -187,4 +188,45 @@ test("waitLogin tries the key, then each password, and says which one logged in;
     assert.doesNotMatch(err.message, /nope-secret/);
     return true;
   });
+});
+
+/** Sockets that connect, refuse or never answer, as `openPort` dials them. */
+function fakeDialer(answers: Array<"hang" | "connect" | "refuse">): { dial: (host: string, port: number) => net.Socket; sockets: Array<EventEmitter & { destroyed: boolean }> } {
+  const sockets: Array<EventEmitter & { destroyed: boolean }> = [];
+  const dial = (): net.Socket => {
+    const answer = answers[Math.min(sockets.length, answers.length - 1)];
+    const sock = Object.assign(new EventEmitter(), { destroyed: false, destroy() { sock.destroyed = true; } });
+    sockets.push(sock);
+    if (answer === "connect") setImmediate(() => sock.emit("connect"));
+    if (answer === "refuse") setImmediate(() => sock.emit("error", Object.assign(new Error("connect ECONNREFUSED"), { code: "ECONNREFUSED" })));
+    return sock as unknown as net.Socket;
+  };
+  return { dial, sockets };
+}
+
+const portTarget: SshTarget = { host: "192.0.2.1", port: 22, user: "root", privateKeyPath: "/nonexistent", pinnedHostKey: undefined };
+
+test("openPort starts a fresh connect while an earlier one hangs, keeps the first that connects and drops the rest", async () => {
+  const { dial, sockets } = fakeDialer(["hang", "hang", "connect"]);
+  const sock = await openPort(portTarget, 5_000, undefined, dial);
+  assert.equal(sockets.length, 3);
+  assert.equal(sock as unknown, sockets[2]);
+  assert.deepEqual(sockets.map((s) => s.destroyed), [true, true, false]);
+});
+
+test("openPort keeps retrying a refused port for its window, then rejects with the last error; silence is ETIMEDOUT", async () => {
+  const refused = fakeDialer(["refuse"]);
+  await assert.rejects(openPort(portTarget, 700, undefined, refused.dial), /ECONNREFUSED/);
+  assert.ok(refused.sockets.length >= 3, `${refused.sockets.length} attempts`);
+  const silent = fakeDialer(["hang"]);
+  await assert.rejects(openPort(portTarget, 500, undefined, silent.dial), (err: Error & { code?: string }) => err.code === "ETIMEDOUT" && err.message === "connect ETIMEDOUT 192.0.2.1:22");
+  assert.ok(silent.sockets.length >= 2 && silent.sockets.every((s) => s.destroyed));
+});
+
+test("openPort stops at once when cancelled, dropping every pending connect", async () => {
+  const { dial, sockets } = fakeDialer(["hang"]);
+  const ac = new AbortController();
+  setTimeout(() => ac.abort(), 450);
+  await assert.rejects(openPort(portTarget, 60_000, ac.signal, dial), (err: unknown) => err instanceof LagoError && err.code === "CANCELLED");
+  assert.ok(sockets.length >= 2 && sockets.every((s) => s.destroyed));
 });

@@ -10,7 +10,7 @@ import os from "node:os";
 import path from "node:path";
 import fc from "fast-check";
 import { LagoError } from "../../src/errors.ts";
-import { canSearch, grantQemuAccess, libvirtQemuIdentity, parseQemuConf, type QemuIdentity } from "../../src/drivers/real/qemu-access.ts";
+import { accountFromFiles, canSearch, grantQemuAccess, libvirtQemuIdentity, parseQemuConf, type QemuIdentity } from "../../src/drivers/real/qemu-access.ts";
 
 const QEMU: QemuIdentity = { user: "qemu-test", uid: 64999, gid: 64998, groups: [64998, 64997] };
 
@@ -93,4 +93,25 @@ test("grantQemuAccess refuses a directory that is not lago's and keeps qemu out,
   // The owner (the invoking user) and root need nothing.
   await grantQemuAccess([disk], [], { user: "root", uid: 0, gid: 0, groups: [0] }, { workdir, stores: [] });
   assert.equal(mode(disk), "0644");
+});
+
+test("accountFromFiles reads passwd/group text as id does for a local user", () => {
+  const passwd = "root:x:0:0:root:/root:/bin/bash\n# comment\nlibvirt-qemu:x:64055:108:Libvirt Qemu,,,:/var/lib/libvirt:/usr/sbin/nologin\nnogroup-user:x:2000:2000::/:/bin/false\n";
+  const group = "root:x:0:\nkvm:x:104:libvirt-qemu,alice\nlibvirt-qemu:x:64055:libvirt-qemu\nlibvirt:x:108:\nqemugrp:x:777:\n";
+  // The group named like the user wins over the primary group (as getent group NAME did); both are kept.
+  assert.deepEqual(accountFromFiles("libvirt-qemu", passwd, group), { uid: 64055, gid: 64055, groups: [64055, 108, 104] });
+  assert.deepEqual(accountFromFiles("libvirt-qemu", passwd, group, "qemugrp"), { uid: 64055, gid: 777, groups: [777, 108, 104, 64055] });
+  assert.deepEqual(accountFromFiles("libvirt-qemu", passwd, group, "+5"), { uid: 64055, gid: 5, groups: [5, 108, 104, 64055] });
+  assert.deepEqual(accountFromFiles("nogroup-user", passwd, group), { uid: 2000, gid: 2000, groups: [2000] });
+  // Not settled by the files: the name service decides.
+  assert.equal(accountFromFiles("qemu", passwd, group), undefined);
+  assert.equal(accountFromFiles("libvirt-qemu", passwd, group, "ldap-only"), undefined);
+});
+
+test("libvirt's qemu user from the account files is what id and getent say", async () => {
+  const id = await libvirtQemuIdentity();
+  assert.ok(id);
+  const viaTools = await libvirtQemuIdentity(undefined, { passwd: "/nonexistent", group: "/nonexistent" });
+  assert.ok(viaTools);
+  assert.deepEqual({ ...id, groups: [...id.groups].sort() }, { ...viaTools, groups: [...viaTools.groups].sort() });
 });

@@ -71,19 +71,50 @@ async function getentGroup(name: string): Promise<number | undefined> {
 }
 
 /**
+ * A user as the local account files tell (passwd(5) and group(5) text): its uid; as gid, that of the group
+ * `groupName` (a name or `+gid`), else of the group named like the user, else its primary group; and every
+ * group it has (that gid, its primary group and those listing it as a member, as `id -G` says). Undefined when
+ * the files do not settle it: no such user, or no group `groupName`. Pure.
+ */
+export function accountFromFiles(name: string, passwd: string, group: string, groupName?: string): Omit<QemuIdentity, "user"> | undefined {
+  const fields = (text: string): string[][] => text.split("\n").filter((l) => l && !l.startsWith("#")).map((l) => l.split(":"));
+  const entry = fields(passwd).find((f) => f[0] === name);
+  if (!entry || !/^\d+$/.test(entry[2] ?? "") || !/^\d+$/.test(entry[3] ?? "")) return undefined;
+  const uid = Number(entry[2]);
+  const primary = Number(entry[3]);
+  const groups = fields(group).filter((f) => /^\d+$/.test(f[2] ?? ""));
+  const wanted = groupName ?? name;
+  const named = /^\+?\d+$/.test(wanted) ? wanted.replace("+", "") : groups.find((f) => f[0] === wanted)?.[2];
+  if (groupName !== undefined && named === undefined) return undefined;
+  const gid = named === undefined ? primary : Number(named);
+  const members = groups.filter((f) => (f[3] ?? "").split(",").includes(name)).map((f) => Number(f[2]));
+  return { uid, gid, groups: [...new Set([gid, primary, ...members])] };
+}
+
+/**
  * libvirt's qemu user for `qemu:///system`: `user`/`group` from qemu.conf,
  * else the packaged default (Debian `libvirt-qemu`, Fedora `qemu`, group of
- * the same name). Undefined when no such user exists on this host.
+ * the same name). Undefined when no such user exists on this host. Read from
+ * /etc/passwd and /etc/group (no process on the way to a boot); `id` and
+ * `getent` for a user only the name service knows.
  */
-export async function libvirtQemuIdentity(confFile = "/etc/libvirt/qemu.conf"): Promise<QemuIdentity | undefined> {
+export async function libvirtQemuIdentity(confFile = "/etc/libvirt/qemu.conf", accountFiles = { passwd: "/etc/passwd", group: "/etc/group" }): Promise<QemuIdentity | undefined> {
   let conf: { user?: string; group?: string } = {};
   try {
     conf = parseQemuConf(readFileSync(confFile, "utf8"));
   } catch {
     // No qemu.conf: libvirt's built-in defaults.
   }
+  let files: { passwd: string; group: string } | undefined;
+  try {
+    files = { passwd: readFileSync(accountFiles.passwd, "utf8"), group: readFileSync(accountFiles.group, "utf8") };
+  } catch {
+    files = undefined;
+  }
   for (const user of conf.user ? [conf.user] : ["libvirt-qemu", "qemu"]) {
     const name = user.replace(/^\+/, "");
+    const local = files && !/^\+?\d+$/.test(user) ? accountFromFiles(name, files.passwd, files.group, conf.group) : undefined;
+    if (local) return { user: name, ...local };
     const uidText = await idOf(["-u", name]);
     if (uidText === undefined || !/^\d+$/.test(uidText)) {
       if (/^\+?\d+$/.test(user)) return { user, uid: Number(name), gid: (await getentGroup(conf.group ?? name)) ?? Number(name), groups: [] };

@@ -4,7 +4,7 @@
  * accepted and returned so the caller can pin it (trust on first use).
  *
  * Waiting for a booting VM costs no fixed sleeps: a plain TCP connect to the SSH
- * port is retried every {@link PORT_RETRY_MS} until the server accepts, and that
+ * port starts every {@link PORT_RETRY_MS} until the server accepts, and that
  * very socket is handed to the SSH client, so the login starts as soon as the
  * server can send its banner.
  */
@@ -17,10 +17,10 @@ import { cancelledError, sleep } from "../../util/sleep.ts";
 import { loadSsh2 } from "./ssh2-module.ts";
 
 const CONNECT_TIMEOUT_MS = 30_000;
-/** Pause between TCP connects while the port is closed or the host does not answer yet. */
+/** A fresh TCP connect this often while the port is closed or the host does not answer yet. */
 const PORT_RETRY_MS = 200;
-/** Give up one TCP connect attempt after this long (a guest still booting drops SYNs or ARP fails). */
-const PORT_ATTEMPT_MS = 2_000;
+/** Connect attempts report back to the wait (its deadline, its progress message) after this long. */
+const PORT_WINDOW_MS = 2_000;
 /** Pause after a failed login on an open port (e.g. cloud-init has not written the key yet). */
 const LOGIN_RETRY_MS = 500;
 /** At most one progress message per this interval while waiting. */
@@ -63,35 +63,65 @@ export function describeError(err: unknown): string {
 }
 
 /**
- * A TCP connection to the target's SSH port, or a rejection after `timeoutMs`
- * (ECONNREFUSED while the server is not listening, EHOSTUNREACH while the guest
- * has no address yet, ETIMEDOUT when SYNs go unanswered).
+ * A TCP connection to the target's SSH port. A fresh connect starts every
+ * {@link PORT_RETRY_MS} while earlier ones are still pending; the first to
+ * connect wins and the others are dropped. A booting guest that gets its
+ * address or starts its server is thus reached within one stagger, not after the
+ * kernel's SYN backoff (1 s, 3 s, …). After `windowMs` without a connection,
+ * rejects with the last attempt's error (ECONNREFUSED while the server is not
+ * listening, EHOSTUNREACH while the guest has no address yet), or ETIMEDOUT when
+ * no attempt got an answer. `dial`: how one attempt connects (tests replace it).
  */
-function openPort(target: SshTarget, timeoutMs: number, signal: AbortSignal | undefined): Promise<net.Socket> {
+export function openPort(
+  target: SshTarget,
+  windowMs: number,
+  signal: AbortSignal | undefined,
+  dial: (host: string, port: number) => net.Socket = (host, port) => net.connect({ host, port }),
+): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
     if (signal?.aborted) {
       reject(cancelledError(`connecting to ${where(target)}`));
       return;
     }
-    const sock = net.connect({ host: target.host, port: target.port });
-    const done = (err: unknown): void => {
-      clearTimeout(timer);
+    const pending = new Set<net.Socket>();
+    let lastError: unknown;
+    let settled = false;
+    const finish = (winner: net.Socket | undefined, err?: unknown): void => {
+      if (settled) return;
+      settled = true;
+      clearInterval(stagger);
+      clearTimeout(window);
       signal?.removeEventListener("abort", onAbort);
-      sock.removeAllListeners("connect");
-      if (err === undefined) {
+      for (const sock of pending) {
+        sock.removeAllListeners("connect");
         sock.removeAllListeners("error");
-        resolve(sock);
-      } else {
-        sock.on("error", () => undefined);
-        sock.destroy();
-        reject(err);
+        if (sock !== winner) {
+          sock.on("error", () => undefined);
+          sock.destroy();
+        }
       }
+      pending.clear();
+      if (winner) resolve(winner);
+      else reject(err);
     };
-    const onAbort = (): void => done(cancelledError(`connecting to ${where(target)}`));
-    const timer = setTimeout(() => done(Object.assign(new Error(`connect ETIMEDOUT ${target.host}:${target.port}`), { code: "ETIMEDOUT" })), timeoutMs);
+    const attempt = (): void => {
+      const sock = dial(target.host, target.port);
+      pending.add(sock);
+      sock.once("connect", () => finish(sock));
+      sock.once("error", (err) => {
+        lastError = err;
+        pending.delete(sock);
+        sock.destroy();
+      });
+    };
+    const onAbort = (): void => finish(undefined, cancelledError(`connecting to ${where(target)}`));
     signal?.addEventListener("abort", onAbort, { once: true });
-    sock.once("connect", () => done(undefined));
-    sock.once("error", (err) => done(err));
+    const stagger = setInterval(attempt, PORT_RETRY_MS);
+    const window = setTimeout(
+      () => finish(undefined, lastError ?? Object.assign(new Error(`connect ETIMEDOUT ${target.host}:${target.port}`), { code: "ETIMEDOUT" })),
+      windowMs,
+    );
+    attempt();
   });
 }
 
@@ -266,10 +296,11 @@ export class Ssh2Client implements SshDriver {
       const remaining = deadline - Date.now();
       if (remaining <= 0) break;
       let conn: Connection | undefined;
-      let pause = PORT_RETRY_MS;
+      // openPort keeps trying for its whole window: a closed port is retried at once, a failed login after a pause.
+      let pause = 0;
       attempts++;
       try {
-        const sock = await openPort(target, Math.min(remaining, PORT_ATTEMPT_MS), opts.signal);
+        const sock = await openPort(target, Math.min(remaining, PORT_WINDOW_MS), opts.signal);
         pause = LOGIN_RETRY_MS;
         conn = await connect(target, privateKey, Math.max(1_000, Math.min(deadline - Date.now(), CONNECT_TIMEOUT_MS)), opts.signal, sock);
         const probe = await execOn(conn, target, command, Math.max(1_000, Math.min(deadline - Date.now(), CONNECT_TIMEOUT_MS)), opts.signal);
@@ -289,7 +320,7 @@ export class Ssh2Client implements SshDriver {
         told = Date.now();
         opts.progress?.(`waiting for SSH on ${where(target)}: ${describeError(lastError)}`);
       }
-      await sleep(Math.min(pause, left), opts.signal, `waiting for SSH on ${where(target)}`);
+      if (pause > 0) await sleep(Math.min(pause, left), opts.signal, `waiting for SSH on ${where(target)}`);
     }
     throw new LagoError(
       "SSH_TIMEOUT",
