@@ -39,6 +39,8 @@ await build({
   platform: "node",
   target: "node20",
   sourcemap: "linked",
+  minifyWhitespace: true,
+  minifySyntax: true,
   chunkNames: "chunks/[name]-[hash]",
   external: ["ssh2", "cpu-features", "nunjucks"],
   // Bundled CommonJS dependencies call require() for Node's built-ins.

@@ -86,8 +86,13 @@ export function cloudInitSeed(b: BootstrapSpec, publicKey: string, bootcmd?: str
   return { metaData, userData };
 }
 
-/** Single-quoted for a POSIX shell. Pure. */
-export function shellQuote(s: string): string {
+/**
+ * Always single-quoted for a POSIX shell. Not ops/command-line's `shellQuote`, which leaves plain words bare for
+ * people to read: this quoting is part of the scripts lago puts in seeds and first-boot disks, whose hash is a
+ * VM's cloud-init instance-id; quoting the same text another way would make every existing VM a new instance
+ * (its first-boot steps run again). Pure.
+ */
+export function singleQuote(s: string): string {
   return `'${s.replaceAll("'", "'\\''")}'`;
 }
 
@@ -130,9 +135,9 @@ export function firstLoginScript(b: BootstrapSpec, publicKey: string): { command
     FIRST_LOGIN_MARK,
     "set -e",
     "umask 077",
-    `user=${shellQuote(b.ssh_user)}`,
-    `host=${shellQuote(b.hostname)}`,
-    `key=${shellQuote(publicKey.trim())}`,
+    `user=${singleQuote(b.ssh_user)}`,
+    `host=${singleQuote(b.hostname)}`,
+    `key=${singleQuote(publicKey.trim())}`,
     ...USER_ENTRY_LINES,
     `printf '%s\\n' "$host" > /etc/hostname`,
     `chmod 644 /etc/hostname`,

@@ -18,7 +18,7 @@
  *
  * Everything here is pure: the build reconciler reads the host files.
  */
-import { AUTHORIZE_KEY_LINES, ROOT_PASSWORD_LINES, USER_ENTRY_LINES, shellQuote } from "./bootstrap.ts";
+import { AUTHORIZE_KEY_LINES, ROOT_PASSWORD_LINES, USER_ENTRY_LINES, singleQuote } from "./bootstrap.ts";
 
 /** A step option as the build holds it: host paths already resolved by the spec layer. */
 export interface FirstBootOption {
@@ -81,7 +81,7 @@ function sendFile(data: Buffer, dest: string): string[] {
 
 /** The commands that add `key` to `user`'s authorized_keys, as virt-customize's `ssh-inject` does. */
 function injectKey(user: string, key: string): string[] {
-  return [`user=${shellQuote(user)}; key=${shellQuote(key.trim())}`, ...USER_ENTRY_LINES, ...AUTHORIZE_KEY_LINES];
+  return [`user=${singleQuote(user)}; key=${singleQuote(key.trim())}`, ...USER_ENTRY_LINES, ...AUTHORIZE_KEY_LINES];
 }
 
 export interface FirstBootInputs {
@@ -107,7 +107,7 @@ function stepCommands(o: FirstBootOption, inputs: FirstBootInputs): string[] {
     if (!parts) throw new Error(`--${o.option} ${arg}: expected ${what}`);
     return parts;
   };
-  const q = shellQuote;
+  const q = singleQuote;
   switch (o.option) {
     case "touch":
       return [`touch -- ${q(arg)}`];
@@ -205,7 +205,7 @@ export function firstBootScript(id: string, options: readonly FirstBootOption[],
   steps.forEach((o, i) => {
     const what = `step ${i + 1} of ${steps.length} (${shown(o)})`;
     // Not `( … ) || fin`: a shell ignores `set -e` inside the left side of `||`.
-    out.push(`echo ${shellQuote(`== ${what}`)} >> "$log"`, "( set -e", ...stepCommands(o, inputs), `) >> "$log" 2>&1 < /dev/null`, `r=$?; [ $r -eq 0 ] || fin ${shellQuote(`failed: ${what} exited with`)} $r`);
+    out.push(`echo ${singleQuote(`== ${what}`)} >> "$log"`, "( set -e", ...stepCommands(o, inputs), `) >> "$log" 2>&1 < /dev/null`, `r=$?; [ $r -eq 0 ] || fin ${singleQuote(`failed: ${what} exited with`)} $r`);
   });
   out.push("fin ok", ")");
   return `${out.join("\n")}\n`;

@@ -7,7 +7,7 @@ import {
   cloudInitSeed,
   firstLoginScript,
   publishedRootPassword,
-  shellQuote,
+  singleQuote,
 } from "../../src/resources/bootstrap.ts";
 import { buildArgs, buildInputs } from "../../src/resources/build.ts";
 import { BUILD_OPERATIONS, withResolvedHostPaths } from "../../src/spec/build-ops.ts";
@@ -56,9 +56,9 @@ test("the first-login script quotes what comes from the init file and takes the 
   const evil = "x'; rm -rf / #";
   const { command, input } = firstLoginScript({ hostname: evil, ssh_user: "root", root_password: "s3cret pw" }, KEY);
   assert.ok(command.startsWith("# lago bootstrap\nset -e\n"));
-  assert.ok(command.includes(`host=${shellQuote(evil)}\n`));
-  assert.equal(shellQuote(evil), `'x'\\''; rm -rf / #'`);
-  assert.ok(command.includes(`key=${shellQuote(KEY)}\n`));
+  assert.ok(command.includes(`host=${singleQuote(evil)}\n`));
+  assert.equal(singleQuote(evil), `'x'\\''; rm -rf / #'`);
+  assert.ok(command.includes(`key=${singleQuote(KEY)}\n`));
   assert.doesNotMatch(command, /s3cret/);
   assert.equal(input, "s3cret pw\n");
   // The key goes in last: once it logs in, the rest was done.
