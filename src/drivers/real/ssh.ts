@@ -90,7 +90,7 @@ export function openPort(
       if (settled) return;
       settled = true;
       clearInterval(stagger);
-      clearTimeout(window);
+      clearTimeout(windowTimer);
       signal?.removeEventListener("abort", onAbort);
       for (const sock of pending) {
         sock.removeAllListeners("connect");
@@ -117,7 +117,7 @@ export function openPort(
     const onAbort = (): void => finish(undefined, cancelledError(`connecting to ${where(target)}`));
     signal?.addEventListener("abort", onAbort, { once: true });
     const stagger = setInterval(attempt, PORT_RETRY_MS);
-    const window = setTimeout(
+    const windowTimer = setTimeout(
       () => finish(undefined, lastError ?? Object.assign(new Error(`connect ETIMEDOUT ${target.host}:${target.port}`), { code: "ETIMEDOUT" })),
       windowMs,
     );
