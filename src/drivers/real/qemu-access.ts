@@ -111,10 +111,15 @@ export async function libvirtQemuIdentity(confFile = "/etc/libvirt/qemu.conf", a
   } catch {
     files = undefined;
   }
-  for (const user of conf.user ? [conf.user] : ["libvirt-qemu", "qemu"]) {
+  const candidates = conf.user ? [conf.user] : ["libvirt-qemu", "qemu"];
+  if (files) {
+    for (const user of candidates) {
+      const local = /^\+?\d+$/.test(user) ? undefined : accountFromFiles(user, files.passwd, files.group, conf.group);
+      if (local) return { user, ...local };
+    }
+  }
+  for (const user of candidates) {
     const name = user.replace(/^\+/, "");
-    const local = files && !/^\+?\d+$/.test(user) ? accountFromFiles(name, files.passwd, files.group, conf.group) : undefined;
-    if (local) return { user: name, ...local };
     const uidText = await idOf(["-u", name]);
     if (uidText === undefined || !/^\d+$/.test(uidText)) {
       if (/^\+?\d+$/.test(user)) return { user, uid: Number(name), gid: (await getentGroup(conf.group ?? name)) ?? Number(name), groups: [] };
