@@ -59,8 +59,14 @@ async function idOf(args: string[]): Promise<string | undefined> {
   }
 }
 
+/** qemu.conf's numeric form of a user or group (`+107`, or `107`) as a number; undefined for a name. Pure. */
+function numericId(s: string): number | undefined {
+  return /^\+?\d+$/.test(s) ? Number(s.replace("+", "")) : undefined;
+}
+
 async function getentGroup(name: string): Promise<number | undefined> {
-  if (/^\+?\d+$/.test(name)) return Number(name.replace("+", ""));
+  const numeric = numericId(name);
+  if (numeric !== undefined) return numeric;
   try {
     const line = (await run("getent", ["group", name], { timeoutMs: 10_000 })).stdout.trim();
     const gid = Number(line.split(":")[2]);
@@ -84,9 +90,10 @@ export function accountFromFiles(name: string, passwd: string, group: string, gr
   const primary = Number(entry[3]);
   const groups = fields(group).filter((f) => /^\d+$/.test(f[2] ?? ""));
   const wanted = groupName ?? name;
-  const named = /^\+?\d+$/.test(wanted) ? wanted.replace("+", "") : groups.find((f) => f[0] === wanted)?.[2];
+  const listed = groups.find((f) => f[0] === wanted)?.[2];
+  const named = numericId(wanted) ?? (listed === undefined ? undefined : Number(listed));
   if (groupName !== undefined && named === undefined) return undefined;
-  const gid = named === undefined ? primary : Number(named);
+  const gid = named ?? primary;
   const members = groups.filter((f) => (f[3] ?? "").split(",").includes(name)).map((f) => Number(f[2]));
   return { uid, gid, groups: [...new Set([gid, primary, ...members])] };
 }
@@ -109,12 +116,12 @@ export async function libvirtQemuIdentity(confFile = "/etc/libvirt/qemu.conf", a
   try {
     files = { passwd: readFileSync(accountFiles.passwd, "utf8"), group: readFileSync(accountFiles.group, "utf8") };
   } catch {
-    files = undefined;
+    // Unreadable: the name service alone decides, below.
   }
   const candidates = conf.user ? [conf.user] : ["libvirt-qemu", "qemu"];
   if (files) {
     for (const user of candidates) {
-      const local = /^\+?\d+$/.test(user) ? undefined : accountFromFiles(user, files.passwd, files.group, conf.group);
+      const local = numericId(user) === undefined ? accountFromFiles(user, files.passwd, files.group, conf.group) : undefined;
       if (local) return { user, ...local };
     }
   }
@@ -122,7 +129,7 @@ export async function libvirtQemuIdentity(confFile = "/etc/libvirt/qemu.conf", a
     const name = user.replace(/^\+/, "");
     const uidText = await idOf(["-u", name]);
     if (uidText === undefined || !/^\d+$/.test(uidText)) {
-      if (/^\+?\d+$/.test(user)) return { user, uid: Number(name), gid: (await getentGroup(conf.group ?? name)) ?? Number(name), groups: [] };
+      if (numericId(user) !== undefined) return { user, uid: Number(name), gid: (await getentGroup(conf.group ?? name)) ?? Number(name), groups: [] };
       continue;
     }
     const gid = (await getentGroup(conf.group ?? name)) ?? Number(await idOf(["-g", name]));
