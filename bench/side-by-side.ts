@@ -118,7 +118,8 @@ function bootStat(results: ScenarioResult[], scenario: ScenarioName = "two", flo
 function floorNote(lago: Stat | undefined, ref: Stat | undefined, floor: Stat | undefined, refName: string): string | undefined {
   if (!floor || !ref) return undefined;
   const f = floor.median;
-  const adds = lago ? `lago adds ${seconds(lago.median - f)} s to it, ${refName} ${seconds(ref.median - f)} s` : `${refName} adds ${seconds(ref.median - f)} s to it`;
+  const over = (tool: string, ms: number): string => (ms >= 0 ? `${tool} adds ${seconds(ms)} s to it` : `${tool} takes ${seconds(-ms)} s less`);
+  const adds = [lago ? over("lago", lago.median - f) : undefined, over(refName, ref.median - f)].filter(Boolean).join(", ");
   return `the guest alone takes ${seconds(f)} s (${(f / ref.median).toFixed(2)}× ${refName}, the ratio at zero overhead); ${adds}`;
 }
 
