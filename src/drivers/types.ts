@@ -10,6 +10,15 @@ export interface CallOptions {
   progress?: ((message: string) => void) | undefined;
 }
 
+export interface DefineOptions extends CallOptions {
+  /**
+   * The caller creates the domain: most likely no domain has its name yet. A
+   * hint only: the result is the same either way, one libvirt round trip sooner
+   * when it holds.
+   */
+  expectNew?: boolean | undefined;
+}
+
 // ---------------------------------------------------------------- libvirt
 
 export interface DomainDiskDef {
@@ -127,7 +136,7 @@ export interface LibvirtDriver {
   listDomains(prefix: string, opts?: CallOptions): Promise<DomainInfo[]>;
   listNetworks(prefix: string, opts?: CallOptions): Promise<NetworkInfo[]>;
   /** Define (or redefine) a persistent domain. Idempotent. */
-  defineDomain(def: DomainDef, opts?: CallOptions): Promise<void>;
+  defineDomain(def: DomainDef, opts?: DefineOptions): Promise<void>;
   /** Start a defined domain; a running one is left alone. */
   startDomain(name: string, opts?: CallOptions): Promise<void>;
   /** ACPI shutdown, waiting up to `timeoutMs`, then power off. A stopped domain is left alone. */

@@ -503,7 +503,7 @@ export const domainKind: ResourceKind = {
   async create(ctx, desired) {
     await writeSeed(ctx, desired);
     try {
-      await ctx.drivers.libvirt.defineDomain(definition(ctx, desired), { signal: ctx.signal });
+      await ctx.drivers.libvirt.defineDomain(definition(ctx, desired), { signal: ctx.signal, expectNew: true });
     } catch (err) {
       // Nothing names the seed yet: it goes, so that a VM never defined leaves no file behind.
       await ctx.drivers.seeds.remove(seedPath(ctx, str(desired.name, "name")), { signal: ctx.signal }).catch(() => undefined);

@@ -33,7 +33,7 @@ test("real drivers: no libvirtd and an unwritable template store each get their 
     assert.match(r.stderr, new RegExp(`Error: template\\.test-repo:tiny:v2: .*EACCES: permission denied.*\\nhint: the template store ${store} is not writable for you: .*--template-store DIR`));
     assert.match(
       r.stderr,
-      /Error: network\.lago: command `virsh -c "qemu\+unix:\/\/\/system\?socket=\S+nobody-listens\.sock" -q \S+ lago-[0-9a-f]+-lago` exited with code 1:\n {2}error: failed to connect to the hypervisor\n {2}error: Failed to connect socket to '\S+': No such file or directory\nhint: libvirtd is not running \(nothing listens on \S+nobody-listens\.sock\): start it with `systemctl start libvirtd`/,
+      /Error: network\.lago: command `virsh -c "qemu\+unix:\/\/\/system\?socket=\S+nobody-listens\.sock" -q net-define \S+\/object\.xml` exited with code 1:\n {2}error: failed to connect to the hypervisor\n {2}error: Failed to connect socket to '\S+': No such file or directory\nhint: libvirtd is not running \(nothing listens on \S+nobody-listens\.sock\): start it with `systemctl start libvirtd`/,
     );
     assert.match(r.stdout, /disk\.vm01\.root: not created: template\.test-repo:tiny:v2 did not create/);
     assert.doesNotMatch(r.stderr, /Internal error|\n\s+at /);

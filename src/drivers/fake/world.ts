@@ -30,6 +30,7 @@ import type {
   CallOptions,
   CustomizeArg,
   CustomizeDriver,
+  DefineOptions,
   DomainDef,
   DomainDiskDef,
   DomainInfo,
@@ -293,7 +294,7 @@ class FakeLibvirt implements LibvirtDriver {
     return this.w.call("listNetworks", prefix, opts, (d) => networksOf(d, prefix));
   }
 
-  defineDomain(def: DomainDef, opts?: CallOptions): Promise<void> {
+  defineDomain(def: DomainDef, opts?: DefineOptions): Promise<void> {
     return this.w.call("defineDomain", def.name, opts, (d) => {
       this.w.touch(def.name);
       for (const disk of def.disks) if (!d.images[disk.path] && !existsSync(disk.path)) throw new CommandError(["fake", "define", def.name], 1, `Cannot access storage file '${disk.path}'`);

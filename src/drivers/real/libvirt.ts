@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { CommandError, LagoError } from "../../errors.ts";
-import type { CallOptions, DomainDef, DomainDiskDef, DomainInfo, DomainNicDef, DomainView, Inventory, LibvirtDriver, NetworkDef, NetworkHostDef, NetworkInfo } from "../types.ts";
+import type { CallOptions, DefineOptions, DomainDef, DomainDiskDef, DomainInfo, DomainNicDef, DomainView, Inventory, LibvirtDriver, NetworkDef, NetworkHostDef, NetworkInfo } from "../types.ts";
 import { withVirshSession } from "./virsh-session.ts";
 import { ParsedXmlCache } from "./parsed-xml-cache.ts";
 import { run } from "./exec.ts";
@@ -23,6 +23,8 @@ const SAFE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 const TIMEOUT = 120_000;
 /** virsh's words for a domain or network that does not exist. */
 const NOT_FOUND = { domain: /failed to get domain|Domain not found/i, network: /failed to get network|Network not found/i } as const;
+/** libvirt refusing a definition whose name another domain or network has, under another UUID. */
+const NAME_TAKEN = /already exists with uuid|is already defined with uuid/i;
 
 /** `name`, if it is safe as a virsh argument. Names are validated at load time; this guards the batched virsh command lines too. */
 export function checkName(name: string, what = "libvirt object"): string {
@@ -192,11 +194,28 @@ export class VirshLibvirt implements LibvirtDriver {
     return (await this.virshUnlessAbsent("domain", ["domuuid", checkName(name)], opts))?.trim();
   }
 
-  async defineDomain(def: DomainDef, opts?: CallOptions): Promise<void> {
+  async defineDomain(def: DomainDef, opts?: DefineOptions): Promise<void> {
     mkdirSync(path.dirname(def.consoleLog), { recursive: true, mode: 0o700 });
-    // Independent: access for qemu, the UUID a redefinition must keep, the XML module.
-    const [, uuid, { domainXml }] = await Promise.all([this.grantAccess(def.disks, [path.dirname(def.consoleLog)], opts), this.domainUuid(def.name, opts), libvirtXml()]);
-    await this.withXmlFile(domainXml(def, uuid), (file) => this.virsh(["define", file], opts));
+    const define = async (uuid: string | undefined): Promise<void> => {
+      const { domainXml } = await libvirtXml();
+      await this.withXmlFile(domainXml(def, uuid), (file) => this.virsh(["define", file], opts));
+    };
+    const access = this.grantAccess(def.disks, [path.dirname(def.consoleLog)], opts);
+    if (opts?.expectNew) {
+      // Defined at once; only if libvirt knows the name after all, with the UUID it has.
+      await access;
+      try {
+        await define(undefined);
+        return;
+      } catch (err) {
+        if (!(err instanceof CommandError && NAME_TAKEN.test(err.stderr))) throw err;
+      }
+      await define(await this.domainUuid(def.name, opts));
+      return;
+    }
+    // Independent: access for qemu, the UUID a redefinition must keep.
+    const [, uuid] = await Promise.all([access, this.domainUuid(def.name, opts)]);
+    await define(uuid);
   }
 
   async startDomain(name: string, opts?: CallOptions): Promise<void> {
@@ -288,12 +307,15 @@ export class VirshLibvirt implements LibvirtDriver {
   }
 
   async createNetwork(def: NetworkDef, opts?: CallOptions): Promise<void> {
-    // The XML module loads while virsh answers.
-    const xml = libvirtXml();
-    const existing = await this.networkPresence(def.name, opts);
-    const { networkXml } = await xml;
-    // A network defined now does not start with the host (libvirt's default): nothing to turn off.
-    if (!existing) await this.withXmlFile(networkXml(def), (file) => this.virsh(["net-define", file], opts));
+    const { networkXml } = await libvirtXml();
+    // Most likely new: defined at once. A network defined now does not start with the host (libvirt's default).
+    let defined = true;
+    await this.withXmlFile(networkXml(def), (file) => this.virsh(["net-define", file], opts)).catch((err: unknown) => {
+      if (!(err instanceof CommandError && NAME_TAKEN.test(err.stderr))) throw err;
+      defined = false;
+    });
+    // It existed (an interrupted apply made it): kept as it is, started, and no longer started with the host.
+    const existing = defined ? undefined : await this.networkPresence(def.name, opts);
     if (!existing?.active) await this.virsh(["net-start", def.name], opts);
     if (existing?.autostart) await this.virsh(["net-autostart", def.name, "--disable"], opts).catch(() => undefined);
   }
@@ -330,55 +352,60 @@ export class VirshLibvirt implements LibvirtDriver {
     await this.virsh(["net-undefine", name], opts);
   }
 
-  private async netUpdate(network: string, command: "add" | "delete", section: string, xml: string, opts?: CallOptions): Promise<void> {
-    const state = await this.networkPresence(network, opts);
-    if (!state) throw new CommandError(["virsh", "net-update", network], 1, `network ${network} does not exist`);
-    const flags = state.active ? ["--live", "--config"] : ["--config"];
+  /**
+   * A network's live definition and whether it runs, read in one virsh process
+   * (`net-info` and `net-dumpxml`), before an in-place edit.
+   */
+  private async editable(network: string, opts?: CallOptions): Promise<{ active: boolean; current: Omit<NetworkInfo, "active"> }> {
+    const name = checkName(network);
+    const [info = "", xml = ""] = await withVirshSession(this.uri, (round) => round([["net-info", name], ["net-dumpxml", name]]), { timeoutMs: TIMEOUT, signal: opts?.signal });
+    // A command that failed printed nothing (its error went to stderr): the network is not there.
+    if (!/^Active:/m.test(info) || !xml.includes("<network")) throw new CommandError(["virsh", "net-dumpxml", network], 1, `network ${network} does not exist`);
+    return { active: /^Active:\s+yes/m.test(info), current: (await libvirtXml()).parseNetworkXml(xml) };
+  }
+
+  /** `virsh net-update`, on the running network too when it runs. */
+  private async netUpdate(network: string, active: boolean, command: "add" | "delete", section: string, xml: string, opts?: CallOptions): Promise<void> {
+    const flags = active ? ["--live", "--config"] : ["--config"];
     await this.virsh(["net-update", network, command, section, xml, ...flags], opts);
   }
 
-  private async current(network: string, opts?: CallOptions): Promise<Omit<NetworkInfo, "active">> {
-    const xml = await this.virshUnlessAbsent("network", ["net-dumpxml", checkName(network)], opts);
-    if (xml === undefined) throw new CommandError(["virsh", "net-dumpxml", network], 1, `network ${network} does not exist`);
-    return (await libvirtXml()).parseNetworkXml(xml);
-  }
-
   async addNetworkHost(network: string, host: NetworkHostDef, opts?: CallOptions): Promise<void> {
-    const cur = await this.current(network, opts);
-    const same = cur.hosts.find((h) => h.mac === host.mac.toLowerCase() || h.ip === host.ip);
+    const { active, current } = await this.editable(network, opts);
+    const same = current.hosts.find((h) => h.mac === host.mac.toLowerCase() || h.ip === host.ip);
     if (same && same.mac === host.mac.toLowerCase() && same.ip === host.ip && same.name === host.name) return;
     const { dhcpHostXml } = await libvirtXml();
-    if (same) await this.netUpdate(network, "delete", "ip-dhcp-host", dhcpHostXml(same), opts);
-    await this.netUpdate(network, "add", "ip-dhcp-host", dhcpHostXml(host), opts);
+    if (same) await this.netUpdate(network, active, "delete", "ip-dhcp-host", dhcpHostXml(same), opts);
+    await this.netUpdate(network, active, "add", "ip-dhcp-host", dhcpHostXml(host), opts);
   }
 
   async removeNetworkHost(network: string, host: NetworkHostDef, opts?: CallOptions): Promise<void> {
-    const cur = await this.current(network, opts);
-    const same = cur.hosts.find((h) => h.mac === host.mac.toLowerCase());
-    if (same) await this.netUpdate(network, "delete", "ip-dhcp-host", (await libvirtXml()).dhcpHostXml(same), opts);
+    const { active, current } = await this.editable(network, opts);
+    const same = current.hosts.find((h) => h.mac === host.mac.toLowerCase());
+    if (same) await this.netUpdate(network, active, "delete", "ip-dhcp-host", (await libvirtXml()).dhcpHostXml(same), opts);
   }
 
   async addDnsHost(network: string, host: { ip: string; names: string[] }, opts?: CallOptions): Promise<void> {
-    const cur = await this.current(network, opts);
-    const same = cur.dnsHosts.find((h) => h.ip === host.ip);
+    const { active, current } = await this.editable(network, opts);
+    const same = current.dnsHosts.find((h) => h.ip === host.ip);
     if (same && [...same.names].sort().join(",") === [...host.names].sort().join(",")) return;
     const { dnsHostXml } = await libvirtXml();
-    if (same) await this.netUpdate(network, "delete", "dns-host", dnsHostXml(same), opts);
-    await this.netUpdate(network, "add", "dns-host", dnsHostXml(host), opts);
+    if (same) await this.netUpdate(network, active, "delete", "dns-host", dnsHostXml(same), opts);
+    await this.netUpdate(network, active, "add", "dns-host", dnsHostXml(host), opts);
   }
 
   async removeDnsHost(network: string, host: { ip: string; names: string[] }, opts?: CallOptions): Promise<void> {
-    const cur = await this.current(network, opts);
-    const same = cur.dnsHosts.find((h) => h.ip === host.ip);
-    if (same) await this.netUpdate(network, "delete", "dns-host", (await libvirtXml()).dnsHostXml(same), opts);
+    const { active, current } = await this.editable(network, opts);
+    const same = current.dnsHosts.find((h) => h.ip === host.ip);
+    if (same) await this.netUpdate(network, active, "delete", "dns-host", (await libvirtXml()).dnsHostXml(same), opts);
   }
 
   async setDhcpRange(network: string, _before: { start: string; end: string } | undefined, after: { start: string; end: string }, opts?: CallOptions): Promise<void> {
-    const cur = await this.current(network, opts);
-    if (cur.dhcp?.start === after.start && cur.dhcp.end === after.end) return;
+    const { active, current } = await this.editable(network, opts);
+    if (current.dhcp?.start === after.start && current.dhcp.end === after.end) return;
     const { rangeXml } = await libvirtXml();
-    if (cur.dhcp) await this.netUpdate(network, "delete", "ip-dhcp-range", rangeXml(cur.dhcp), opts);
-    await this.netUpdate(network, "add", "ip-dhcp-range", rangeXml(after), opts);
+    if (current.dhcp) await this.netUpdate(network, active, "delete", "ip-dhcp-range", rangeXml(current.dhcp), opts);
+    await this.netUpdate(network, active, "add", "ip-dhcp-range", rangeXml(after), opts);
   }
 
   async setNetworkMetadata(network: string, metadata: string, opts?: CallOptions): Promise<void> {
