@@ -194,28 +194,31 @@ export class VirshLibvirt implements LibvirtDriver {
     return (await this.virshUnlessAbsent("domain", ["domuuid", checkName(name)], opts))?.trim();
   }
 
+  /**
+   * `virsh define`/`net-define` of `xml` (no UUID: a new object); false when libvirt
+   * refuses because an object of that name exists, under its own UUID.
+   */
+  private async defineNew(command: "define" | "net-define", xml: string, opts?: CallOptions): Promise<boolean> {
+    try {
+      await this.withXmlFile(xml, (file) => this.virsh([command, file], opts));
+      return true;
+    } catch (err) {
+      if (err instanceof CommandError && NAME_TAKEN.test(err.stderr)) return false;
+      throw err;
+    }
+  }
+
   async defineDomain(def: DomainDef, opts?: DefineOptions): Promise<void> {
     mkdirSync(path.dirname(def.consoleLog), { recursive: true, mode: 0o700 });
-    const define = async (uuid: string | undefined): Promise<void> => {
-      const { domainXml } = await libvirtXml();
-      await this.withXmlFile(domainXml(def, uuid), (file) => this.virsh(["define", file], opts));
-    };
-    const access = this.grantAccess(def.disks, [path.dirname(def.consoleLog)], opts);
+    // Independent: access for qemu, the XML module and (unless the domain is expected new) the UUID a redefinition must keep.
+    const ready = Promise.all([this.grantAccess(def.disks, [path.dirname(def.consoleLog)], opts), libvirtXml()]);
+    let [[, { domainXml }], uuid] = await Promise.all([ready, opts?.expectNew ? undefined : this.domainUuid(def.name, opts)]);
     if (opts?.expectNew) {
-      // Defined at once; only if libvirt knows the name after all, with the UUID it has.
-      await access;
-      try {
-        await define(undefined);
-        return;
-      } catch (err) {
-        if (!(err instanceof CommandError && NAME_TAKEN.test(err.stderr))) throw err;
-      }
-      await define(await this.domainUuid(def.name, opts));
-      return;
+      // Defined at once; only if libvirt knows the name after all, again with the UUID it has.
+      if (await this.defineNew("define", domainXml(def), opts)) return;
+      uuid = await this.domainUuid(def.name, opts);
     }
-    // Independent: access for qemu, the UUID a redefinition must keep.
-    const [, uuid] = await Promise.all([access, this.domainUuid(def.name, opts)]);
-    await define(uuid);
+    await this.withXmlFile(domainXml(def, uuid), (file) => this.virsh(["define", file], opts));
   }
 
   async startDomain(name: string, opts?: CallOptions): Promise<void> {
@@ -309,13 +312,8 @@ export class VirshLibvirt implements LibvirtDriver {
   async createNetwork(def: NetworkDef, opts?: CallOptions): Promise<void> {
     const { networkXml } = await libvirtXml();
     // Most likely new: defined at once. A network defined now does not start with the host (libvirt's default).
-    let defined = true;
-    await this.withXmlFile(networkXml(def), (file) => this.virsh(["net-define", file], opts)).catch((err: unknown) => {
-      if (!(err instanceof CommandError && NAME_TAKEN.test(err.stderr))) throw err;
-      defined = false;
-    });
-    // It existed (an interrupted apply made it): kept as it is, started, and no longer started with the host.
-    const existing = defined ? undefined : await this.networkPresence(def.name, opts);
+    // One that existed (an interrupted apply made it) is kept as it is, started, and no longer started with the host.
+    const existing = (await this.defineNew("net-define", networkXml(def), opts)) ? undefined : await this.networkPresence(def.name, opts);
     if (!existing?.active) await this.virsh(["net-start", def.name], opts);
     if (existing?.autostart) await this.virsh(["net-autostart", def.name, "--disable"], opts).catch(() => undefined);
   }
@@ -359,8 +357,12 @@ export class VirshLibvirt implements LibvirtDriver {
   private async editable(network: string, opts?: CallOptions): Promise<{ active: boolean; current: Omit<NetworkInfo, "active"> }> {
     const name = checkName(network);
     const [info = "", xml = ""] = await withVirshSession(this.uri, (round) => round([["net-info", name], ["net-dumpxml", name]]), { timeoutMs: TIMEOUT, signal: opts?.signal });
-    // A command that failed printed nothing (its error went to stderr): the network is not there.
-    if (!/^Active:/m.test(info) || !xml.includes("<network")) throw new CommandError(["virsh", "net-dumpxml", network], 1, `network ${network} does not exist`);
+    if (!/^Active:/m.test(info) || !xml.includes("<network")) {
+      // A command that failed printed nothing (its error went to the session's stderr): asked alone, libvirt
+      // says why, unless the network is simply not there.
+      await this.virshUnlessAbsent("network", ["net-dumpxml", name], opts);
+      throw new CommandError(["virsh", "net-dumpxml", network], 1, `network ${network} does not exist`);
+    }
     return { active: /^Active:\s+yes/m.test(info), current: (await libvirtXml()).parseNetworkXml(xml) };
   }
 

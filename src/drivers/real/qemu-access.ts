@@ -129,7 +129,8 @@ export async function libvirtQemuIdentity(confFile = "/etc/libvirt/qemu.conf", a
     const name = user.replace(/^\+/, "");
     const uidText = await idOf(["-u", name]);
     if (uidText === undefined || !/^\d+$/.test(uidText)) {
-      if (numericId(user) !== undefined) return { user, uid: Number(name), gid: (await getentGroup(conf.group ?? name)) ?? Number(name), groups: [] };
+      const uid = numericId(user);
+      if (uid !== undefined) return { user, uid, gid: (await getentGroup(conf.group ?? name)) ?? uid, groups: [] };
       continue;
     }
     const gid = (await getentGroup(conf.group ?? name)) ?? Number(await idOf(["-g", name]));
