@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Compiles lago to dist/: one ESM bundle per entry point with code splitting, so that
 // each verb loads only the modules it needs (`lago --version` loads commander and kleur).
-// Dependencies are bundled except those with native parts or dynamic requires.
+// Dependencies are bundled except those with native parts or dynamic requires, and `yaml`, which is
+// required only when an init file needs it (src/spec/yaml-package.ts).
 import { build } from "esbuild";
 import { readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
@@ -42,7 +43,7 @@ await build({
   minifyWhitespace: true,
   minifySyntax: true,
   chunkNames: "chunks/[name]-[hash]",
-  external: ["ssh2", "cpu-features", "nunjucks"],
+  external: ["ssh2", "cpu-features", "nunjucks", "yaml"],
   // Bundled CommonJS dependencies call require() for Node's built-ins.
   banner: { js: 'import { createRequire as __lagoCreateRequire } from "node:module"; const require = __lagoCreateRequire(import.meta.url);' },
   logLevel: "warning",

@@ -9,8 +9,12 @@
  * and `release`: a resource that survives while a dependency of it is
  * replaced or restarted lets go of it first (a VM detaches its NICs on a
  * network that is recreated) and takes it again in its `update` after.
+ *
+ * Of the steps ready at the same time, the one heading the longest chain to
+ * the end of the apply starts first ({@link criticalPath}).
  */
 import { Graph, alg } from "@dagrejs/graphlib";
+import TinyQueue from "tinyqueue";
 import { InternalError, LagoError, ProviderError, errorMessage } from "../errors.ts";
 import { subnetHandovers, type Plan, type ResourceChange } from "../plan/plan.ts";
 import { diffAttrs } from "../plan/diff.ts";
@@ -95,6 +99,28 @@ export function executionGraph(plan: Plan, state: State): Graph {
     });
   }
   return g;
+}
+
+/**
+ * Each step's critical path: the time it and the longest chain of steps waiting for it typically take
+ * (`typicalMs` of their kinds; a delete or a release counts 1 ms). O(steps + edges).
+ */
+export function criticalPath(graph: Graph): Map<string, number> {
+  const path = new Map<string, number>();
+  for (const id of alg.topsort(graph).reverse()) {
+    const s = graph.node(id) as Step;
+    const own = s.action === "create" || s.action === "update" ? kindOf(s.change.kind).typicalMs : 1;
+    let next = 0;
+    for (const succ of graph.successors(id) ?? []) next = Math.max(next, path.get(succ) ?? 0);
+    path.set(id, own + next);
+  }
+  return path;
+}
+
+/** A step waiting for a slot: a new one, or one back from an idle wait (`resume` gives it the slot). */
+interface Waiting {
+  id: string;
+  resume?: () => void;
 }
 
 export interface ApplyParams {
@@ -209,14 +235,19 @@ export async function applyPlan(p: ApplyParams): Promise<ApplyOutcome> {
     }
   };
 
+  const critical = criticalPath(graph);
   await new Promise<void>((resolve, reject) => {
     let running = 0;
     /** Steps in an idle wait: under way, though they hold no slot. */
     let idling = 0;
-    const ready: string[] = graph.sources().sort();
-    let head = 0;
-    /** Steps back from an idle wait, waiting for a slot (they go before new steps). */
-    const returning: (() => void)[] = [];
+    /**
+     * Steps waiting for a slot: new ones, and ones back from an idle wait (`resume`). The longest critical
+     * path first; then a step under way before a new one; then by id, so that a run is reproducible.
+     */
+    const queue = new TinyQueue<Waiting>(
+      graph.sources().map((id) => ({ id })),
+      (a, b) => (critical.get(b.id) ?? 0) - (critical.get(a.id) ?? 0) || Number(!a.resume) - Number(!b.resume) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0),
+    );
 
     const skip = (id: string, reason: string): void => {
       // This step and everything after it can never run.
@@ -239,7 +270,7 @@ export async function applyPlan(p: ApplyParams): Promise<ApplyOutcome> {
     };
 
     const finishIfDone = (): void => {
-      if (running > 0 || idling > 0 || returning.length || head < ready.length) return;
+      if (running > 0 || idling > 0 || queue.length > 0) return;
       const stuck = [...status].filter(([, st]) => st === "pending" || st === "running").map(([id]) => id);
       if (stuck.length) reject(new InternalError(`the apply ended with steps neither done, failed nor skipped: ${stuck.sort().join(", ")}`));
       else resolve();
@@ -254,17 +285,18 @@ export async function applyPlan(p: ApplyParams): Promise<ApplyOutcome> {
         }
         const left = (waiting.get(succ) ?? 0) - 1;
         waiting.set(succ, left);
-        if (left === 0 && status.get(succ) === "pending") ready.push(succ);
+        if (left === 0 && status.get(succ) === "pending") queue.push({ id: succ });
       }
     };
 
     const pump = (): void => {
-      while (running < p.parallelism && returning.length) {
-        running += 1;
-        (returning.shift() as () => void)();
-      }
-      while (running < p.parallelism && head < ready.length) {
-        const id = ready[head++] as string;
+      while (running < p.parallelism && queue.length > 0) {
+        const { id, resume } = queue.pop() as Waiting;
+        if (resume) {
+          running += 1;
+          resume();
+          continue;
+        }
         if (status.get(id) !== "pending") continue;
         if (engine.signal.aborted) {
           outcome.interrupted = true;
@@ -286,9 +318,12 @@ export async function applyPlan(p: ApplyParams): Promise<ApplyOutcome> {
             return await fn();
           } finally {
             await new Promise<void>((back) => {
-              returning.push(() => {
-                idling -= 1;
-                back();
+              queue.push({
+                id,
+                resume: () => {
+                  idling -= 1;
+                  back();
+                },
               });
               pump();
             });
@@ -310,14 +345,17 @@ export async function applyPlan(p: ApplyParams): Promise<ApplyOutcome> {
           });
       }
       if (engine.signal.aborted) {
-        for (let i = head; i < ready.length; i++) {
-          const id = ready[i] as string;
-          if (status.get(id) === "pending") {
+        // Steps not started never will; steps under way still get their slot back.
+        const underWay: Waiting[] = [];
+        while (queue.length > 0) {
+          const next = queue.pop() as Waiting;
+          if (next.resume) underWay.push(next);
+          else if (status.get(next.id) === "pending") {
             outcome.interrupted = true;
-            skip(id, "interrupted");
+            skip(next.id, "interrupted");
           }
         }
-        head = ready.length;
+        for (const w of underWay) queue.push(w);
       }
       finishIfDone();
     };

@@ -11,7 +11,6 @@
  */
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { stringify } from "yaml";
 import { UsageError } from "../errors.ts";
 import { envPaths, libvirtPrefix } from "../env/context.ts";
 import { readState } from "../state/state.ts";
@@ -23,6 +22,7 @@ import type { Attrs } from "../resources/types.ts";
 import type { OpsContext } from "./context.ts";
 import { deployScriptsOf, resolveScripts } from "./deploy.ts";
 import { envView, selectVms, type VmView } from "./view.ts";
+import { yamlPackage } from "../spec/yaml-package.ts";
 
 export interface ExportedDisk {
   vm: string;
@@ -136,7 +136,7 @@ export async function exportVms(ctx: OpsContext, spec: EnvSpec, output: string, 
     opts.standalone ? "# Standalone disk images: no template is needed." : "# Layered disk images: each needs its template in the template store (lago template fetch NAME:VERSION).",
     "",
   ].join("\n");
-  writeFileSync(initFile, `${header}${stringify({ domains, nets }, { lineWidth: 0 })}`);
+  writeFileSync(initFile, `${header}${yamlPackage().stringify({ domains, nets }, { lineWidth: 0 })}`);
   return { initFile, disks: exported };
 }
 

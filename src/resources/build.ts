@@ -198,6 +198,8 @@ export async function buildPlanNote(ctx: ReconcileContext, desired: Attrs, graph
 
 export const buildKind: ResourceKind = {
   kind: "build",
+  // A first-boot build writes a script; an offline one (a libguestfs launch, ~30 s) is the rare case.
+  typicalMs: 100,
   // `first_boot` says where a new build may run: gaining it changes nothing (an offline build stays), losing it
   // replaces the build (the steps can no longer wait for a seed; an offline layer is found again in the store).
   replaceOn: [

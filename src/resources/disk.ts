@@ -61,6 +61,7 @@ async function methodOf(ctx: ReconcileContext, attrs: Attrs, templateImage: stri
 
 export const diskKind: ResourceKind = {
   kind: "disk",
+  typicalMs: 50,
   replaceOn: [
     { path: "/vm", reason: "the disk moves to another VM" },
     { path: "/name", reason: "the disk is renamed" },

@@ -443,6 +443,8 @@ async function converge(ctx: ReconcileContext, name: string, prior: Attrs, desir
 
 export const domainKind: ResourceKind = {
   kind: "domain",
+  // A boot to SSH.
+  typicalMs: 10_000,
   replaceOn: [
     { path: "/name", reason: "the VM is renamed" },
     { path: "/domain_type", reason: "the libvirt domain type changes" },

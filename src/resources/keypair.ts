@@ -4,6 +4,7 @@ import type { ResourceKind } from "./types.ts";
 
 export const keypairKind: ResourceKind = {
   kind: "keypair",
+  typicalMs: 50,
   replaceOn: [{ path: "/algorithm", reason: "the key algorithm changes" }],
   async read(ctx, current) {
     const keys = await ctx.drivers.keys.read(envPaths.keys(ctx.env));

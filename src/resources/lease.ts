@@ -5,6 +5,7 @@ import type { ResourceKind } from "./types.ts";
 
 export const leaseKind: ResourceKind = {
   kind: "lease",
+  typicalMs: 10,
   replaceOn: [
     { path: "/requested", reason: "the requested subnet changes" },
     { path: "/net", reason: "the net changes" },

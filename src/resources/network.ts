@@ -158,6 +158,8 @@ const same = (a: Json | undefined, b: Json | undefined): boolean => JSON.stringi
 
 export const networkKind: ResourceKind = {
   kind: "network",
+  // Mostly libvirt setting up the firewall rules of a started network.
+  typicalMs: 500,
   replaceOn: [
     { path: "/net", reason: "the net is renamed" },
     { path: "/type", reason: "the network type changes" },

@@ -48,6 +48,8 @@ async function localImage(ctx: ReconcileContext, attrs: Attrs): Promise<Attrs | 
 
 export const templateKind: ResourceKind = {
   kind: "template",
+  // Warm: the store holds it (a download otherwise).
+  typicalMs: 100,
   replaceOn: [{ path: "", reason: "a template version is immutable" }],
   async read(ctx, current) {
     const ref = templateRefOf(current.attrs);

@@ -18,7 +18,8 @@
  * such a file is read as js-yaml reads it, and checked like any other.
  */
 import { EVENT_ID, SCALAR_STYLE, getScalarValue, parseEvents, type Event, type ScalarEvent } from "js-yaml";
-import { isAlias, isMap, isPair, isScalar, isSeq, parseDocument, type Node as YamlNode } from "yaml";
+import type { Node as YamlNode } from "yaml";
+import { yamlPackage } from "./yaml-package.ts";
 
 const YAML_TAG = "tag:yaml.org,2002:";
 
@@ -123,6 +124,7 @@ export function fastPathApplies(text: string): boolean {
 
 /** The `yaml` package's reading, as a tree. */
 export function parseWithYamlPackage(text: string): TreeResult {
+  const { isAlias, isMap, isPair, isScalar, isSeq, parseDocument } = yamlPackage();
   const doc = parseDocument(text, { version: "1.1", merge: false, uniqueKeys: false, prettyErrors: false, keepSourceTokens: false });
   const error = doc.errors[0];
   if (error) {

@@ -1,4 +1,5 @@
 /** Small readers shared by the stores and parsers. */
+import { readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 
 /** A plain object (not null, not an array). */
@@ -14,8 +15,21 @@ export async function readText(file: string, directoryIsMissing = false): Promis
   try {
     return await readFile(file, "utf8");
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === "ENOENT" || code === "ENOTDIR" || (directoryIsMissing && code === "EISDIR")) return undefined;
-    throw err;
+    return absent(err, directoryIsMissing);
   }
+}
+
+/** {@link readText} without yielding: for a short section under a cross-process lock. */
+export function readTextSync(file: string, directoryIsMissing = false): string | undefined {
+  try {
+    return readFileSync(file, "utf8");
+  } catch (err) {
+    return absent(err, directoryIsMissing);
+  }
+}
+
+function absent(err: unknown, directoryIsMissing: boolean): undefined {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === "ENOENT" || code === "ENOTDIR" || (directoryIsMissing && code === "EISDIR")) return undefined;
+  throw err;
 }

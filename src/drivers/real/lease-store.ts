@@ -7,19 +7,25 @@
  * `<dir>/leases.lock` ({@link acquireDirLock}: a killed holder's lock is taken
  * over at once, a live holder's never).
  *
+ * What happens under the lock never yields to the event loop (a few small
+ * reads and writes, and their fsyncs: milliseconds): other work of the same
+ * process — an apply creates disks and networks meanwhile — cannot stretch the
+ * time the store is locked, nor delay the subnet a network waits for.
+ *
  * Lago itself (since 0.46) serialises with flock(2) on `<dir>/subnet-lease.lock`,
  * which Node cannot take without a native addon: lago and Lago share the lease
  * files and their staleness rule, but one lago and one Lago acquiring at the
  * very same moment are not serialised against each other.
  */
 import { randomBytes } from "node:crypto";
-import { mkdir, readdir, rm } from "node:fs/promises";
+import { readdirSync, rmSync } from "node:fs";
+import { mkdir } from "node:fs/promises";
 import path from "node:path";
 import { LagoError, LockError, errorMessage } from "../../errors.ts";
 import { describeHolder, withDirLock, type LockHolder } from "../../util/dir-lock.ts";
-import { writeFileAtomicAsync } from "../../util/fs-atomic.ts";
+import { writeFileAtomic } from "../../util/fs-atomic.ts";
 import type { CallOptions, LeaseStoreDriver } from "../types.ts";
-import { readText } from "../../util/read.ts";
+import { readText, readTextSync } from "../../util/read.ts";
 
 export interface LeaseRange {
   /** Lowest third octet handed out (Lago's default: 200). */
@@ -91,13 +97,9 @@ export class FsLeaseStore implements LeaseStoreDriver {
         throw new LagoError("SUBNET_OUT_OF_RANGE", `requested subnet 192.168.${wanted}.0/24 is outside the lease store's range ${this.rangeText()}`);
       }
     }
-    return this.withLock(opts, async () => {
-      const uuid = await this.ensureOwnerFile(ownerPath);
-      const leases = await this.readLeases();
-      const live: Lease[] = [];
-      for (const lease of leases) {
-        if (await this.isLive(lease)) live.push(lease);
-      }
+    return this.withLock(opts, () => {
+      const uuid = this.ensureOwnerFile(ownerPath);
+      const live = this.readLeases().filter((lease) => this.isLive(lease));
       const mine = live.filter((l) => l.uuidPath === ownerPath && l.uuid === uuid);
       const held = mine[0];
       if (held && (wanted === undefined || held.octet === wanted)) return `192.168.${held.octet}.0`;
@@ -125,9 +127,9 @@ export class FsLeaseStore implements LeaseStoreDriver {
         }
         octet = free;
       }
-      await writeFileAtomicAsync(this.leaseFile(octet), formatLease(ownerPath, uuid));
+      writeFileAtomic(this.leaseFile(octet), formatLease(ownerPath, uuid));
       for (const old of mine) {
-        if (old.octet !== octet) await rm(old.file, { force: true });
+        if (old.octet !== octet) rmSync(old.file, { force: true });
       }
       return `192.168.${octet}.0`;
     });
@@ -144,7 +146,7 @@ export class FsLeaseStore implements LeaseStoreDriver {
    * of an environment's leases).
    */
   async snapshot(): Promise<{ find(owner: string): Promise<string | undefined> }> {
-    const leases = await this.readLeases();
+    const leases = this.readLeases();
     return {
       async find(owner: string): Promise<string | undefined> {
         const ownerPath = path.resolve(owner);
@@ -160,11 +162,11 @@ export class FsLeaseStore implements LeaseStoreDriver {
   /** Remove every lease naming `owner` and the owner's uuid file; absent is fine. */
   async release(owner: string, opts: CallOptions = {}): Promise<void> {
     const ownerPath = path.resolve(owner);
-    await this.withLock(opts, async () => {
-      for (const lease of await this.readLeases()) {
-        if (lease.uuidPath === ownerPath) await rm(lease.file, { force: true });
+    await this.withLock(opts, () => {
+      for (const lease of this.readLeases()) {
+        if (lease.uuidPath === ownerPath) rmSync(lease.file, { force: true });
       }
-      await rm(ownerPath, { force: true });
+      rmSync(ownerPath, { force: true });
     });
   }
 
@@ -173,25 +175,25 @@ export class FsLeaseStore implements LeaseStoreDriver {
   }
 
   /** The owner's uuid, creating the file with a fresh 32-hex uuid if absent or empty. */
-  private async ensureOwnerFile(ownerPath: string): Promise<string> {
-    const current = await readText(ownerPath, true);
+  private ensureOwnerFile(ownerPath: string): string {
+    const current = readTextSync(ownerPath, true);
     if (current !== undefined && current.trim() !== "") return current;
     const uuid = randomBytes(16).toString("hex");
-    await writeFileAtomicAsync(ownerPath, uuid);
+    writeFileAtomic(ownerPath, uuid);
     return uuid;
   }
 
   /** Lago's rule: the owner file exists and holds the lease's uuid. */
-  private async isLive(lease: Lease): Promise<boolean> {
+  private isLive(lease: Lease): boolean {
     if (lease.uuidPath === undefined || lease.uuid === undefined) return false;
-    return (await readText(lease.uuidPath, true)) === lease.uuid;
+    return readTextSync(lease.uuidPath, true) === lease.uuid;
   }
 
   /** Lease files in range, sorted by octet; unreadable or malformed ones count as stale. */
-  private async readLeases(): Promise<Lease[]> {
+  private readLeases(): Lease[] {
     let names: string[];
     try {
-      names = await readdir(this.dir);
+      names = readdirSync(this.dir);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === "ENOENT") return [];
       throw new LagoError("SUBNET_STORE", `cannot read the subnet lease store ${this.dir}: ${errorMessage(err)}`, { cause: err });
@@ -202,7 +204,7 @@ export class FsLeaseStore implements LeaseStoreDriver {
       if (!m?.[1]) continue;
       const octet = Number(m[1]);
       const file = path.join(this.dir, name);
-      const text = await readText(file, true);
+      const text = readTextSync(file, true);
       if (text === undefined) continue;
       let uuidPath: string | undefined;
       let uuid: string | undefined;
@@ -220,7 +222,7 @@ export class FsLeaseStore implements LeaseStoreDriver {
     return leases.sort((a, b) => a.octet - b.octet);
   }
 
-  private async withLock<T>(opts: CallOptions, fn: () => Promise<T>): Promise<T> {
+  private async withLock<T>(opts: CallOptions, fn: () => T): Promise<T> {
     try {
       await mkdir(this.dir, { recursive: true });
     } catch (err) {
@@ -232,8 +234,8 @@ export class FsLeaseStore implements LeaseStoreDriver {
         hint: "wait for that process to finish (the lock of a process that died is taken over without waiting)",
       });
     return withDirLock(path.join(this.dir, LOCK_NAME), options, busy, async (lock) => {
-      await this.sweepTemps();
-      const result = await fn();
+      this.sweepTemps();
+      const result = fn();
       const lost = lock.lost();
       if (lost) throw new LockError(`lost the subnet lease store lock ${this.dir}: ${lost.message}`, { cause: lost });
       return result;
@@ -241,9 +243,9 @@ export class FsLeaseStore implements LeaseStoreDriver {
   }
 
   /** Under the lock: temp files of lease writes by processes killed mid-write. */
-  private async sweepTemps(): Promise<void> {
-    for (const name of await readdir(this.dir)) {
-      if (TEMP_FILE.test(name)) await rm(path.join(this.dir, name), { force: true });
+  private sweepTemps(): void {
+    for (const name of readdirSync(this.dir)) {
+      if (TEMP_FILE.test(name)) rmSync(path.join(this.dir, name), { force: true });
     }
   }
 }
