@@ -121,7 +121,7 @@ export interface NetworkInfo {
   forwarder: string | undefined;
   dhcp: { start: string; end: string } | undefined;
   hosts: NetworkHostDef[];
-  dnsHosts: { ip: string; names: string[] }[];
+  dnsHosts: DnsHostDef[];
 }
 
 /** Every domain and network of an environment. */
@@ -168,15 +168,27 @@ export interface LibvirtDriver {
   /** Start a defined, stopped network. */
   startNetwork(name: string, opts?: CallOptions): Promise<void>;
   deleteNetwork(name: string, opts?: CallOptions): Promise<void>;
-  /** In-place edits of a running network (`virsh net-update`, live and config). Idempotent. */
-  addNetworkHost(network: string, host: NetworkHostDef, opts?: CallOptions): Promise<void>;
-  removeNetworkHost(network: string, host: NetworkHostDef, opts?: CallOptions): Promise<void>;
-  addDnsHost(network: string, host: { ip: string; names: string[] }, opts?: CallOptions): Promise<void>;
-  removeDnsHost(network: string, host: { ip: string; names: string[] }, opts?: CallOptions): Promise<void>;
-  setDhcpRange(network: string, before: { start: string; end: string } | undefined, after: { start: string; end: string }, opts?: CallOptions): Promise<void>;
-  /** Update the metadata stored in the network definition. */
-  setNetworkMetadata(network: string, metadata: string, opts?: CallOptions): Promise<void>;
+  /**
+   * Edit a network in place (`virsh net-update`: the running network too when it runs, and its
+   * persistent definition), `edits` in order, then store `metadata` in its definition. Idempotent:
+   * an edit already in place is skipped; a host with the MAC or the address of the one added, or a
+   * DNS entry with its address, is replaced.
+   */
+  editNetwork(network: string, edits: NetworkEdit[], metadata: string, opts?: CallOptions): Promise<void>;
 }
+
+export interface DnsHostDef {
+  ip: string;
+  names: string[];
+}
+
+/** One in-place edit of a network ({@link LibvirtDriver.editNetwork}). */
+export type NetworkEdit =
+  | { op: "add-host"; host: NetworkHostDef }
+  | { op: "remove-host"; host: NetworkHostDef }
+  | { op: "add-dns"; host: DnsHostDef }
+  | { op: "remove-dns"; host: DnsHostDef }
+  | { op: "set-range"; range: { start: string; end: string } };
 
 // ---------------------------------------------------------------- images
 

@@ -8,7 +8,7 @@
  * Only a change of kind replaces it.
  */
 import { bridgeName, libvirtName } from "../env/context.ts";
-import type { NetworkDef, NetworkHostDef, NetworkInfo } from "../drivers/types.ts";
+import type { NetworkDef, NetworkEdit, NetworkHostDef, NetworkInfo } from "../drivers/types.ts";
 import { dependency, inventoryOf, ipIn, macForIp, obj, str } from "./common.ts";
 import type { Attrs, Json, ReconcileContext, ResourceKind } from "./types.ts";
 
@@ -210,13 +210,14 @@ export const networkKind: ResourceKind = {
       await lv.redefineNetwork(definition(ctx, desired, subnet), opts);
       return outputsOf(ctx, desired, subnet);
     }
-    // Live edits: hosts, DNS names and the DHCP range.
+    // Live edits: hosts, DNS names and the DHCP range, then the metadata, at once.
+    const edits: NetworkEdit[] = [];
     const before = hostEntries(prior.attrs, subnet);
     const after = hostEntries(desired, subnet);
     const sig = (h: HostEntry): string => `${h.mac}|${h.ip}|${h.vm}`;
     const afterSigs = new Set(after.map(sig));
     const beforeSigs = new Set(before.map(sig));
-    for (const h of before) if (!afterSigs.has(sig(h))) await lv.removeNetworkHost(name, dhcpHost(h), opts);
+    for (const h of before) if (!afterSigs.has(sig(h))) edits.push({ op: "remove-host", host: dhcpHost(h) });
     // Hosts reality has that lago did not put there (unless the init file wants them: an interrupted
     // apply may have added them before it could record it).
     for (const [key, v] of Object.entries(obj(prior.attrs.hosts))) {
@@ -224,28 +225,22 @@ export const networkKind: ResourceKind = {
       const host = obj(v).host;
       const ip = typeof host === "number" ? ipIn(subnet, host) : String(host);
       if (afterSigs.has(`${key.slice(1)}|${ip}|${String(obj(v).vm)}`)) continue;
-      await lv.removeNetworkHost(name, { mac: key.slice(1), ip, name: String(obj(v).vm) }, opts);
+      edits.push({ op: "remove-host", host: { mac: key.slice(1), ip, name: String(obj(v).vm) } });
     }
-    for (const h of after) if (!beforeSigs.has(sig(h))) await lv.addNetworkHost(name, dhcpHost(h), opts);
+    for (const h of after) if (!beforeSigs.has(sig(h))) edits.push({ op: "add-host", host: dhcpHost(h) });
     const dnsKey = (d: { ip: string; names: string[] }): string => `${d.ip}|${d.names.join(",")}`;
     const dnsBefore = dnsHosts(prior.attrs, subnet);
     const dnsAfter = dnsHosts(desired, subnet);
     const dnsAfterKeys = new Set(dnsAfter.map(dnsKey));
     const dnsBeforeKeys = new Set(dnsBefore.map(dnsKey));
     const afterIps = new Set(dnsAfter.map((d) => d.ip));
-    for (const d of dnsBefore) if (!dnsAfterKeys.has(dnsKey(d)) && !afterIps.has(d.ip)) await lv.removeDnsHost(name, d, opts);
-    for (const d of dnsAfter) if (!dnsBeforeKeys.has(dnsKey(d))) await lv.addDnsHost(name, d, opts);
+    for (const d of dnsBefore) if (!dnsAfterKeys.has(dnsKey(d)) && !afterIps.has(d.ip)) edits.push({ op: "remove-dns", host: d });
+    for (const d of dnsAfter) if (!dnsBeforeKeys.has(dnsKey(d))) edits.push({ op: "add-dns", host: d });
     if (!same(prior.attrs.dhcp, desired.dhcp) && subnet && desired.dhcp) {
-      const b = obj(prior.attrs.dhcp);
       const a = obj(desired.dhcp);
-      await lv.setDhcpRange(
-        name,
-        prior.attrs.dhcp ? { start: ipIn(subnet, Number(b.start)), end: ipIn(subnet, Number(b.end)) } : undefined,
-        { start: ipIn(subnet, Number(a.start)), end: ipIn(subnet, Number(a.end)) },
-        opts,
-      );
+      edits.push({ op: "set-range", range: { start: ipIn(subnet, Number(a.start)), end: ipIn(subnet, Number(a.end)) } });
     }
-    await lv.setNetworkMetadata(name, metadataOf(ctx, desired, subnet), opts);
+    await lv.editNetwork(name, edits, metadataOf(ctx, desired, subnet), opts);
     return outputsOf(ctx, desired, subnet);
   },
   async delete(ctx, prior) {

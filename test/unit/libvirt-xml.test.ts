@@ -8,7 +8,9 @@ import {
   networkXml,
   parseDomainXml,
   parseNetworkXml,
+  planNetworkEdits,
   rangeXml,
+  sameNetworkEntries,
   withMetadata,
 } from "../../src/drivers/real/libvirt-xml.ts";
 import type { DomainDef, NetworkDef } from "../../src/drivers/types.ts";
@@ -564,4 +566,59 @@ test("a network redefined carries the existing network's UUID, right after its n
   const xml = networkXml(NAT, "cd9e89dc-8e95-460f-a86d-ad25125e9b0e");
   assert.match(xml, /^<network>\n {2}<name>[^<]+<\/name>\n {2}<uuid>cd9e89dc-8e95-460f-a86d-ad25125e9b0e<\/uuid>\n/);
   assert.doesNotMatch(networkXml(NAT), /<uuid>/);
+});
+
+test("planNetworkEdits: the net-updates a network's in-place edits need, what is in place skipped, and the entries after", () => {
+  const a = { mac: "52:54:00:00:00:0a", ip: "192.168.200.10", name: "vm01" };
+  const current = { hosts: [a], dnsHosts: [{ ip: a.ip, names: ["vm01", "vm01.lago"] }], dhcp: { start: "192.168.200.100", end: "192.168.200.254" } };
+  const host = (h: { mac: string; ip: string; name: string }): string => `<host mac="${h.mac}" name="${h.name}" ip="${h.ip}"/>`;
+  // Already in place (MAC case and name order do not matter): nothing to do.
+  assert.deepEqual(
+    planNetworkEdits(current, [
+      { op: "add-host", host: { ...a, mac: a.mac.toUpperCase() } },
+      { op: "add-dns", host: { ip: a.ip, names: ["vm01.lago", "vm01"] } },
+      { op: "set-range", range: { start: "192.168.200.100", end: "192.168.200.254" } },
+    ]),
+    { updates: [], after: current },
+  );
+  // Another MAC at the same address replaces the host; a host that moves is removed then added; other names
+  // at an address replace its DNS entry; a new range replaces the old one.
+  const b = { mac: "52:54:00:00:00:0b", ip: a.ip, name: "vm02" };
+  const moved = { ...b, ip: "192.168.200.11" };
+  const plan = planNetworkEdits(current, [
+    { op: "add-host", host: b },
+    { op: "remove-host", host: b },
+    { op: "add-host", host: moved },
+    { op: "add-dns", host: { ip: a.ip, names: ["vm02"] } },
+    { op: "remove-dns", host: { ip: "192.168.200.99", names: [] } },
+    { op: "set-range", range: { start: "192.168.200.50", end: "192.168.200.60" } },
+  ]);
+  assert.deepEqual(
+    plan.updates.map((u) => `${u.command} ${u.section} ${u.xml}`),
+    [
+      `delete ip-dhcp-host ${host(a)}`,
+      `add ip-dhcp-host ${host(b)}`,
+      `delete ip-dhcp-host ${host(b)}`,
+      `add ip-dhcp-host ${host(moved)}`,
+      `delete dns-host <host ip="192.168.200.10">\n  <hostname>vm01</hostname>\n  <hostname>vm01.lago</hostname>\n</host>`,
+      `add dns-host <host ip="192.168.200.10">\n  <hostname>vm02</hostname>\n</host>`,
+      `delete ip-dhcp-range <range start="192.168.200.100" end="192.168.200.254"/>`,
+      `add ip-dhcp-range <range start="192.168.200.50" end="192.168.200.60"/>`,
+    ],
+  );
+  assert.deepEqual(plan.after, { hosts: [moved], dnsHosts: [{ ip: a.ip, names: ["vm02"] }], dhcp: { start: "192.168.200.50", end: "192.168.200.60" } });
+  // No range yet: only an add.
+  assert.deepEqual(
+    planNetworkEdits({ hosts: [], dnsHosts: [], dhcp: undefined }, [{ op: "set-range", range: { start: "10.0.0.2", end: "10.0.0.9" } }]).updates.map((u) => u.command),
+    ["add"],
+  );
+});
+
+test("sameNetworkEntries: hosts, DNS entries and range, in any order and MAC case", () => {
+  const x = { hosts: [{ mac: "52:54:00:00:00:0A", ip: "10.0.0.10", name: "a" }, { mac: "52:54:00:00:00:0b", ip: "10.0.0.11", name: "b" }], dnsHosts: [{ ip: "10.0.0.10", names: ["a", "a.lago"] }], dhcp: { start: "10.0.0.100", end: "10.0.0.200" } };
+  const y = { hosts: [x.hosts[1]!, { ...x.hosts[0]!, mac: "52:54:00:00:00:0a" }], dnsHosts: [{ ip: "10.0.0.10", names: ["a.lago", "a"] }], dhcp: { ...x.dhcp } };
+  assert.equal(sameNetworkEntries(x, y), true);
+  assert.equal(sameNetworkEntries(x, { ...y, dhcp: undefined }), false);
+  assert.equal(sameNetworkEntries(x, { ...y, hosts: [x.hosts[1]!] }), false);
+  assert.equal(sameNetworkEntries(x, { ...y, dnsHosts: [{ ip: "10.0.0.10", names: ["a"] }] }), false);
 });

@@ -41,6 +41,7 @@ import type {
   Inventory,
   LibvirtDriver,
   NetworkDef,
+  NetworkEdit,
   NetworkHostDef,
   NetworkInfo,
   SeedFiles,
@@ -443,7 +444,19 @@ class FakeLibvirt implements LibvirtDriver {
     });
   }
 
-  addNetworkHost(network: string, host: NetworkHostDef, opts?: CallOptions): Promise<void> {
+  /** Edit by edit, each a call of its own (a fault can strike between two), then the metadata. */
+  async editNetwork(network: string, edits: NetworkEdit[], metadata: string, opts?: CallOptions): Promise<void> {
+    for (const e of edits) {
+      if (e.op === "add-host") await this.addNetworkHost(network, e.host, opts);
+      else if (e.op === "remove-host") await this.removeNetworkHost(network, e.host, opts);
+      else if (e.op === "add-dns") await this.addDnsHost(network, e.host, opts);
+      else if (e.op === "remove-dns") await this.removeDnsHost(network, e.host, opts);
+      else await this.setDhcpRange(network, e.range, opts);
+    }
+    await this.setNetworkMetadata(network, metadata, opts);
+  }
+
+  private addNetworkHost(network: string, host: NetworkHostDef, opts?: CallOptions): Promise<void> {
     return this.w.call("addNetworkHost", `${network} ${host.ip}`, opts, (d) => {
       const n = d.networks[network] ?? missing("network", network);
       const hosts = n.def.hosts.filter((h) => h.mac.toLowerCase() !== host.mac.toLowerCase() && h.ip !== host.ip);
@@ -451,35 +464,35 @@ class FakeLibvirt implements LibvirtDriver {
     });
   }
 
-  removeNetworkHost(network: string, host: NetworkHostDef, opts?: CallOptions): Promise<void> {
+  private removeNetworkHost(network: string, host: NetworkHostDef, opts?: CallOptions): Promise<void> {
     return this.w.call("removeNetworkHost", `${network} ${host.ip}`, opts, (d) => {
       const n = d.networks[network] ?? missing("network", network);
       n.def = { ...n.def, hosts: n.def.hosts.filter((h) => h.mac.toLowerCase() !== host.mac.toLowerCase()) };
     });
   }
 
-  addDnsHost(network: string, host: { ip: string; names: string[] }, opts?: CallOptions): Promise<void> {
+  private addDnsHost(network: string, host: { ip: string; names: string[] }, opts?: CallOptions): Promise<void> {
     return this.w.call("addDnsHost", `${network} ${host.ip}`, opts, (d) => {
       const n = d.networks[network] ?? missing("network", network);
       n.def = { ...n.def, dnsHosts: [...n.def.dnsHosts.filter((h) => h.ip !== host.ip), host] };
     });
   }
 
-  removeDnsHost(network: string, host: { ip: string; names: string[] }, opts?: CallOptions): Promise<void> {
+  private removeDnsHost(network: string, host: { ip: string; names: string[] }, opts?: CallOptions): Promise<void> {
     return this.w.call("removeDnsHost", `${network} ${host.ip}`, opts, (d) => {
       const n = d.networks[network] ?? missing("network", network);
       n.def = { ...n.def, dnsHosts: n.def.dnsHosts.filter((h) => h.ip !== host.ip) };
     });
   }
 
-  setDhcpRange(network: string, _before: { start: string; end: string } | undefined, after: { start: string; end: string }, opts?: CallOptions): Promise<void> {
+  private setDhcpRange(network: string, after: { start: string; end: string }, opts?: CallOptions): Promise<void> {
     return this.w.call("setDhcpRange", `${network} ${after.start}-${after.end}`, opts, (d) => {
       const n = d.networks[network] ?? missing("network", network);
       n.def = { ...n.def, dhcp: after };
     });
   }
 
-  setNetworkMetadata(network: string, metadata: string, opts?: CallOptions): Promise<void> {
+  private setNetworkMetadata(network: string, metadata: string, opts?: CallOptions): Promise<void> {
     return this.w.call("setNetworkMetadata", network, opts, (d) => {
       const n = d.networks[network] ?? missing("network", network);
       n.def = { ...n.def, metadata };

@@ -4,7 +4,7 @@
  * libvirt XML: what it needs is stored in `<metadata>` under its own namespace.
  */
 import { XMLParser } from "fast-xml-parser";
-import type { DomainCpuDef, DomainDef, DomainDiskDef, DomainNicDef, DomainView, NetworkDef, NetworkHostDef, NetworkInfo } from "../types.ts";
+import type { DnsHostDef, DomainCpuDef, DomainDef, DomainDiskDef, DomainNicDef, DomainView, NetworkDef, NetworkEdit, NetworkHostDef, NetworkInfo } from "../types.ts";
 import { el, renderXml, type XmlElement, type XmlNode } from "../../util/xml.ts";
 
 export const LAGO_NS = "https://lago.dev/xmlns/libvirt/1";
@@ -114,6 +114,70 @@ export function dnsHostXml(h: { ip: string; names: string[] }): string {
 
 export function rangeXml(r: { start: string; end: string }): string {
   return renderXml(el("range", { start: r.start, end: r.end }));
+}
+
+/** What a network's in-place edits work on. */
+export type NetworkEntries = Pick<NetworkInfo, "hosts" | "dnsHosts" | "dhcp">;
+
+/** One `virsh net-update`: its command, its section and the element. */
+export interface NetUpdate {
+  command: "add" | "delete";
+  section: "ip-dhcp-host" | "dns-host" | "ip-dhcp-range";
+  xml: string;
+}
+
+/**
+ * The `net-update`s that take a network from `current` through `edits`, in order, skipping what is
+ * already in place (libvirt refuses a duplicate), and the entries it has after them. An added host
+ * replaces one with its MAC or its address; an added DNS entry, one with its address. Pure.
+ */
+export function planNetworkEdits(current: NetworkEntries, edits: readonly NetworkEdit[]): { updates: NetUpdate[]; after: NetworkEntries } {
+  let { hosts, dnsHosts, dhcp } = current;
+  const updates: NetUpdate[] = [];
+  const sameNames = (a: DnsHostDef, b: DnsHostDef): boolean => [...a.names].sort().join(",") === [...b.names].sort().join(",");
+  for (const e of edits) {
+    if (e.op === "add-host" || e.op === "remove-host") {
+      const mac = e.host.mac.toLowerCase();
+      const same = hosts.find((h) => h.mac === mac || (e.op === "add-host" && h.ip === e.host.ip));
+      if (e.op === "add-host" && same && same.mac === mac && same.ip === e.host.ip && same.name === e.host.name) continue;
+      if (same) {
+        updates.push({ command: "delete", section: "ip-dhcp-host", xml: dhcpHostXml(same) });
+        hosts = hosts.filter((h) => h !== same);
+      }
+      if (e.op === "add-host") {
+        updates.push({ command: "add", section: "ip-dhcp-host", xml: dhcpHostXml(e.host) });
+        hosts = [...hosts, { ...e.host, mac }];
+      }
+    } else if (e.op === "add-dns" || e.op === "remove-dns") {
+      const same = dnsHosts.find((h) => h.ip === e.host.ip);
+      if (e.op === "add-dns" && same && sameNames(same, e.host)) continue;
+      if (same) {
+        updates.push({ command: "delete", section: "dns-host", xml: dnsHostXml(same) });
+        dnsHosts = dnsHosts.filter((h) => h !== same);
+      }
+      if (e.op === "add-dns") {
+        updates.push({ command: "add", section: "dns-host", xml: dnsHostXml(e.host) });
+        dnsHosts = [...dnsHosts, e.host];
+      }
+    } else {
+      if (dhcp?.start === e.range.start && dhcp.end === e.range.end) continue;
+      if (dhcp) updates.push({ command: "delete", section: "ip-dhcp-range", xml: rangeXml(dhcp) });
+      updates.push({ command: "add", section: "ip-dhcp-range", xml: rangeXml(e.range) });
+      dhcp = e.range;
+    }
+  }
+  return { updates, after: { hosts, dnsHosts, dhcp } };
+}
+
+/** Whether two networks have the same hosts, DNS entries and DHCP range (in any order). Pure. */
+export function sameNetworkEntries(a: NetworkEntries, b: NetworkEntries): boolean {
+  const key = (n: NetworkEntries): string =>
+    JSON.stringify([
+      n.hosts.map((h) => `${h.mac.toLowerCase()}|${h.ip}|${h.name}`).sort(),
+      n.dnsHosts.map((h) => `${h.ip}|${[...h.names].sort().join(",")}`).sort(),
+      n.dhcp ? `${n.dhcp.start}-${n.dhcp.end}` : null,
+    ]);
+  return key(a) === key(b);
 }
 
 /** `uuid`: the existing network's, when redefining it (libvirt refuses a definition of that name with another). */

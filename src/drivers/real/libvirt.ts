@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { CommandError, LagoError } from "../../errors.ts";
-import type { CallOptions, DefineOptions, DomainDef, DomainDiskDef, DomainInfo, DomainNicDef, DomainView, Inventory, LibvirtDriver, NetworkDef, NetworkHostDef, NetworkInfo } from "../types.ts";
+import type { CallOptions, DefineOptions, DomainDef, DomainDiskDef, DomainInfo, DomainNicDef, DomainView, Inventory, LibvirtDriver, NetworkDef, NetworkEdit, NetworkInfo } from "../types.ts";
 import { withVirshSession } from "./virsh-session.ts";
 import { ParsedXmlCache } from "./parsed-xml-cache.ts";
 import { run } from "./exec.ts";
@@ -351,69 +351,60 @@ export class VirshLibvirt implements LibvirtDriver {
   }
 
   /**
-   * A network's live definition and whether it runs, read in one virsh process
-   * (`net-info` and `net-dumpxml`), before an in-place edit.
+   * One virsh process in the usual case: it reads the network (`net-info`, `net-dumpxml`), makes the
+   * `net-update`s that {@link planNetworkEdits} finds missing (their XML in files: a session takes plain
+   * words only), reads the network back, stores the metadata with `net-define` and reads it back.
+   * `virsh -q` prints nothing for a `net-update` or a `net-define`, failed or not: what was read back
+   * tells. When something did not take (or the network is not there), the edits are made again one
+   * by one, each in a virsh process of its own, so that libvirt's own error is what is reported
+   * (idempotent: what the session did is found in place).
    */
-  private async editable(network: string, opts?: CallOptions): Promise<{ active: boolean; current: Omit<NetworkInfo, "active"> }> {
+  async editNetwork(network: string, edits: NetworkEdit[], metadata: string, opts?: CallOptions): Promise<void> {
     const name = checkName(network);
-    const [info = "", xml = ""] = await withVirshSession(this.uri, (round) => round([["net-info", name], ["net-dumpxml", name]]), { timeoutMs: TIMEOUT, signal: opts?.signal });
-    if (!/^Active:/m.test(info) || !xml.includes("<network")) {
-      // A command that failed printed nothing (its error went to the session's stderr): asked alone, libvirt
-      // says why, unless the network is simply not there.
-      await this.virshUnlessAbsent("network", ["net-dumpxml", name], opts);
-      throw new CommandError(["virsh", "net-dumpxml", network], 1, `network ${network} does not exist`);
+    const x = await libvirtXml();
+    const dir = mkdtempSync(path.join(os.tmpdir(), "lago-xml-"));
+    const file = (n: string, xml: string): string => {
+      const f = path.join(dir, `${n}.xml`);
+      writeFileSync(f, xml, { mode: 0o600 });
+      return f;
+    };
+    let done: boolean;
+    try {
+      done = await withVirshSession(
+        this.uri,
+        async (round) => {
+          const [info = "", xml = ""] = await round([["net-info", name], ["net-dumpxml", name]]);
+          if (!/^Active:/m.test(info) || !xml.includes("<network")) return false;
+          const active = /^Active:\s+yes/m.test(info);
+          const { updates, after } = x.planNetworkEdits(x.parseNetworkXml(xml), edits);
+          const flags = active ? ["--live", "--config"] : ["--config"];
+          await round(updates.map((u, i) => ["net-update", name, u.command, u.section, file(String(i), u.xml), ...flags]));
+          const [live = "", inactive = ""] = await round([["net-dumpxml", name], ["net-dumpxml", "--inactive", name]]);
+          if (!inactive.includes("<network") || !x.sameNetworkEntries(x.parseNetworkXml(inactive), after)) return false;
+          if (active && (!live.includes("<network") || !x.sameNetworkEntries(x.parseNetworkXml(live), after))) return false;
+          // Redefining the persistent config changes only the metadata; the running network is untouched.
+          await round([["net-define", file("network", x.withMetadata(inactive, metadata))]]);
+          const [defined = ""] = await round([["net-dumpxml", "--inactive", name]]);
+          return defined.includes("<network") && x.parseNetworkXml(defined).metadata === metadata;
+        },
+        { timeoutMs: TIMEOUT, signal: opts?.signal },
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
-    return { active: /^Active:\s+yes/m.test(info), current: (await libvirtXml()).parseNetworkXml(xml) };
+    if (done) return;
+    for (const edit of edits) await this.editAlone(name, edit, opts);
+    const xml = await this.virsh(["net-dumpxml", "--inactive", name], opts);
+    await this.withXmlFile(x.withMetadata(xml, metadata), (f) => this.virsh(["net-define", f], opts));
   }
 
-  /** `virsh net-update`, on the running network too when it runs. */
-  private async netUpdate(network: string, active: boolean, command: "add" | "delete", section: string, xml: string, opts?: CallOptions): Promise<void> {
-    const flags = active ? ["--live", "--config"] : ["--config"];
-    await this.virsh(["net-update", network, command, section, xml, ...flags], opts);
-  }
-
-  async addNetworkHost(network: string, host: NetworkHostDef, opts?: CallOptions): Promise<void> {
-    const { active, current } = await this.editable(network, opts);
-    const same = current.hosts.find((h) => h.mac === host.mac.toLowerCase() || h.ip === host.ip);
-    if (same && same.mac === host.mac.toLowerCase() && same.ip === host.ip && same.name === host.name) return;
-    const { dhcpHostXml } = await libvirtXml();
-    if (same) await this.netUpdate(network, active, "delete", "ip-dhcp-host", dhcpHostXml(same), opts);
-    await this.netUpdate(network, active, "add", "ip-dhcp-host", dhcpHostXml(host), opts);
-  }
-
-  async removeNetworkHost(network: string, host: NetworkHostDef, opts?: CallOptions): Promise<void> {
-    const { active, current } = await this.editable(network, opts);
-    const same = current.hosts.find((h) => h.mac === host.mac.toLowerCase());
-    if (same) await this.netUpdate(network, active, "delete", "ip-dhcp-host", (await libvirtXml()).dhcpHostXml(same), opts);
-  }
-
-  async addDnsHost(network: string, host: { ip: string; names: string[] }, opts?: CallOptions): Promise<void> {
-    const { active, current } = await this.editable(network, opts);
-    const same = current.dnsHosts.find((h) => h.ip === host.ip);
-    if (same && [...same.names].sort().join(",") === [...host.names].sort().join(",")) return;
-    const { dnsHostXml } = await libvirtXml();
-    if (same) await this.netUpdate(network, active, "delete", "dns-host", dnsHostXml(same), opts);
-    await this.netUpdate(network, active, "add", "dns-host", dnsHostXml(host), opts);
-  }
-
-  async removeDnsHost(network: string, host: { ip: string; names: string[] }, opts?: CallOptions): Promise<void> {
-    const { active, current } = await this.editable(network, opts);
-    const same = current.dnsHosts.find((h) => h.ip === host.ip);
-    if (same) await this.netUpdate(network, active, "delete", "dns-host", (await libvirtXml()).dnsHostXml(same), opts);
-  }
-
-  async setDhcpRange(network: string, _before: { start: string; end: string } | undefined, after: { start: string; end: string }, opts?: CallOptions): Promise<void> {
-    const { active, current } = await this.editable(network, opts);
-    if (current.dhcp?.start === after.start && current.dhcp.end === after.end) return;
-    const { rangeXml } = await libvirtXml();
-    if (current.dhcp) await this.netUpdate(network, active, "delete", "ip-dhcp-range", rangeXml(current.dhcp), opts);
-    await this.netUpdate(network, active, "add", "ip-dhcp-range", rangeXml(after), opts);
-  }
-
-  async setNetworkMetadata(network: string, metadata: string, opts?: CallOptions): Promise<void> {
-    // Redefining the persistent config changes only the metadata; the running network is untouched.
-    const xml = await this.virsh(["net-dumpxml", "--inactive", checkName(network)], opts);
-    const { withMetadata } = await libvirtXml();
-    await this.withXmlFile(withMetadata(xml, metadata), (file) => this.virsh(["net-define", file], opts));
+  /** One edit of {@link editNetwork}, in virsh processes of its own (libvirt's errors come through). */
+  private async editAlone(name: string, edit: NetworkEdit, opts?: CallOptions): Promise<void> {
+    const info = await this.virshUnlessAbsent("network", ["net-info", name], opts);
+    if (info === undefined) throw new CommandError(["virsh", "net-info", name], 1, `network ${name} does not exist`);
+    const x = await libvirtXml();
+    const { updates } = x.planNetworkEdits(x.parseNetworkXml(await this.virsh(["net-dumpxml", name], opts)), [edit]);
+    const flags = /^Active:\s+yes/m.test(info) ? ["--live", "--config"] : ["--config"];
+    for (const u of updates) await this.virsh(["net-update", name, u.command, u.section, u.xml, ...flags], opts);
   }
 }
