@@ -8,7 +8,7 @@ import os from "node:os";
 import path from "node:path";
 import { CommandError, LagoError } from "../../errors.ts";
 import type { CallOptions, DefineOptions, DomainDef, DomainDiskDef, DomainInfo, DomainNicDef, DomainView, Inventory, LibvirtDriver, NetworkDef, NetworkEdit, NetworkInfo } from "../types.ts";
-import { withVirshSession } from "./virsh-session.ts";
+import { withVirshSession, type VirshRound } from "./virsh-session.ts";
 import { ParsedXmlCache } from "./parsed-xml-cache.ts";
 import { run } from "./exec.ts";
 import { imageChain } from "./qcow2-header.ts";
@@ -189,6 +189,20 @@ export class VirshLibvirt implements LibvirtDriver {
     return xml === undefined ? undefined : (await libvirtXml()).parseDomainXml(xml).view;
   }
 
+  /**
+   * `fn`'s answer in one virsh session, or false when the session itself failed (virsh could not start
+   * or connect, or timed out): the caller then does the work a command at a time, and the error it
+   * reports names the command that failed. A cancellation stays one.
+   */
+  private async inSession(opts: CallOptions | undefined, fn: (round: VirshRound) => Promise<boolean>): Promise<boolean> {
+    try {
+      return await withVirshSession(this.uri, fn, { timeoutMs: TIMEOUT, signal: opts?.signal });
+    } catch (err) {
+      if (opts?.signal?.aborted || !(err instanceof CommandError)) throw err;
+      return false;
+    }
+  }
+
   /** The UUID a redefinition must keep; undefined when no domain has that name. */
   private async domainUuid(name: string, opts?: CallOptions): Promise<string | undefined> {
     return (await this.virshUnlessAbsent("domain", ["domuuid", checkName(name)], opts))?.trim();
@@ -309,11 +323,29 @@ export class VirshLibvirt implements LibvirtDriver {
     return info === undefined ? undefined : { active: /^Active:\s+yes/m.test(info), autostart: /^Autostart:\s+yes/m.test(info) };
   }
 
+  /**
+   * Most likely new: defined and started in one virsh process, started only once its definition reads
+   * back as this one (`virsh -q` prints nothing for `net-define` or `net-start`, failed or not). Otherwise
+   * (libvirt knows the name: an interrupted apply made it) the network libvirt has is kept as it is,
+   * started, and no longer started with the host — each step a virsh process of its own, so that
+   * libvirt's own error is reported. A network defined now does not start with the host (libvirt's default).
+   */
   async createNetwork(def: NetworkDef, opts?: CallOptions): Promise<void> {
-    const { networkXml } = await libvirtXml();
-    // Most likely new: defined at once. A network defined now does not start with the host (libvirt's default).
-    // One that existed (an interrupted apply made it) is kept as it is, started, and no longer started with the host.
-    const existing = (await this.defineNew("net-define", networkXml(def), opts)) ? undefined : await this.networkPresence(def.name, opts);
+    const name = checkName(def.name);
+    const { networkXml, parseNetworkXml } = await libvirtXml();
+    const xml = networkXml(def);
+    const started = await this.withXmlFile(xml, (file) =>
+      this.inSession(opts, async (round) => {
+        await round([["net-define", file]]);
+        const [defined = ""] = await round([["net-dumpxml", "--inactive", name]]);
+        if (!defined.includes("<network") || parseNetworkXml(defined).metadata !== def.metadata) return false;
+        await round([["net-start", name]]);
+        const [info = ""] = await round([["net-info", name]]);
+        return /^Active:\s+yes/m.test(info) && /^Autostart:\s+no/m.test(info);
+      }),
+    );
+    if (started) return;
+    const existing = (await this.defineNew("net-define", xml, opts)) ? undefined : await this.networkPresence(def.name, opts);
     if (!existing?.active) await this.virsh(["net-start", def.name], opts);
     if (existing?.autostart) await this.virsh(["net-autostart", def.name, "--disable"], opts).catch(() => undefined);
   }
@@ -370,25 +402,21 @@ export class VirshLibvirt implements LibvirtDriver {
     };
     let done: boolean;
     try {
-      done = await withVirshSession(
-        this.uri,
-        async (round) => {
-          const [info = "", xml = ""] = await round([["net-info", name], ["net-dumpxml", name]]);
-          if (!/^Active:/m.test(info) || !xml.includes("<network")) return false;
-          const active = /^Active:\s+yes/m.test(info);
-          const { updates, after } = x.planNetworkEdits(x.parseNetworkXml(xml), edits);
-          const flags = active ? ["--live", "--config"] : ["--config"];
-          await round(updates.map((u, i) => ["net-update", name, u.command, u.section, file(String(i), u.xml), ...flags]));
-          const [live = "", inactive = ""] = await round([["net-dumpxml", name], ["net-dumpxml", "--inactive", name]]);
-          if (!inactive.includes("<network") || !x.sameNetworkEntries(x.parseNetworkXml(inactive), after)) return false;
-          if (active && (!live.includes("<network") || !x.sameNetworkEntries(x.parseNetworkXml(live), after))) return false;
-          // Redefining the persistent config changes only the metadata; the running network is untouched.
-          await round([["net-define", file("network", x.withMetadata(inactive, metadata))]]);
-          const [defined = ""] = await round([["net-dumpxml", "--inactive", name]]);
-          return defined.includes("<network") && x.parseNetworkXml(defined).metadata === metadata;
-        },
-        { timeoutMs: TIMEOUT, signal: opts?.signal },
-      );
+      done = await this.inSession(opts, async (round) => {
+        const [info = "", xml = ""] = await round([["net-info", name], ["net-dumpxml", name]]);
+        if (!/^Active:/m.test(info) || !xml.includes("<network")) return false;
+        const active = /^Active:\s+yes/m.test(info);
+        const { updates, after } = x.planNetworkEdits(x.parseNetworkXml(xml), edits);
+        const flags = active ? ["--live", "--config"] : ["--config"];
+        await round(updates.map((u, i) => ["net-update", name, u.command, u.section, file(String(i), u.xml), ...flags]));
+        const [live = "", inactive = ""] = await round([["net-dumpxml", name], ["net-dumpxml", "--inactive", name]]);
+        if (!inactive.includes("<network") || !x.sameNetworkEntries(x.parseNetworkXml(inactive), after)) return false;
+        if (active && (!live.includes("<network") || !x.sameNetworkEntries(x.parseNetworkXml(live), after))) return false;
+        // Redefining the persistent config changes only the metadata; the running network is untouched.
+        await round([["net-define", file("network", x.withMetadata(inactive, metadata))]]);
+        const [defined = ""] = await round([["net-dumpxml", "--inactive", name]]);
+        return defined.includes("<network") && x.parseNetworkXml(defined).metadata === metadata;
+      });
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
