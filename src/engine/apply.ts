@@ -105,7 +105,7 @@ export function executionGraph(plan: Plan, state: State): Graph {
  * Each step's critical path: the time it and the longest chain of steps waiting for it typically take
  * (`typicalMs` of their kinds; a delete or a release counts 1 ms). O(steps + edges).
  */
-export function criticalPath(graph: Graph): Map<string, number> {
+function criticalPath(graph: Graph): Map<string, number> {
   const path = new Map<string, number>();
   for (const id of alg.topsort(graph).reverse()) {
     const s = graph.node(id) as Step;

@@ -66,3 +66,45 @@ test("a --timeout that is not a positive number of seconds is a usage error (exi
     sb.cleanup();
   }
 });
+
+test("the built CLI reads with the `yaml` package what js-yaml may not (anchors, tabs): loaded on demand, outside the bundle", async () => {
+  const sb = makeSandbox();
+  try {
+    // An anchor and an alias: read by the `yaml` package (spec/yaml-tree.ts), as PyYAML reads them.
+    sb.init(`domains:
+  vm01: &vm
+    memory: 384
+    nics:
+      - net: lago
+    disks:
+      - template_name: tiny
+        type: template
+        name: root
+        dev: vda
+  vm02: *vm
+nets:
+  lago:
+    type: nat
+    management: true
+`);
+    const applied = await sb.lago(["apply", "--auto-approve"]);
+    assert.equal(applied.code, 0, applied.stderr);
+    assert.deepEqual(
+      Object.entries(sb.world().domains)
+        .map(([name, d]) => [name.replace(/^.*-/, ""), d.def.memoryMiB])
+        .sort(),
+      [
+        ["vm01", 384],
+        ["vm02", 384],
+      ],
+    );
+    // A tab used as indentation: the `yaml` package's error, at its line and column.
+    sb.init("domains:\n  vm01:\n\tmemory: 256\n");
+    const bad = await sb.lago(["plan"]);
+    assert.equal(bad.code, 1, bad.stderr);
+    assert.match(bad.stderr, /LagoInitFile:3:1: syntax error: Tabs are not allowed as indentation/);
+    assert.doesNotMatch(bad.stderr, /Internal error|\n\s+at /);
+  } finally {
+    sb.cleanup();
+  }
+});

@@ -31,6 +31,7 @@ import type {
   CustomizeArg,
   CustomizeDriver,
   DefineOptions,
+  DnsHostDef,
   DomainDef,
   DomainDiskDef,
   DomainInfo,
@@ -471,14 +472,14 @@ class FakeLibvirt implements LibvirtDriver {
     });
   }
 
-  private addDnsHost(network: string, host: { ip: string; names: string[] }, opts?: CallOptions): Promise<void> {
+  private addDnsHost(network: string, host: DnsHostDef, opts?: CallOptions): Promise<void> {
     return this.w.call("addDnsHost", `${network} ${host.ip}`, opts, (d) => {
       const n = d.networks[network] ?? missing("network", network);
       n.def = { ...n.def, dnsHosts: [...n.def.dnsHosts.filter((h) => h.ip !== host.ip), host] };
     });
   }
 
-  private removeDnsHost(network: string, host: { ip: string; names: string[] }, opts?: CallOptions): Promise<void> {
+  private removeDnsHost(network: string, host: DnsHostDef, opts?: CallOptions): Promise<void> {
     return this.w.call("removeDnsHost", `${network} ${host.ip}`, opts, (d) => {
       const n = d.networks[network] ?? missing("network", network);
       n.def = { ...n.def, dnsHosts: n.def.dnsHosts.filter((h) => h.ip !== host.ip) };

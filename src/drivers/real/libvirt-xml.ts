@@ -134,47 +134,37 @@ export interface NetUpdate {
 export function planNetworkEdits(current: NetworkEntries, edits: readonly NetworkEdit[]): { updates: NetUpdate[]; after: NetworkEntries } {
   let { hosts, dnsHosts, dhcp } = current;
   const updates: NetUpdate[] = [];
-  const sameNames = (a: DnsHostDef, b: DnsHostDef): boolean => [...a.names].sort().join(",") === [...b.names].sort().join(",");
+  /** `list` with `same` (the entry in place, if any) replaced by `added` (none: removed); the updates that takes. */
+  const replace = <T>(list: T[], section: NetUpdate["section"], xmlOf: (e: T) => string, same: T | undefined, added: T | undefined, equal: (a: T, b: T) => boolean): T[] => {
+    if (same && added && equal(same, added)) return list;
+    if (same) updates.push({ command: "delete", section, xml: xmlOf(same) });
+    if (added) updates.push({ command: "add", section, xml: xmlOf(added) });
+    return [...list.filter((e) => e !== same), ...(added ? [added] : [])];
+  };
   for (const e of edits) {
     if (e.op === "add-host" || e.op === "remove-host") {
-      const mac = e.host.mac.toLowerCase();
-      const same = hosts.find((h) => h.mac === mac || (e.op === "add-host" && h.ip === e.host.ip));
-      if (e.op === "add-host" && same && same.mac === mac && same.ip === e.host.ip && same.name === e.host.name) continue;
-      if (same) {
-        updates.push({ command: "delete", section: "ip-dhcp-host", xml: dhcpHostXml(same) });
-        hosts = hosts.filter((h) => h !== same);
-      }
-      if (e.op === "add-host") {
-        updates.push({ command: "add", section: "ip-dhcp-host", xml: dhcpHostXml(e.host) });
-        hosts = [...hosts, { ...e.host, mac }];
-      }
+      const added = e.op === "add-host" ? { ...e.host, mac: e.host.mac.toLowerCase() } : undefined;
+      const same = hosts.find((h) => h.mac === e.host.mac.toLowerCase() || h.ip === added?.ip);
+      hosts = replace(hosts, "ip-dhcp-host", dhcpHostXml, same, added, (a, b) => a.mac === b.mac && a.ip === b.ip && a.name === b.name);
     } else if (e.op === "add-dns" || e.op === "remove-dns") {
       const same = dnsHosts.find((h) => h.ip === e.host.ip);
-      if (e.op === "add-dns" && same && sameNames(same, e.host)) continue;
-      if (same) {
-        updates.push({ command: "delete", section: "dns-host", xml: dnsHostXml(same) });
-        dnsHosts = dnsHosts.filter((h) => h !== same);
-      }
-      if (e.op === "add-dns") {
-        updates.push({ command: "add", section: "dns-host", xml: dnsHostXml(e.host) });
-        dnsHosts = [...dnsHosts, e.host];
-      }
+      dnsHosts = replace(dnsHosts, "dns-host", dnsHostXml, same, e.op === "add-dns" ? e.host : undefined, (a, b) => namesKey(a) === namesKey(b));
     } else {
-      if (dhcp?.start === e.range.start && dhcp.end === e.range.end) continue;
-      if (dhcp) updates.push({ command: "delete", section: "ip-dhcp-range", xml: rangeXml(dhcp) });
-      updates.push({ command: "add", section: "ip-dhcp-range", xml: rangeXml(e.range) });
-      dhcp = e.range;
+      dhcp = replace(dhcp ? [dhcp] : [], "ip-dhcp-range", rangeXml, dhcp, e.range, (a, b) => a.start === b.start && a.end === b.end)[0];
     }
   }
   return { updates, after: { hosts, dnsHosts, dhcp } };
 }
+
+/** A DNS entry's names, in any order. Pure. */
+const namesKey = (h: DnsHostDef): string => [...h.names].sort().join(",");
 
 /** Whether two networks have the same hosts, DNS entries and DHCP range (in any order). Pure. */
 export function sameNetworkEntries(a: NetworkEntries, b: NetworkEntries): boolean {
   const key = (n: NetworkEntries): string =>
     JSON.stringify([
       n.hosts.map((h) => `${h.mac.toLowerCase()}|${h.ip}|${h.name}`).sort(),
-      n.dnsHosts.map((h) => `${h.ip}|${[...h.names].sort().join(",")}`).sort(),
+      n.dnsHosts.map((h) => `${h.ip}|${namesKey(h)}`).sort(),
       n.dhcp ? `${n.dhcp.start}-${n.dhcp.end}` : null,
     ]);
   return key(a) === key(b);

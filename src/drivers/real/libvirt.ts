@@ -26,6 +26,14 @@ const NOT_FOUND = { domain: /failed to get domain|Domain not found/i, network: /
 /** libvirt refusing a definition whose name another domain or network has, under another UUID. */
 const NAME_TAKEN = /already exists with uuid|is already defined with uuid/i;
 
+/** A network's state from `virsh net-info`; undefined when the text is not one (the command failed). */
+function netInfo(text: string): { active: boolean; autostart: boolean } | undefined {
+  return /^Active:/m.test(text) ? { active: /^Active:\s+yes/m.test(text), autostart: /^Autostart:\s+yes/m.test(text) } : undefined;
+}
+
+/** `net-update` flags: the running network too, when it runs. */
+const updateFlags = (active: boolean): string[] => (active ? ["--live", "--config"] : ["--config"]);
+
 /** `name`, if it is safe as a virsh argument. Names are validated at load time; this guards the batched virsh command lines too. */
 export function checkName(name: string, what = "libvirt object"): string {
   if (!SAFE_NAME.test(name)) throw new LagoError("INTERNAL", `unsafe ${what} name ${JSON.stringify(name)}`);
@@ -83,11 +91,19 @@ export class VirshLibvirt implements LibvirtDriver {
   }
 
   private async withXmlFile<T>(xml: string, fn: (file: string) => Promise<T>): Promise<T> {
+    return this.withXmlFiles((write) => fn(write("object", xml)));
+  }
+
+  /** `fn` with `write(name, xml)`, which puts an XML document in a private temporary directory and returns its path; all removed after. */
+  private async withXmlFiles<T>(fn: (write: (name: string, xml: string) => string) => Promise<T>): Promise<T> {
     const dir = mkdtempSync(path.join(os.tmpdir(), "lago-xml-"));
-    const file = path.join(dir, "object.xml");
-    writeFileSync(file, xml, { mode: 0o600 });
+    const write = (name: string, xml: string): string => {
+      const file = path.join(dir, `${name}.xml`);
+      writeFileSync(file, xml, { mode: 0o600 });
+      return file;
+    };
     try {
-      return await fn(file);
+      return await fn(write);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -320,7 +336,7 @@ export class VirshLibvirt implements LibvirtDriver {
   /** Whether the network exists, is active and starts with the host, from one `net-info`. */
   private async networkPresence(name: string, opts?: CallOptions): Promise<{ active: boolean; autostart: boolean } | undefined> {
     const info = await this.virshUnlessAbsent("network", ["net-info", checkName(name)], opts);
-    return info === undefined ? undefined : { active: /^Active:\s+yes/m.test(info), autostart: /^Autostart:\s+yes/m.test(info) };
+    return info === undefined ? undefined : netInfo(info);
   }
 
   /**
@@ -341,7 +357,8 @@ export class VirshLibvirt implements LibvirtDriver {
         if (!defined.includes("<network") || parseNetworkXml(defined).metadata !== def.metadata) return false;
         await round([["net-start", name]]);
         const [info = ""] = await round([["net-info", name]]);
-        return /^Active:\s+yes/m.test(info) && /^Autostart:\s+no/m.test(info);
+        const state = netInfo(info);
+        return state?.active === true && !state.autostart;
       }),
     );
     if (started) return;
@@ -394,32 +411,22 @@ export class VirshLibvirt implements LibvirtDriver {
   async editNetwork(network: string, edits: NetworkEdit[], metadata: string, opts?: CallOptions): Promise<void> {
     const name = checkName(network);
     const x = await libvirtXml();
-    const dir = mkdtempSync(path.join(os.tmpdir(), "lago-xml-"));
-    const file = (n: string, xml: string): string => {
-      const f = path.join(dir, `${n}.xml`);
-      writeFileSync(f, xml, { mode: 0o600 });
-      return f;
-    };
-    let done: boolean;
-    try {
-      done = await this.inSession(opts, async (round) => {
+    const done = await this.withXmlFiles((file) =>
+      this.inSession(opts, async (round) => {
         const [info = "", xml = ""] = await round([["net-info", name], ["net-dumpxml", name]]);
-        if (!/^Active:/m.test(info) || !xml.includes("<network")) return false;
-        const active = /^Active:\s+yes/m.test(info);
+        const state = netInfo(info);
+        if (!state || !xml.includes("<network")) return false;
         const { updates, after } = x.planNetworkEdits(x.parseNetworkXml(xml), edits);
-        const flags = active ? ["--live", "--config"] : ["--config"];
-        await round(updates.map((u, i) => ["net-update", name, u.command, u.section, file(String(i), u.xml), ...flags]));
+        await round(updates.map((u, i) => ["net-update", name, u.command, u.section, file(String(i), u.xml), ...updateFlags(state.active)]));
         const [live = "", inactive = ""] = await round([["net-dumpxml", name], ["net-dumpxml", "--inactive", name]]);
         if (!inactive.includes("<network") || !x.sameNetworkEntries(x.parseNetworkXml(inactive), after)) return false;
-        if (active && (!live.includes("<network") || !x.sameNetworkEntries(x.parseNetworkXml(live), after))) return false;
+        if (state.active && (!live.includes("<network") || !x.sameNetworkEntries(x.parseNetworkXml(live), after))) return false;
         // Redefining the persistent config changes only the metadata; the running network is untouched.
         await round([["net-define", file("network", x.withMetadata(inactive, metadata))]]);
         const [defined = ""] = await round([["net-dumpxml", "--inactive", name]]);
         return defined.includes("<network") && x.parseNetworkXml(defined).metadata === metadata;
-      });
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+      }),
+    );
     if (done) return;
     for (const edit of edits) await this.editAlone(name, edit, opts);
     const xml = await this.virsh(["net-dumpxml", "--inactive", name], opts);
@@ -428,11 +435,10 @@ export class VirshLibvirt implements LibvirtDriver {
 
   /** One edit of {@link editNetwork}, in virsh processes of its own (libvirt's errors come through). */
   private async editAlone(name: string, edit: NetworkEdit, opts?: CallOptions): Promise<void> {
-    const info = await this.virshUnlessAbsent("network", ["net-info", name], opts);
-    if (info === undefined) throw new CommandError(["virsh", "net-info", name], 1, `network ${name} does not exist`);
+    const state = await this.networkPresence(name, opts);
+    if (!state) throw new CommandError(["virsh", "net-info", name], 1, `network ${name} does not exist`);
     const x = await libvirtXml();
     const { updates } = x.planNetworkEdits(x.parseNetworkXml(await this.virsh(["net-dumpxml", name], opts)), [edit]);
-    const flags = /^Active:\s+yes/m.test(info) ? ["--live", "--config"] : ["--config"];
-    for (const u of updates) await this.virsh(["net-update", name, u.command, u.section, u.xml, ...flags], opts);
+    for (const u of updates) await this.virsh(["net-update", name, u.command, u.section, u.xml, ...updateFlags(state.active)], opts);
   }
 }
