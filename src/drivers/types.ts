@@ -131,6 +131,8 @@ export interface Inventory {
 }
 
 export interface LibvirtDriver {
+  /** A hint that queries follow: start connecting now (never fails; an unused connection is dropped). */
+  warmUp(): void;
   /** All domains and networks whose name starts with `prefix`, in one batched query. */
   inventory(prefix: string, opts?: CallOptions): Promise<Inventory>;
   listDomains(prefix: string, opts?: CallOptions): Promise<DomainInfo[]>;

@@ -3,7 +3,7 @@
  * the pure layers (spec, graph, plan) and the side-effecting ones (refresh,
  * apply) under the environment lock. Never prints: emits events.
  */
-import { readFileSync, rmSync } from "node:fs";
+import { existsSync, readFileSync, rmSync } from "node:fs";
 import { sha256 } from "../util/hash.ts";
 import { ConfigError, UsageError, errorMessage, type Diagnostic } from "../errors.ts";
 import type { EnvSpec, TemplateInfo } from "../spec/types.ts";
@@ -228,7 +228,17 @@ async function withLock<T>(s: Session, command: string, fn: () => Promise<T>): P
   }
 }
 
+/**
+ * Let libvirt's connection start while the lock is taken and the state and init file are read: for a plan
+ * that refreshes something recorded, and for every apply (its first query or change takes it).
+ */
+function warmUp(s: Session, req: PlanRequest, applying: boolean): void {
+  const files = filesOf(s.env);
+  if (applying || (req.refresh && (existsSync(files.state) || existsSync(files.journal)))) s.drivers.libvirt.warmUp();
+}
+
 export async function planEnv(s: Session, req: PlanRequest): Promise<PlanResult> {
+  warmUp(s, req, false);
   return withLock(s, "lago plan", () => planLocked(s, req));
 }
 
@@ -262,6 +272,7 @@ export interface ApplyResult {
 }
 
 export async function applyEnv(s: Session, req: ApplyRequest): Promise<ApplyResult> {
+  warmUp(s, req, true);
   return withLock(s, req.destroy ? "lago destroy" : "lago apply", async () => {
     let plan: Plan;
     let state: State;

@@ -97,6 +97,8 @@ function guard<T extends object>(name: string, inner: T, g: Guard, mutex?: Mutex
     get(target, prop, receiver) {
       const value: unknown = Reflect.get(target, prop, receiver);
       if (typeof value !== "function" || typeof prop !== "string") return value;
+      // A hint (start connecting) changes nothing a crash could lose: not a driver call.
+      if (prop === "warmUp") return (value as () => void).bind(target);
       return (...args: unknown[]): Promise<unknown> => {
         if (g.dead) return never();
         const n = ++g.count;

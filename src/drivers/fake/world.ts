@@ -284,6 +284,8 @@ function networksOf(d: WorldData, prefix: string): NetworkInfo[] {
 class FakeLibvirt implements LibvirtDriver {
   constructor(private readonly w: FakeWorld) {}
 
+  warmUp(): void {}
+
   inventory(prefix: string, opts?: CallOptions): Promise<Inventory> {
     return this.w.call("inventory", prefix, opts, (d) => ({ domains: domainsOf(d, prefix), networks: networksOf(d, prefix) }));
   }

@@ -8,7 +8,7 @@ import os from "node:os";
 import path from "node:path";
 import { CommandError, LagoError } from "../../errors.ts";
 import type { CallOptions, DefineOptions, DomainDef, DomainDiskDef, DomainInfo, DomainNicDef, DomainView, Inventory, LibvirtDriver, NetworkDef, NetworkEdit, NetworkInfo } from "../types.ts";
-import { withVirshSession, type VirshRound } from "./virsh-session.ts";
+import { warmUpVirsh, withVirshSession, type VirshRound } from "./virsh-session.ts";
 import { ParsedXmlCache } from "./parsed-xml-cache.ts";
 import { run } from "./exec.ts";
 import { imageChain } from "./qcow2-header.ts";
@@ -58,6 +58,11 @@ export class VirshLibvirt implements LibvirtDriver {
     private readonly access?: QemuAccessOptions,
     private readonly parsedXmlCache?: string,
   ) {}
+
+  /** A virsh process connects while the command reads its state and init file (virsh-session.ts). */
+  warmUp(): void {
+    warmUpVirsh(this.uri);
+  }
 
   /** Before qemu opens them: the images (with their backing chains) and directories reachable by qemu's user, or a clear error. */
   private async grantAccess(disks: DomainDiskDef[], dirs: string[], opts?: CallOptions): Promise<void> {

@@ -5,7 +5,7 @@
  * process. Each command is followed by an `echo` of a unique marker that
  * delimits its output.
  */
-import { spawn } from "node:child_process";
+import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { CommandError } from "../../errors.ts";
 import { commandNotFoundError } from "./exec.ts";
 import { cancelledError } from "../../util/sleep.ts";
@@ -28,8 +28,87 @@ function outputMarkerAt(stdout: string, marker: string, from: number): number {
   return -1;
 }
 
+/** A running `virsh -c <uri> -q` reading commands from stdin, with what it printed so far. */
+interface VirshProcess {
+  command: string[];
+  child: ChildProcessWithoutNullStreams;
+  stdout: string;
+  stderr: string;
+  exited: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+  failure: Error | undefined;
+  waiters: Set<() => void>;
+  closed: Promise<void>;
+}
+
+function openVirsh(uri: string): VirshProcess {
+  const command = ["virsh", "-c", uri, "-q"];
+  const child = spawn(command[0] ?? "virsh", command.slice(1), { env: { ...process.env, LC_ALL: "C" }, stdio: ["pipe", "pipe", "pipe"] });
+  const p: VirshProcess = { command, child, stdout: "", stderr: "", exited: undefined, failure: undefined, waiters: new Set(), closed: Promise.resolve() };
+  const wake = (): void => {
+    for (const w of p.waiters) w();
+  };
+  child.stdout.setEncoding("utf8").on("data", (d: string) => {
+    p.stdout += d;
+    wake();
+  });
+  child.stderr.setEncoding("utf8").on("data", (d: string) => {
+    if (p.stderr.length < 1 << 20) p.stderr += d;
+  });
+  child.stdin.on("error", () => undefined);
+  p.closed = new Promise<void>((resolve) => {
+    child.on("error", (err: NodeJS.ErrnoException) => {
+      p.failure = err.code === "ENOENT" ? commandNotFoundError(command, err) : new CommandError(command, undefined, p.stderr, `failed: ${err.message}`, { cause: err });
+      p.exited ??= { code: null, signal: null };
+      wake();
+      resolve();
+    });
+    child.on("close", (code, signal) => {
+      p.exited = { code, signal };
+      wake();
+      resolve();
+    });
+  });
+  return p;
+}
+
+/** Whether the process keeps this one alive: a standby virsh must not. */
+function holdProcess(p: VirshProcess, hold: boolean): void {
+  for (const handle of [p.child, p.child.stdin, p.child.stdout, p.child.stderr] as { ref(): unknown; unref(): unknown }[]) {
+    if (hold) handle.ref();
+    else handle.unref();
+  }
+}
+
+const STANDBY_MS = 10_000;
+
+/** Per libvirt URI, a virsh already connecting, for the next session to take (see {@link warmUpVirsh}). */
+const standby = new Map<string, VirshProcess>();
+
 /**
- * Open `virsh -c <uri>` reading commands from stdin, let `fn` run rounds of
+ * Start a virsh process for `uri` now, so that the next {@link withVirshSession}
+ * finds it connected: libvirt's connection costs about 40 ms, which then
+ * overlaps whatever the command does before its first query. A standby process
+ * never keeps Node alive; if no session takes it within 10 s, or before this
+ * process exits, it reads end-of-file and quits. One that has exited (libvirtd
+ * down) is not taken: the session starts its own, whose error it reports.
+ */
+export function warmUpVirsh(uri: string): void {
+  const current = standby.get(uri);
+  if (current && !current.exited) return;
+  const p = openVirsh(uri);
+  holdProcess(p, false);
+  standby.set(uri, p);
+  // Left untaken (a long-lived SDK process), it quits rather than idle on.
+  setTimeout(() => {
+    if (standby.get(uri) !== p) return;
+    standby.delete(uri);
+    p.child.stdin.end("quit\n");
+  }, STANDBY_MS).unref();
+}
+
+/**
+ * Open `virsh -c <uri>` reading commands from stdin (or take the one
+ * {@link warmUpVirsh} started), let `fn` run rounds of
  * commands on it, then quit. Tokens must be plain words (names are checked
  * safe by the caller; nothing is quoted or interpreted).
  *
@@ -37,43 +116,18 @@ function outputMarkerAt(stdout: string, marker: string, from: number): number {
  *   not running) or times out.
  */
 export async function withVirshSession<T>(uri: string, fn: (round: VirshRound) => Promise<T>, opts: { timeoutMs: number; signal?: AbortSignal | undefined }): Promise<T> {
-  const command = ["virsh", "-c", uri, "-q"];
-  const child = spawn(command[0] ?? "virsh", command.slice(1), { env: { ...process.env, LC_ALL: "C" }, stdio: ["pipe", "pipe", "pipe"] });
-  let stdout = "";
-  let stderr = "";
-  let exited: { code: number | null; signal: NodeJS.Signals | null } | undefined;
-  let failure: Error | undefined;
-  const waiters = new Set<() => void>();
-  const wake = (): void => {
-    for (const w of waiters) w();
-  };
-  child.stdout.setEncoding("utf8").on("data", (d: string) => {
-    stdout += d;
-    wake();
-  });
-  child.stderr.setEncoding("utf8").on("data", (d: string) => {
-    if (stderr.length < 1 << 20) stderr += d;
-  });
-  child.stdin.on("error", () => undefined);
-  const closed = new Promise<void>((resolve) => {
-    child.on("error", (err: NodeJS.ErrnoException) => {
-      failure = err.code === "ENOENT" ? commandNotFoundError(command, err) : new CommandError(command, undefined, stderr, `failed: ${err.message}`, { cause: err });
-      exited ??= { code: null, signal: null };
-      wake();
-      resolve();
-    });
-    child.on("close", (code, signal) => {
-      exited = { code, signal };
-      wake();
-      resolve();
-    });
-  });
+  let p = standby.get(uri);
+  standby.delete(uri);
+  if (p && !p.exited) holdProcess(p, true);
+  else p = openVirsh(uri);
+  const proc = p;
+  const { command, child } = proc;
   const timer = setTimeout(() => {
-    failure ??= new CommandError(command, undefined, stderr, `timed out after ${Math.round(opts.timeoutMs / 100) / 10}s`);
+    proc.failure ??= new CommandError(command, undefined, proc.stderr, `timed out after ${Math.round(opts.timeoutMs / 100) / 10}s`);
     child.kill("SIGKILL");
   }, opts.timeoutMs);
   const onAbort = (): void => {
-    failure ??= cancelledError(`\`${command.join(" ")}\``);
+    proc.failure ??= cancelledError(`\`${command.join(" ")}\``);
     child.kill("SIGKILL");
   };
   opts.signal?.addEventListener("abort", onAbort, { once: true });
@@ -92,17 +146,17 @@ export async function withVirshSession<T>(uri: string, fn: (round: VirshRound) =
     if (!commands.length) return [];
     child.stdin.write(script);
     const last = markers[markers.length - 1] ?? "";
-    while (outputMarkerAt(stdout, last, consumed) < 0) {
-      if (failure) throw failure;
-      if (exited) throw new CommandError(command, exited.code ?? undefined, stderr, exited.signal ? `was killed by ${exited.signal}` : undefined);
+    while (outputMarkerAt(proc.stdout, last, consumed) < 0) {
+      if (proc.failure) throw proc.failure;
+      if (proc.exited) throw new CommandError(command, proc.exited.code ?? undefined, proc.stderr, proc.exited.signal ? `was killed by ${proc.exited.signal}` : undefined);
       await new Promise<void>((resolve) => {
-        waiters.add(resolve);
-      }).finally(() => waiters.clear());
+        proc.waiters.add(resolve);
+      }).finally(() => proc.waiters.clear());
     }
     const outputs: string[] = [];
     for (const marker of markers) {
-      const at = outputMarkerAt(stdout, marker, consumed);
-      outputs.push(stdout.slice(consumed, at).replace(PROMPT, ""));
+      const at = outputMarkerAt(proc.stdout, marker, consumed);
+      outputs.push(proc.stdout.slice(consumed, at).replace(PROMPT, ""));
       consumed = at + marker.length;
     }
     return outputs;
@@ -111,12 +165,12 @@ export async function withVirshSession<T>(uri: string, fn: (round: VirshRound) =
   try {
     const result = await fn(round);
     child.stdin.end("quit\n");
-    await closed;
-    if (failure) throw failure;
+    await proc.closed;
+    if (proc.failure) throw proc.failure;
     return result;
   } finally {
     clearTimeout(timer);
     opts.signal?.removeEventListener("abort", onAbort);
-    if (!exited) child.kill("SIGKILL");
+    if (!proc.exited) child.kill("SIGKILL");
   }
 }
