@@ -1,10 +1,12 @@
 #!/usr/bin/env node
-// Compiles lago to dist/: one ESM bundle per entry point with code splitting, so that
-// each verb loads only the modules it needs (`lago --version` loads commander and kleur).
+// Compiles lago to dist/: the CLI as one CommonJS file with V8's code cache of it (bin/lago.js starts
+// it), the SDK as ES modules with code splitting.
 // Dependencies are bundled except those with native parts or dynamic requires, and `yaml`, which is
 // required only when an init file needs it (src/spec/yaml-package.ts).
 import { build } from "esbuild";
-import { readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { VALIDATORS, generate as generateValidator } from "./gen-schema-validator.mjs";
@@ -29,25 +31,41 @@ for (const validator of VALIDATORS) {
     renameSync(`${validator.output}.${process.pid}.tmp`, validator.output);
   }
 }
-await build({
+const common = {
   absWorkingDir: root,
-  // lago: the CLI; sdk: `import { Environment } from "lago"` (package.json exports).
-  entryPoints: { lago: "src/cli/run.ts", sdk: "src/sdk/index.ts" },
   outdir,
   bundle: true,
-  splitting: true,
-  format: "esm",
   platform: "node",
   target: "node20",
   sourcemap: "linked",
   minifyWhitespace: true,
   minifySyntax: true,
-  chunkNames: "chunks/[name]-[hash]",
   external: ["ssh2", "cpu-features", "nunjucks", "yaml"],
+  logLevel: "warning",
+};
+// The CLI: one CommonJS file, because V8 keeps a code cache only for scripts (bin/lago.js starts it from
+// the cache recorded below); the verbs' modules inside it are evaluated only when a verb needs them.
+await build({
+  ...common,
+  entryPoints: { lago: "src/cli/run.ts" },
+  outExtension: { ".js": ".cjs" },
+  charset: "ascii",
+  format: "cjs",
+  define: { "import.meta.url": "__lagoImportMetaUrl" },
+  banner: { js: 'const __lagoImportMetaUrl = require("node:url").pathToFileURL(__filename).href;' },
+});
+// The SDK (`import { Environment } from "lago"`, package.json exports): ES modules, with code splitting.
+await build({
+  ...common,
+  entryPoints: { sdk: "src/sdk/index.ts" },
+  splitting: true,
+  format: "esm",
+  chunkNames: "chunks/[name]-[hash]",
   // Bundled CommonJS dependencies call require() for Node's built-ins.
   banner: { js: 'import { createRequire as __lagoCreateRequire } from "node:module"; const require = __lagoCreateRequire(import.meta.url);' },
-  logLevel: "warning",
 });
+// bin/lago.js reads the CLI's bundle as latin1, which is ASCII's superset: esbuild escapes everything else.
+if (/[^\x00-\x7f]/.test(readFileSync(path.join(outdir, "lago.cjs"), "latin1"))) throw new Error("dist/lago.cjs is not ASCII: bin/lago.js would misread it");
 const old = path.join(root, `.dist-old-${process.pid}`);
 try {
   renameSync(dist, old);
@@ -62,3 +80,16 @@ try {
 }
 renameSync(outdir, dist);
 rmSync(old, { recursive: true, force: true });
+// V8's code cache of the CLI, recorded from a command that reads, checks and compiles an init file:
+// what it compiled (most of what any verb runs) is what later commands need not compile. A CLI started
+// before the cache exists compiles the bundle, as it would without one.
+const scratch = mkdtempSync(path.join(os.tmpdir(), "lago-build-"));
+try {
+  execFileSync(process.execPath, [path.join(root, "bin/lago.js"), "validate", "--file", path.join(root, "examples/two-vms/LagoInitFile")], {
+    cwd: scratch,
+    env: { PATH: process.env.PATH, HOME: scratch, LAGO_RECORD_CODE_CACHE: "1", NO_COLOR: "1" },
+    stdio: ["ignore", "ignore", "inherit"],
+  });
+} finally {
+  rmSync(scratch, { recursive: true, force: true });
+}

@@ -27,6 +27,6 @@ fi
 if [[ ! -d node_modules ]] || [[ package-lock.json -nt node_modules/.package-lock.json ]]; then
   npm ci --no-audit --no-fund --loglevel=error
 fi
-if [[ ! -f dist/lago.js ]] || [[ -n $(find src scripts/build.mjs -newer dist/lago.js -print -quit) ]]; then
+if [[ ! -f dist/lago.cjs.cache ]] || [[ -n $(find src bin scripts/build.mjs -newer dist/lago.cjs.cache -print -quit) ]]; then
   npm run -s build
 fi

@@ -1,11 +1,7 @@
-/** The `lago` executable's entry: run the CLI and exit with its code. */
-import { VERSION } from "../version.ts";
-
-const args = process.argv.slice(2);
-if (args.length === 1 && (args[0] === "--version" || args[0] === "-V")) {
-  // The one answer that needs nothing else: no command-line parser loaded.
-  process.stdout.write(`${VERSION}\n`);
-} else {
-  const { main } = await import("./main.ts");
+/**
+ * The `lago` executable's entry (bundled as dist/lago.cjs; bin/lago.js answers
+ * `--version` itself and starts it): run the CLI and exit with its code.
+ */
+void import("./main.ts").then(async ({ main }) => {
   process.exitCode = await main(process.argv);
-}
+});
