@@ -82,14 +82,17 @@ renameSync(outdir, dist);
 rmSync(old, { recursive: true, force: true });
 // V8's code cache of the CLI, recorded from a command that reads, checks and compiles an init file:
 // what it compiled (most of what any verb runs) is what later commands need not compile. A CLI started
-// before the cache exists compiles the bundle, as it would without one.
+// before the cache exists compiles the bundle, as it would without one; so does every CLI if this run fails
+// (a broken system-wide lago.conf, say): the build goes on, and says so.
 const scratch = mkdtempSync(path.join(os.tmpdir(), "lago-build-"));
 try {
   execFileSync(process.execPath, [path.join(root, "bin/lago.js"), "validate", "--file", path.join(root, "examples/two-vms/LagoInitFile")], {
     cwd: scratch,
     env: { PATH: process.env.PATH, HOME: scratch, LAGO_RECORD_CODE_CACHE: "1", NO_COLOR: "1" },
-    stdio: ["ignore", "ignore", "inherit"],
+    stdio: ["ignore", "ignore", "pipe"],
   });
+} catch (err) {
+  process.stderr.write(`build: recording the CLI's code cache failed (the CLI works; it may start slower):\n${err.stderr || err.message}\n`);
 } finally {
   rmSync(scratch, { recursive: true, force: true });
 }
