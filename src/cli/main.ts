@@ -135,7 +135,20 @@ export function buildProgram(verbFiles: readonly RegisterVerbs[] = VERB_FILES): 
 }
 
 /** Run the CLI; resolves to the exit code. */
+/**
+ * A reader that goes away (`lago plan --json | head`) costs the rest of the output, not the command: what it
+ * was doing goes on and ends with its own exit code, instead of dying on an unhandled EPIPE.
+ */
+function tolerateClosedReaders(): void {
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on("error", (err: NodeJS.ErrnoException) => {
+      if (err.code !== "EPIPE" && err.code !== "ERR_STREAM_DESTROYED") throw err;
+    });
+  }
+}
+
 export async function main(argv: string[]): Promise<number> {
+  tolerateClosedReaders();
   const { program, cli } = buildProgram();
   try {
     await program.parseAsync(argv);

@@ -5,7 +5,9 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { closeSync, constants, existsSync, openSync, readFileSync, readSync, writeFileSync } from "node:fs";
+import { setTimeout as sleep } from "node:timers/promises";
+import { execa } from "execa";
 import path from "node:path";
 import { spawn } from "node:child_process";
 import { Ajv2020 } from "ajv/dist/2020.js";
@@ -115,6 +117,42 @@ test("`lago --version` and `-V` print package.json's version, as commander's --v
       const r = await sb.lago(args);
       assert.deepEqual({ code: r.code, stdout: r.stdout, stderr: r.stderr }, { code: 0, stdout: `${pkg.version}\n`, stderr: "" }, args.join(" "));
     }
+  } finally {
+    sb.cleanup();
+  }
+});
+
+test("a reader that stops reading (`lago plan --json | head`) costs the output, not the command: no EPIPE crash, the plan's own exit code", async () => {
+  const sb = makeSandbox();
+  try {
+    // Far more JSON than a pipe holds (64 KiB), so that lago is still writing when the reader goes away.
+    const vms = Array.from({ length: 240 }, (_, i) => `  vm${i}:\n    memory: 256\n    nics:\n      - net: lago\n    disks:\n      - template_name: tiny\n        type: template\n        name: root\n        dev: vda\n`).join("");
+    sb.init(`domains:\n${vms}nets:\n  lago:\n    type: nat\n    management: true\n`);
+    // A real pipe, as a shell makes (Node's own stdio pipes are socket pairs, whose buffers would hold it all).
+    const fifo = path.join(sb.root, "stdout.fifo");
+    await execa("mkfifo", [fifo]);
+    const reader = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
+    const writer = openSync(fifo, constants.O_WRONLY);
+    const child = spawn(process.execPath, [BIN, "plan", "--json", "--detailed-exitcode"], { cwd: sb.work, env: sb.env(), stdio: ["ignore", writer, "pipe"] });
+    closeSync(writer);
+    let stderr = "";
+    child.stderr?.setEncoding("utf8").on("data", (d: string) => (stderr += d));
+    const closed = new Promise<number | null>((resolve) => child.on("close", (c) => resolve(c)));
+    const head = Buffer.alloc(100);
+    let got = 0;
+    while (got === 0) {
+      try {
+        got = readSync(reader, head);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== "EAGAIN") throw err;
+        await sleep(10);
+      }
+    }
+    closeSync(reader);
+    const code = await closed;
+    assert.match(head.toString("utf8", 0, got), /^\{/);
+    assert.equal(stderr, "");
+    assert.equal(code, 2, "--detailed-exitcode: a plan with changes");
   } finally {
     sb.cleanup();
   }

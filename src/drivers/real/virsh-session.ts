@@ -116,11 +116,10 @@ export function warmUpVirsh(uri: string): void {
  *   not running) or times out.
  */
 export async function withVirshSession<T>(uri: string, fn: (round: VirshRound) => Promise<T>, opts: { timeoutMs: number; signal?: AbortSignal | undefined }): Promise<T> {
-  let p = standby.get(uri);
+  const warm = standby.get(uri);
   standby.delete(uri);
-  if (p && !p.exited) holdProcess(p, true);
-  else p = openVirsh(uri);
-  const proc = p;
+  const proc = warm && !warm.exited ? warm : openVirsh(uri);
+  if (proc === warm) holdProcess(proc, true);
   const { command, child } = proc;
   const timer = setTimeout(() => {
     proc.failure ??= new CommandError(command, undefined, proc.stderr, `timed out after ${Math.round(opts.timeoutMs / 100) / 10}s`);
