@@ -134,7 +134,6 @@ export function buildProgram(verbFiles: readonly RegisterVerbs[] = VERB_FILES): 
   return { program, cli };
 }
 
-/** Run the CLI; resolves to the exit code. */
 /**
  * A reader that goes away (`lago plan --json | head`) costs the rest of the output, not the command: what it
  * was doing goes on and ends with its own exit code, instead of dying on an unhandled EPIPE.
@@ -147,6 +146,7 @@ function tolerateClosedReaders(): void {
   }
 }
 
+/** Run the CLI; resolves to the exit code. */
 export async function main(argv: string[]): Promise<number> {
   tolerateClosedReaders();
   const { program, cli } = buildProgram();
