@@ -35,9 +35,6 @@ if (args.length === 1 && (args[0] === "--version" || args[0] === "-V")) {
   }
   // esbuild writes ASCII only (scripts/build.mjs checks), which latin1 decodes several times faster than utf8.
   const script = new Script(Module.wrap(code.toString("latin1")), { filename: bundle, cachedData });
-  const mod = new Module(bundle);
-  mod.filename = bundle;
-  mod.paths = Module._nodeModulePaths(dirname(bundle));
   // `npm run build` runs one command with LAGO_RECORD_CODE_CACHE set: what it compiled becomes the cache.
   if (process.env.LAGO_RECORD_CODE_CACHE) {
     process.once("beforeExit", () => {
@@ -45,5 +42,7 @@ if (args.length === 1 && (args[0] === "--version" || args[0] === "-V")) {
       renameSync(`${cacheFile}.${process.pid}`, cacheFile);
     });
   }
-  script.runInThisContext()(mod.exports, createRequire(bundle), mod, bundle, dirname(bundle));
+  // A CommonJS module's arguments; the bundle exports nothing, and requires from dist/ (ssh2, yaml, …).
+  const module = { exports: {} };
+  script.runInThisContext()(module.exports, createRequire(bundle), module, bundle, dirname(bundle));
 }

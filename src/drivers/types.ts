@@ -100,7 +100,7 @@ export interface NetworkDef {
   /** DNS domain (only on the management net). */
   domain: string | undefined;
   /** DNS host records: ip → hostnames. */
-  dnsHosts: { ip: string; names: string[] }[];
+  dnsHosts: DnsHostDef[];
   /** Forward every DNS query to this address (the management net's dnsmasq). */
   dnsForwarder: string | undefined;
   mtu: number | undefined;

@@ -8,7 +8,7 @@
  * Only a change of kind replaces it.
  */
 import { bridgeName, libvirtName } from "../env/context.ts";
-import type { NetworkDef, NetworkEdit, NetworkHostDef, NetworkInfo } from "../drivers/types.ts";
+import type { DnsHostDef, NetworkDef, NetworkEdit, NetworkHostDef, NetworkInfo } from "../drivers/types.ts";
 import { dependency, inventoryOf, ipIn, macForIp, obj, str } from "./common.ts";
 import type { Attrs, Json, ReconcileContext, ResourceKind } from "./types.ts";
 
@@ -48,7 +48,7 @@ function dnsAddress(key: string, subnet: string | undefined): string | undefined
 }
 
 /** The DNS host table of `attrs` as libvirt wants it: one entry per address, names sorted. */
-function dnsHosts(attrs: Attrs, subnet: string | undefined): { ip: string; names: string[] }[] {
+function dnsHosts(attrs: Attrs, subnet: string | undefined): DnsHostDef[] {
   const byIp = new Map<string, Set<string>>();
   for (const [key, names] of Object.entries(obj(attrs.dns))) {
     const ip = dnsAddress(key, subnet);
@@ -228,7 +228,7 @@ export const networkKind: ResourceKind = {
       edits.push({ op: "remove-host", host: { mac: key.slice(1), ip, name: String(obj(v).vm) } });
     }
     for (const h of after) if (!beforeSigs.has(sig(h))) edits.push({ op: "add-host", host: dhcpHost(h) });
-    const dnsKey = (d: { ip: string; names: string[] }): string => `${d.ip}|${d.names.join(",")}`;
+    const dnsKey = (d: DnsHostDef): string => `${d.ip}|${d.names.join(",")}`;
     const dnsBefore = dnsHosts(prior.attrs, subnet);
     const dnsAfter = dnsHosts(desired, subnet);
     const dnsAfterKeys = new Set(dnsAfter.map(dnsKey));

@@ -5,10 +5,10 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { readdirSync, readFileSync } from "node:fs";
 import { setTimeout } from "node:timers/promises";
 import { execa } from "execa";
 import { warmUpVirsh, withVirshSession } from "../../src/drivers/real/virsh-session.ts";
+import { childrenNamed, exited } from "../helpers/proc.ts";
 
 test("each command of each round gets exactly its own output; a failed command gets none and the session goes on", async () => {
   const outputs = await withVirshSession(
@@ -24,24 +24,7 @@ test("each command of each round gets exactly its own output; a failed command g
   assert.deepEqual(outputs, [["test\n"], ["", "", "running\n"], ["plain", "running\n"]]);
 });
 
-/** This process's `virsh` children, by pid (from /proc). */
-function virshChildren(): number[] {
-  const pids: number[] = [];
-  for (const entry of readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    let stat: string;
-    try {
-      stat = readFileSync(`/proc/${entry}/stat`, "utf8");
-    } catch {
-      continue; // gone meanwhile
-    }
-    // pid (comm) state ppid …: comm may hold spaces, so split after its closing parenthesis.
-    const comm = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
-    const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
-    if (comm === "virsh" && ppid === process.pid) pids.push(Number(entry));
-  }
-  return pids;
-}
+const virshChildren = (): number[] => childrenNamed("virsh");
 
 async function until(what: string, cond: () => boolean): Promise<void> {
   for (const started = Date.now(); !cond(); await setTimeout(20)) {
@@ -77,26 +60,14 @@ test("a warmed-up virsh that died is not taken: the session starts its own", asy
 
 test("a warmed-up virsh that no session takes does not keep Node alive, and quits with it", async () => {
   // The child prints its virsh's pid, then has nothing left to do.
-  const script = `import { readdirSync, readFileSync } from "node:fs";
+  const script = `import { childrenNamed } from ${JSON.stringify(new URL("../helpers/proc.ts", import.meta.url).href)};
 import { warmUpVirsh } from ${JSON.stringify(new URL("../../src/drivers/real/virsh-session.ts", import.meta.url).href)};
 warmUpVirsh("test:///default");
-for (const e of readdirSync("/proc")) {
-  try {
-    const stat = readFileSync("/proc/" + e + "/stat", "utf8");
-    if (stat.includes("(virsh)") && Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]) === process.pid) process.stdout.write(e);
-  } catch {}
-}`;
+process.stdout.write(childrenNamed("virsh").join(" "));`;
   const started = Date.now();
   const { stdout } = await execa(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], { timeout: 30_000 });
   // Left untaken, the standby quits after 10 s: Node must not have waited for that.
   assert.ok(Date.now() - started < 8_000, `node took ${Date.now() - started} ms to exit`);
   assert.match(stdout, /^\d+$/);
-  const gone = (): boolean => {
-    try {
-      return readFileSync(`/proc/${stdout}/stat`, "utf8").split(") ")[1]?.startsWith("Z") ?? true;
-    } catch {
-      return true;
-    }
-  };
-  await until("the orphaned virsh has quit", gone);
+  await until("the orphaned virsh has quit", () => exited(stdout));
 });

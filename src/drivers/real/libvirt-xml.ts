@@ -108,7 +108,7 @@ export function dhcpHostXml(h: NetworkHostDef): string {
   return renderXml(el("host", { mac: h.mac, name: h.name, ip: h.ip }));
 }
 
-export function dnsHostXml(h: { ip: string; names: string[] }): string {
+export function dnsHostXml(h: DnsHostDef): string {
   return renderXml(el("host", { ip: h.ip }, ...h.names.map((n) => el("hostname", undefined, n))));
 }
 

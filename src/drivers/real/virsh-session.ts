@@ -37,13 +37,19 @@ interface VirshProcess {
   exited: { code: number | null; signal: NodeJS.Signals | null } | undefined;
   failure: Error | undefined;
   waiters: Set<() => void>;
-  closed: Promise<void>;
+}
+
+/** Resolves at the process's next output or exit. */
+function changed(p: VirshProcess): Promise<void> {
+  return new Promise<void>((resolve) => {
+    p.waiters.add(resolve);
+  }).finally(() => p.waiters.clear());
 }
 
 function openVirsh(uri: string): VirshProcess {
   const command = ["virsh", "-c", uri, "-q"];
   const child = spawn(command[0] ?? "virsh", command.slice(1), { env: { ...process.env, LC_ALL: "C" }, stdio: ["pipe", "pipe", "pipe"] });
-  const p: VirshProcess = { command, child, stdout: "", stderr: "", exited: undefined, failure: undefined, waiters: new Set(), closed: Promise.resolve() };
+  const p: VirshProcess = { command, child, stdout: "", stderr: "", exited: undefined, failure: undefined, waiters: new Set() };
   const wake = (): void => {
     for (const w of p.waiters) w();
   };
@@ -55,18 +61,14 @@ function openVirsh(uri: string): VirshProcess {
     if (p.stderr.length < 1 << 20) p.stderr += d;
   });
   child.stdin.on("error", () => undefined);
-  p.closed = new Promise<void>((resolve) => {
-    child.on("error", (err: NodeJS.ErrnoException) => {
-      p.failure = err.code === "ENOENT" ? commandNotFoundError(command, err) : new CommandError(command, undefined, p.stderr, `failed: ${err.message}`, { cause: err });
-      p.exited ??= { code: null, signal: null };
-      wake();
-      resolve();
-    });
-    child.on("close", (code, signal) => {
-      p.exited = { code, signal };
-      wake();
-      resolve();
-    });
+  child.on("error", (err: NodeJS.ErrnoException) => {
+    p.failure = err.code === "ENOENT" ? commandNotFoundError(command, err) : new CommandError(command, undefined, p.stderr, `failed: ${err.message}`, { cause: err });
+    p.exited ??= { code: null, signal: null };
+    wake();
+  });
+  child.on("close", (code, signal) => {
+    p.exited = { code, signal };
+    wake();
   });
   return p;
 }
@@ -148,9 +150,7 @@ export async function withVirshSession<T>(uri: string, fn: (round: VirshRound) =
     while (outputMarkerAt(proc.stdout, last, consumed) < 0) {
       if (proc.failure) throw proc.failure;
       if (proc.exited) throw new CommandError(command, proc.exited.code ?? undefined, proc.stderr, proc.exited.signal ? `was killed by ${proc.exited.signal}` : undefined);
-      await new Promise<void>((resolve) => {
-        proc.waiters.add(resolve);
-      }).finally(() => proc.waiters.clear());
+      await changed(proc);
     }
     const outputs: string[] = [];
     for (const marker of markers) {
@@ -164,7 +164,7 @@ export async function withVirshSession<T>(uri: string, fn: (round: VirshRound) =
   try {
     const result = await fn(round);
     child.stdin.end("quit\n");
-    await proc.closed;
+    while (!proc.exited) await changed(proc);
     if (proc.failure) throw proc.failure;
     return result;
   } finally {
