@@ -77,6 +77,30 @@ const VAGRANT_POOL_DIR = "/var/lib/libvirt/images/lago-bench-vagrant";
 const VAGRANTFILE = path.join(REPO_ROOT, "bench", "vagrant", "Vagrantfile");
 const EXAMPLE = readFileSync(path.join(REPO_ROOT, "examples", "two-vms", "LagoInitFile"), "utf8");
 const NOOP_RUNS = 5;
+
+/** The host's busy CPU fraction (all cores) over `ms`, from /proc/stat. */
+async function busyOver(ms: number): Promise<number> {
+  const sample = () => {
+    const f = readFileSync("/proc/stat", "latin1").split("\n")[0]!.trim().split(/\s+/).slice(1).map(Number);
+    return { idle: (f[3] ?? 0) + (f[4] ?? 0), total: f.reduce((a, b) => a + b, 0) };
+  };
+  const a = sample();
+  await new Promise((r) => setTimeout(r, ms));
+  const b = sample();
+  return b.total > a.total ? 1 - (b.idle - a.idle) / (b.total - a.total) : 0;
+}
+
+/**
+ * Before the no-op runs, both tools wait (at most 60 s) for the host to go quiet: under a quarter of its CPU
+ * busy over one second. Right after a bring-up the guests are still finishing their boot (TCG), and a no-op
+ * timed then measures them, not the tool.
+ */
+async function settle(rec: Recorder): Promise<void> {
+  const t0 = performance.now();
+  let busy = 1;
+  while (performance.now() - t0 < 60_000 && (busy = await busyOver(1000)) >= 0.25);
+  rec.note(`no-op timed after the host settled: waited ${((performance.now() - t0) / 1000).toFixed(1)} s, CPU ${(busy * 100).toFixed(0)}% busy over the last second`);
+}
 const TEN = 10;
 const log = (msg: string): void => void process.stderr.write(`bench[${process.argv[2] ?? "?"}/${process.argv[3] ?? "?"}]: ${msg}\n`);
 
@@ -217,6 +241,7 @@ class LagoEnv {
   }
 
   async noop(): Promise<void> {
+    await settle(this.rec);
     const walls: number[] = [];
     const cpus: number[] = [];
     for (let i = 0; i < NOOP_RUNS; i++) {
@@ -411,6 +436,7 @@ class VagrantEnv {
   }
 
   async noop(): Promise<void> {
+    await settle(this.rec);
     const walls: number[] = [];
     const cpus: number[] = [];
     for (let i = 0; i < NOOP_RUNS; i++) {

@@ -12,6 +12,7 @@ packages=(
   linux-image-amd64 busybox-static dropbear-bin extlinux syslinux-common
   xz-utils iproute2 python3 openssh-client cpio kmod procps genisoimage
   openssh-sftp-server ansible-core tmux
+  linux-source gcc make flex bison bc libelf-dev lz4
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -318,7 +318,7 @@ test("NAT network: dhcp range, hosts, DNS domain and DNS hosts", () => {
     <lago:resource xmlns:lago="${LAGO_NS}">${NET_META_B64}</lago:resource>
   </metadata>
   <forward mode="nat"/>
-  <bridge name="lgo1234567890" stp="on" delay="0"/>
+  <bridge name="lgo1234567890" stp="off" delay="0"/>
   <domain name="lago.local" localOnly="yes"/>
   <dns enable="yes">
     <host ip="192.168.200.2">
@@ -367,7 +367,7 @@ test("isolated bridge network: no forward, no ip, DNS off", () => {
   <metadata>
     <lago:resource xmlns:lago="${LAGO_NS}">e30=</lago:resource>
   </metadata>
-  <bridge name="lgoabcdef0123" stp="on" delay="0"/>
+  <bridge name="lgoabcdef0123" stp="off" delay="0"/>
   <mtu size="9000"/>
   <dns enable="no"/>
 </network>

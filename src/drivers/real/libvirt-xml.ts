@@ -194,7 +194,10 @@ export function networkXml(def: NetworkDef, uuid?: string): string {
       uuid !== undefined && el("uuid", undefined, uuid),
       metadataElement(def.metadata),
       def.mode === "nat" && el("forward", { mode: "nat" }),
-      el("bridge", { name: def.bridge, stp: "on", delay: 0 }),
+      // No STP: the bridge holds only the VMs' tap devices, so it cannot be part of a loop, and with STP on
+      // the kernel keeps every new port blocked for twice its minimum forward delay (2 × 2 s), so a
+      // guest's first DHCP discover is lost and it retries seconds later.
+      el("bridge", { name: def.bridge, stp: "off", delay: 0 }),
       def.mtu !== undefined && el("mtu", { size: def.mtu }),
       def.domain !== undefined && def.domain !== "" && el("domain", { name: def.domain, localOnly: "yes" }),
       el(
