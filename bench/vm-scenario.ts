@@ -77,6 +77,8 @@ const VAGRANT_POOL_DIR = "/var/lib/libvirt/images/lago-bench-vagrant";
 const VAGRANTFILE = path.join(REPO_ROOT, "bench", "vagrant", "Vagrantfile");
 const EXAMPLE = readFileSync(path.join(REPO_ROOT, "examples", "two-vms", "LagoInitFile"), "utf8");
 const NOOP_RUNS = 5;
+const TEN = 10;
+const log = (msg: string): void => void process.stderr.write(`bench[${process.argv[2] ?? "?"}/${process.argv[3] ?? "?"}]: ${msg}\n`);
 
 /** The host's busy CPU fraction (all cores) over `ms`, from /proc/stat. */
 async function busyOver(ms: number): Promise<number> {
@@ -97,12 +99,11 @@ async function busyOver(ms: number): Promise<number> {
  */
 async function settle(rec: Recorder): Promise<void> {
   const t0 = performance.now();
-  let busy = 1;
-  while (performance.now() - t0 < 60_000 && (busy = await busyOver(1000)) >= 0.25);
+  let busy: number;
+  do busy = await busyOver(1000);
+  while (busy >= 0.25 && performance.now() - t0 < 60_000);
   rec.note(`no-op timed after the host settled: waited ${((performance.now() - t0) / 1000).toFixed(1)} s, CPU ${(busy * 100).toFixed(0)}% busy over the last second`);
 }
-const TEN = 10;
-const log = (msg: string): void => void process.stderr.write(`bench[${process.argv[2] ?? "?"}/${process.argv[3] ?? "?"}]: ${msg}\n`);
 
 // ---------------------------------------------------------------- helpers
 
