@@ -24,6 +24,7 @@ import { LAGO_BIN, REPO_ROOT, makeWorkspace, type Workspace } from "./fixture.ts
 import { guestfsCounter, type GuestfsCounter } from "./guestfs-count.ts";
 import { reportedLaunches } from "../test/helpers/launches.ts";
 import { median, mustRun, timed, type Timed } from "./proc.ts";
+import { QemuImg } from "../src/drivers/real/qemu-img.ts";
 
 export type ScenarioName = "two" | "ten";
 export type Tool = "lago" | "vagrant";
@@ -293,15 +294,11 @@ async function freshDisks(domain: string): Promise<void> {
     .filter((f) => f[0] === "file" && f[1] === "disk" && f[3])
     .map((f) => f[3] as string);
   for (const file of files) {
-    const info = JSON.parse((await mustRun("qemu-img", ["info", "--output=json", "-U", file])).stdout) as {
-      format: string;
-      "virtual-size": number;
-      "backing-filename"?: string;
-      "backing-filename-format"?: string;
-    };
-    if (info.format !== "qcow2") continue;
-    const backing = info["backing-filename"] ? ["-b", info["backing-filename"], "-F", info["backing-filename-format"] ?? "qcow2"] : [];
-    await mustRun("qemu-img", ["create", "-q", "-f", "qcow2", ...backing, file, String(info["virtual-size"])]);
+    const info = await new QemuImg().info(file);
+    if (info?.format !== "qcow2") continue;
+    // Not QemuImg.createOverlay/createBlank: they build a new file and rename it, which would drop qemu's access.
+    const backing = info.backingFile ? ["-b", info.backingFile, "-F", info.backingFormat ?? "qcow2"] : [];
+    await mustRun("qemu-img", ["create", "-q", "-f", "qcow2", ...backing, file, String(info.virtualSize)]);
   }
 }
 

@@ -205,10 +205,15 @@ else
   (cd "$KBUILD" && make -s tinyconfig >/dev/null \
     && ./scripts/kconfig/merge_config.sh -m .config "$WORK/lago-tiny.config" >/dev/null 2>&1 \
     && make -s olddefconfig >/dev/null 2>&1) || die "kernel configuration failed"
-  for o in KERNEL_LZ4 MULTIUSER VIRTIO_NET VIRTIO_BLK HOTPLUG_PCI_ACPI ATA_PIIX BLK_DEV_SR SCSI_VIRTIO EXT4_FS \
-           ISO9660_FS VFAT_FS PACKET SERIAL_8250_CONSOLE INPUT_EVDEV ACPI_BUTTON DEVTMPFS_MOUNT; do
-    grep -qx "CONFIG_$o=y" "$KBUILD/.config" || die "kernel configuration lost CONFIG_$o"
-  done
+  # olddefconfig silently drops an option whose dependencies are missing: every line of the fragment must hold.
+  while IFS= read -r line; do
+    [[ $line == CONFIG_* ]] || continue
+    if [[ $line == *=n ]]; then
+      ! grep -q "^${line%=n}=" "$KBUILD/.config" || die "kernel configuration: $line did not hold"
+    else
+      grep -qxF -- "$line" "$KBUILD/.config" || die "kernel configuration: $line did not hold"
+    fi
+  done <<<"$KCONFIG_FRAGMENT"
   make -C "$KBUILD" -s -j"$(nproc)" KBUILD_BUILD_TIMESTAMP="$(date -u -d "$MTIME")" \
     KBUILD_BUILD_USER=lago KBUILD_BUILD_HOST=lago bzImage >"$WORK/kernel.log" 2>&1 \
     || { tail -n 30 "$WORK/kernel.log" >&2; die "kernel build failed (log above)"; }
