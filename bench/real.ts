@@ -56,7 +56,7 @@ async function inTestbed(): Promise<number> {
     if (r.code !== 0) throw new Error(`lago ${args.join(" ")} failed:\n${r.stdout}\n${r.stderr}`);
   };
   // The template in the store, as a Vagrant box is added before `vagrant up`.
-  await must(["apply", "--auto-approve", "--target", "template.lago-test:lago-tiny:v2"]);
+  await must(["apply", "--auto-approve", "--target", "template.lago-test:lago-tiny:v3"]);
   // A VM disk right after creation (before its VM ever ran): allocated bytes on the host.
   await must(["apply", "--auto-approve", "--target", "disk.vm01.root"]);
   const diskBytes = statSync(String(env.state().resources["disk.vm01.root"]?.outputs.path)).blocks * 512;

@@ -64,7 +64,7 @@ async function prepare(tools: Tool[], build: boolean): Promise<void> {
     if ((await locked("bash", [script, TEMPLATE_DIR])) !== 0) throw new Error("building the test template failed");
   }
   if (tools.includes("vagrant")) {
-    const box = [path.join(REPO_ROOT, "bench", "vagrant", "box.sh"), path.join(TEMPLATE_DIR, "lago-tiny-v2.qcow2"), VAGRANT_DIR];
+    const box = [path.join(REPO_ROOT, "bench", "vagrant", "box.sh"), path.join(TEMPLATE_DIR, "lago-tiny-v3.qcow2"), VAGRANT_DIR];
     const check = await execa("bash", box, { reject: false, env: { LAGO_BENCH_CHECK_ONLY: "1" } });
     if (check.exitCode !== 0) {
       log("Vagrant box (bench/vagrant/box.sh; cached in build/vagrant)…");

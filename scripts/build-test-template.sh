@@ -10,16 +10,18 @@
 # TCG decompressing its 8 MB XZ image and 1-2 s loading modules. It is built once per configuration and
 # source, and kept in LAGO_TINY_KERNEL_CACHE (default /var/cache/lago-test-kernel).
 # Outputs in OUTDIR (see scripts/README.md):
-#   lago-tiny-v2.qcow2{,.hash,.metadata,.xz}      the good template; its metadata declares
+#   lago-tiny-v3.qcow2{,.hash,.metadata,.xz}      the good template; its metadata declares
 #                                                 bootstrap by cloud-init seed (then SSH password)
-#   lago-tiny-ssh-v2.qcow2{,.hash,.metadata,.xz}  same image; metadata publishes only the root
+#   lago-tiny-ssh-v3.qcow2{,.hash,.metadata,.xz}  same image; metadata publishes only the root
 #                                                 password (lago bootstraps over a first SSH login)
-#   lago-tiny-vc-v2.qcow2{,.hash,.metadata,.xz}   same image; metadata declares neither (lago falls
+#   lago-tiny-vc-v3.qcow2{,.hash,.metadata,.xz}   same image; metadata declares neither (lago falls
 #                                                 back to virt-customize)
-#   lago-tiny-badhash-v2.qcow2{,.hash,.metadata}  same image, WRONG sha1 in .hash
-#   lago-tiny-backed-v2.qcow2{,.hash,.metadata}   a qcow2 whose header names a backing file
-#   repo.metadata        Lago repository, file source rooted at OUTDIR (version v2: its cidata datasource runs
-#                        bootcmd, for lago's first-boot builds; a store's v1 predates that)
+#   lago-tiny-badhash-v3.qcow2{,.hash,.metadata}  same image, WRONG sha1 in .hash
+#   lago-tiny-backed-v3.qcow2{,.hash,.metadata}   a qcow2 whose header names a backing file
+#   repo.metadata        Lago repository, file source rooted at OUTDIR, every image under version
+#                        TEMPLATE_VERSION (v3). A store keeps what it fetched under a version, so a change a
+#                        user must get is published under a new one: v2 added the cidata datasource's bootcmd
+#                        (lago's first-boot builds), v3 the kernel built here.
 #   repo-http.metadata.in  same, http source with baseurl @BASEURL@
 #   .stamp               sha256 of this script; when it matches, a rerun exits at once
 set -Eeuo pipefail
@@ -63,6 +65,8 @@ MBR=/usr/lib/EXTLINUX/mbr.bin
 [[ -r $MBR ]] || die "extlinux mbr.bin not found (install extlinux syslinux-common)"
 # The root password the repository publishes in the templates' metadata (Lago's `root-password`).
 ROOT_PASSWORD=${LAGO_TINY_ROOT_PASSWORD:-lago-tiny}
+# The repository version of every image: bump it when a change must reach stores that hold the old one.
+TEMPLATE_VERSION=v3
 
 export LIBGUESTFS_BACKEND=${LIBGUESTFS_BACKEND:-direct}
 if [[ -z ${LIBGUESTFS_BACKEND_SETTINGS:-} ]]; then
@@ -537,7 +541,7 @@ dd if="$MBR" of="$RAW" bs=440 count=1 conv=notrunc status=none || die "writing t
 printf "\\x${DISK_ID:6:2}\\x${DISK_ID:4:2}\\x${DISK_ID:2:2}\\x${DISK_ID:0:2}" \
   | dd of="$RAW" bs=1 seek=440 count=4 conv=notrunc status=none || die "writing the disk signature failed"
 
-IMG=lago-tiny-v2.qcow2
+IMG=lago-tiny-$TEMPLATE_VERSION.qcow2
 qemu-img convert -f raw -O qcow2 "$RAW" "$WORK/$IMG" || die "qemu-img convert failed"
 rm -f -- "$RAW" "$ROOT_TAR"
 
@@ -557,8 +561,8 @@ json_metadata cloud-init,ssh "$ROOT_PASSWORD" > "$WORK/$IMG.metadata"
 xz -T0 -1 -c "$WORK/$IMG" > "$WORK/$IMG.xz" || die "xz failed"
 
 # Same image, other metadata: the bootstrap paths lago chooses from a template's metadata.
-SSH_IMG=lago-tiny-ssh-v2.qcow2
-VC_IMG=lago-tiny-vc-v2.qcow2
+SSH_IMG=lago-tiny-ssh-$TEMPLATE_VERSION.qcow2
+VC_IMG=lago-tiny-vc-$TEMPLATE_VERSION.qcow2
 for v in "$SSH_IMG" "$VC_IMG"; do
   ln "$WORK/$IMG" "$WORK/$v"
   ln "$WORK/$IMG.xz" "$WORK/$v.xz"
@@ -567,14 +571,14 @@ done
 json_metadata "" "$ROOT_PASSWORD" > "$WORK/$SSH_IMG.metadata"
 json_metadata > "$WORK/$VC_IMG.metadata"
 
-BAD=lago-tiny-badhash-v2.qcow2
+BAD=lago-tiny-badhash-$TEMPLATE_VERSION.qcow2
 ln "$WORK/$IMG" "$WORK/$BAD"
 ln "$WORK/$IMG.xz" "$WORK/$BAD.xz"
 printf '%s' "$(printf 'not the image' | sha1sum | cut -d' ' -f1)" > "$WORK/$BAD.hash"
 [[ $(<"$WORK/$BAD.hash") != "$SHA" ]] || die "bad hash equals the good one"
 json_metadata > "$WORK/$BAD.metadata"
 
-BACKED=lago-tiny-backed-v2.qcow2
+BACKED=lago-tiny-backed-$TEMPLATE_VERSION.qcow2
 [[ -r /etc/hostname ]] || die "/etc/hostname is needed as the backing file name"
 qemu-img create -q -f qcow2 -b /etc/hostname -F raw "$WORK/$BACKED" 16M \
   || die "qemu-img create (backed) failed"
@@ -582,21 +586,22 @@ printf '%s' "$(sha1sum "$WORK/$BACKED" | cut -d' ' -f1)" > "$WORK/$BACKED.hash"
 json_metadata > "$WORK/$BACKED.metadata"
 
 TS=${SOURCE_DATE_EPOCH:-$(date +%s)}
-python3 - "$OUTDIR" "$TS" "$WORK/repo.metadata" "$WORK/repo-http.metadata.in" <<'EOF'
+python3 - "$OUTDIR" "$TS" "$WORK/repo.metadata" "$WORK/repo-http.metadata.in" "$TEMPLATE_VERSION" "$IMG" "$SSH_IMG" "$VC_IMG" "$BAD" "$BACKED" <<'EOF'
 import json, sys
-root, ts, out_file, out_http = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+root, ts, out_file, out_http, version = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
+img, ssh_img, vc_img, bad, backed = sys.argv[6:11]
 def repo(source):
     def tmpl(handle):
-        return {"versions": {"v2": {"source": "local", "handle": handle, "timestamp": ts}}}
+        return {"versions": {version: {"source": "local", "handle": handle, "timestamp": ts}}}
     return {
         "name": "lago-test",
         "sources": {"local": source},
         "templates": {
-            "lago-tiny": tmpl("lago-tiny-v2.qcow2"),
-            "lago-tiny-ssh": tmpl("lago-tiny-ssh-v2.qcow2"),
-            "lago-tiny-vc": tmpl("lago-tiny-vc-v2.qcow2"),
-            "lago-tiny-badhash": tmpl("lago-tiny-badhash-v2.qcow2"),
-            "lago-tiny-backed": tmpl("lago-tiny-backed-v2.qcow2"),
+            "lago-tiny": tmpl(img),
+            "lago-tiny-ssh": tmpl(ssh_img),
+            "lago-tiny-vc": tmpl(vc_img),
+            "lago-tiny-badhash": tmpl(bad),
+            "lago-tiny-backed": tmpl(backed),
         },
     }
 with open(out_file, "w") as f:
@@ -620,5 +625,7 @@ for v in "$BAD" "$SSH_IMG" "$VC_IMG"; do
   ln -f -- "$OUTDIR/$IMG" "$OUTDIR/$v"
   ln -f -- "$OUTDIR/$IMG.xz" "$OUTDIR/$v.xz"
 done
+# an earlier build's images of another version: the repository names them no more
+find "$OUTDIR" -maxdepth 1 -name 'lago-tiny*-v*.qcow2*' ! -name "*-$TEMPLATE_VERSION.qcow2*" -delete
 printf '%s\n' "$SELF_SHA" > "$OUTDIR/.stamp"
 log "done in $((SECONDS - START)) s: $OUTDIR ($(du -h "$OUTDIR/$IMG" | cut -f1) qcow2, sha1 $SHA)"

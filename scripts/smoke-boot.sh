@@ -14,7 +14,7 @@ log() { printf 'smoke-boot: %s\n' "$*" >&2; }
 SCRIPT_DIR=$(dirname -- "$(readlink -f -- "${BASH_SOURCE[0]}")")
 REPO_ROOT=$(dirname -- "$SCRIPT_DIR")
 REPO_META=${LAGO_TEST_TEMPLATE_REPO:-$REPO_ROOT/build/test-template/repo.metadata}
-TEMPLATE=$(dirname -- "$REPO_META")/lago-tiny-v2.qcow2
+TEMPLATE=$(dirname -- "$REPO_META")/lago-tiny-v3.qcow2
 DOMAIN_TYPE=${LAGO_DOMAIN_TYPE:-qemu}
 CONN=qemu:///system
 export LIBGUESTFS_BACKEND=${LIBGUESTFS_BACKEND:-direct}
