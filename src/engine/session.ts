@@ -233,13 +233,28 @@ async function withLock<T>(s: Session, command: string, fn: () => Promise<T>): P
  * that refreshes something recorded, and for every apply (its first query or change takes it).
  */
 function warmUp(s: Session, req: PlanRequest, applying: boolean): void {
+  if (applying || (req.refresh && hasState(s))) s.drivers.libvirt.warmUp();
+}
+
+/** Whether the environment has recorded anything yet: a checkpoint, or the journal of a run. */
+function hasState(s: Session): boolean {
   const files = filesOf(s.env);
-  if (applying || (req.refresh && (existsSync(files.state) || existsSync(files.journal)))) s.drivers.libvirt.warmUp();
+  return existsSync(files.state) || existsSync(files.journal);
+}
+
+/**
+ * The request with its spec loaded now, before the lock, when the environment has no state yet: then no refresh
+ * runs for the loader to overlap, and a bad init file fails before anything (the lock, the environment's
+ * directory) is made on disk. With a state, the loader runs under the lock, beside the refresh.
+ */
+async function loadedFirst<R extends PlanRequest>(s: Session, req: R): Promise<R> {
+  return typeof req.spec === "function" && !hasState(s) ? { ...req, spec: await req.spec() } : req;
 }
 
 export async function planEnv(s: Session, req: PlanRequest): Promise<PlanResult> {
   warmUp(s, req, false);
-  return withLock(s, "lago plan", () => planLocked(s, req));
+  const ready = await loadedFirst(s, req);
+  return withLock(s, "lago plan", () => planLocked(s, ready));
 }
 
 /** A plan saved with `plan --out`, applied later with `apply PLANFILE`. */
@@ -271,8 +286,9 @@ export interface ApplyResult {
   confirmed: boolean;
 }
 
-export async function applyEnv(s: Session, req: ApplyRequest): Promise<ApplyResult> {
-  warmUp(s, req, true);
+export async function applyEnv(s: Session, request: ApplyRequest): Promise<ApplyResult> {
+  warmUp(s, request, true);
+  const req = await loadedFirst(s, request);
   return withLock(s, req.destroy ? "lago destroy" : "lago apply", async () => {
     let plan: Plan;
     let state: State;

@@ -5,9 +5,10 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { writeFileSync } from "node:fs";
+import { readdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { makeSandbox } from "../helpers/sandbox.ts";
+import { lockEnv } from "../../src/state/lock.ts";
 
 const TEMPLATED = `domains:
 {% for i in range(count | int) %}
@@ -104,6 +105,32 @@ nets:
     assert.equal(bad.code, 1, bad.stderr);
     assert.match(bad.stderr, /LagoInitFile:3:1: syntax error: Tabs are not allowed as indentation/);
     assert.doesNotMatch(bad.stderr, /Internal error|\n\s+at /);
+  } finally {
+    sb.cleanup();
+  }
+});
+
+test("a bad init file in a fresh workdir fails before anything is made: no .lago, and not the lock's error while another lago holds it", async () => {
+  const sb = makeSandbox();
+  try {
+    sb.init("domains:\n  vm01:\n    memory: [\n");
+    for (const verb of [["plan"], ["apply", "--auto-approve"]]) {
+      const r = await sb.lago(verb);
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, /LagoInitFile:4:1: syntax error: /);
+      assert.doesNotMatch(r.stderr, /\n\s+at /, "no stack trace");
+      assert.deepEqual(readdirSync(sb.work), ["LagoInitFile"], `lago ${verb[0]} made nothing on disk`);
+    }
+    // Another lago holds the environment's lock (the environment has no state yet): the file's error comes first.
+    const lock = await lockEnv(path.join(sb.work, ".lago", "default"), "another lago", 0);
+    try {
+      const r = await sb.lago(["plan"]);
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, /LagoInitFile:4:1: syntax error: /);
+      assert.doesNotMatch(r.stderr, /locked/);
+    } finally {
+      await lock.release();
+    }
   } finally {
     sb.cleanup();
   }
