@@ -4,9 +4,9 @@
  * accepted and returned so the caller can pin it (trust on first use).
  *
  * Waiting for a booting VM costs no fixed sleeps: a plain TCP connect to the SSH
- * port starts every {@link PORT_RETRY_MS} until the server accepts, and that
- * very socket is handed to the SSH client, so the login starts as soon as the
- * server can send its banner.
+ * port starts every {@link PORT_RETRY_MS} (and {@link REFUSED_RETRY_MS} after a
+ * refusal) until the server accepts, and that very socket is handed to the SSH
+ * client, so the login starts as soon as the server can send its banner.
  */
 import net from "node:net";
 import { readFile } from "node:fs/promises";
@@ -19,6 +19,11 @@ import { loadSsh2 } from "./ssh2-module.ts";
 const CONNECT_TIMEOUT_MS = 30_000;
 /** A fresh TCP connect this often while the port is closed or the host does not answer yet. */
 const PORT_RETRY_MS = 200;
+/**
+ * A refused connect means the guest is up and its SSH server about to listen: the next try comes this soon,
+ * instead of at the next {@link PORT_RETRY_MS} tick (one such retry pending at a time).
+ */
+const REFUSED_RETRY_MS = 50;
 /** Connect attempts report back to the wait (its deadline, its progress message) after this long. */
 const PORT_WINDOW_MS = 2_000;
 /** Pause after a failed login on an open port (e.g. cloud-init has not written the key yet). */
@@ -64,10 +69,11 @@ export function describeError(err: unknown): string {
 
 /**
  * A TCP connection to the target's SSH port. A fresh connect starts every
- * {@link PORT_RETRY_MS} while earlier ones are still pending; the first to
- * connect wins and the others are dropped. A booting guest that gets its
- * address or starts its server is thus reached within one stagger, not after the
- * kernel's SYN backoff (1 s, 3 s, …). After `windowMs` without a connection,
+ * {@link PORT_RETRY_MS} while earlier ones are still pending, and
+ * {@link REFUSED_RETRY_MS} after one is refused; the first to connect wins and
+ * the others are dropped. A booting guest that gets its address or starts its
+ * server is thus reached within one stagger, not after the kernel's SYN backoff
+ * (1 s, 3 s, …). After `windowMs` without a connection,
  * rejects with the last attempt's error (ECONNREFUSED while the server is not
  * listening, EHOSTUNREACH while the guest has no address yet), or ETIMEDOUT when
  * no attempt got an answer. `dial`: how one attempt connects (tests replace it).
@@ -86,11 +92,13 @@ export function openPort(
     const pending = new Set<net.Socket>();
     let lastError: unknown;
     let settled = false;
+    let refusedRetry: NodeJS.Timeout | undefined;
     const finish = (winner: net.Socket | undefined, err?: unknown): void => {
       if (settled) return;
       settled = true;
       clearInterval(stagger);
       clearTimeout(windowTimer);
+      clearTimeout(refusedRetry);
       signal?.removeEventListener("abort", onAbort);
       for (const sock of pending) {
         sock.removeAllListeners("connect");
@@ -108,10 +116,16 @@ export function openPort(
       const sock = dial(target.host, target.port);
       pending.add(sock);
       sock.once("connect", () => finish(sock));
-      sock.once("error", (err) => {
+      sock.once("error", (err: NodeJS.ErrnoException) => {
         lastError = err;
         pending.delete(sock);
         sock.destroy();
+        if (err.code === "ECONNREFUSED" && !settled && refusedRetry === undefined) {
+          refusedRetry = setTimeout(() => {
+            refusedRetry = undefined;
+            attempt();
+          }, REFUSED_RETRY_MS);
+        }
       });
     };
     const onAbort = (): void => finish(undefined, cancelledError(`connecting to ${where(target)}`));
@@ -280,7 +294,7 @@ export class Ssh2Client implements SshDriver {
   /**
    * Connect until a login with the key or one of the target's passwords succeeds and
    * the probe (`true` unless given) exits 0, or `timeoutMs` passes. While the port is closed, TCP connects are
-   * retried every 200 ms and the connected socket goes straight to the SSH client.
+   * retried every 200 ms (50 ms after a refusal) and the connected socket goes straight to the SSH client.
    * A pinned host key that does not match fails at once; the timeout error names the
    * last connection error (never a password). Side-effect free on the server.
    */
