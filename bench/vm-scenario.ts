@@ -25,6 +25,7 @@ import { guestfsCounter, type GuestfsCounter } from "./guestfs-count.ts";
 import { reportedLaunches } from "../test/helpers/launches.ts";
 import { median, mustRun, timed, type Timed } from "./proc.ts";
 import { QemuImg } from "../src/drivers/real/qemu-img.ts";
+import { openPort } from "../src/drivers/real/ssh.ts";
 
 export type ScenarioName = "two" | "ten";
 export type Tool = "lago" | "vagrant";
@@ -128,47 +129,33 @@ async function maxMemoryKiB(domain: string): Promise<number | undefined> {
 }
 
 /**
- * Resolves with the ms from `t0` at which `host:22` sends an SSH banner; tries every 200 ms, each try for up to
- * 1.5 s, and 50 ms after a refused try: as lago's own wait does (src/drivers/real/ssh.ts), so that the guest's
- * time is measured as closely as lago can follow it.
+ * Resolves with the ms from `t0` at which `host:22` sends an SSH banner. The port is reached as lago's own wait
+ * reaches it (`openPort`: a fresh connect every 200 ms, 50 ms after a refused one), so that the guest's time is
+ * measured as closely as lago can follow it; a connection that closes, or stays 1.5 s without a banner, is
+ * tried again.
  */
-function waitForBanner(host: string, t0: number, timeoutMs: number): Promise<number> {
-  return new Promise((resolve, reject) => {
-    let done = false;
-    let refusedRetry: NodeJS.Timeout | undefined;
-    const sockets = new Set<net.Socket>();
-    const finish = (err: Error | undefined, ms?: number): void => {
-      if (done) return;
-      done = true;
-      clearInterval(timer);
-      clearTimeout(deadline);
-      clearTimeout(refusedRetry);
-      for (const s of sockets) s.destroy();
-      if (err) reject(err);
-      else resolve(ms ?? 0);
-    };
-    const attempt = (): void => {
-      const s = net.connect({ host, port: 22 });
-      sockets.add(s);
-      s.setTimeout(1500, () => s.destroy());
-      s.on("data", (d) => {
-        if (d.toString("latin1").startsWith("SSH-")) finish(undefined, performance.now() - t0);
+async function waitForBanner(host: string, t0: number, timeoutMs: number): Promise<number> {
+  const target = { host, port: 22, user: "root", privateKeyPath: "", pinnedHostKey: undefined };
+  for (;;) {
+    const left = t0 + timeoutMs - performance.now();
+    if (left <= 0) throw new Error(`no SSH banner from ${host} within ${timeoutMs / 1000} s`);
+    let sock: net.Socket;
+    try {
+      sock = await openPort(target, left, undefined);
+    } catch {
+      continue;
+    }
+    const at = await new Promise<number | undefined>((resolve) => {
+      sock.setTimeout(1500, () => resolve(undefined));
+      sock.on("data", (d: Buffer) => {
+        if (d.toString("latin1").startsWith("SSH-")) resolve(performance.now() - t0);
       });
-      s.on("error", (err: NodeJS.ErrnoException) => {
-        s.destroy();
-        if (err.code === "ECONNREFUSED" && !done && refusedRetry === undefined) {
-          refusedRetry = setTimeout(() => {
-            refusedRetry = undefined;
-            attempt();
-          }, 50);
-        }
-      });
-      s.on("close", () => sockets.delete(s));
-    };
-    const timer = setInterval(attempt, 200);
-    const deadline = setTimeout(() => finish(new Error(`no SSH banner from ${host} within ${timeoutMs / 1000} s`)), timeoutMs);
-    attempt();
-  });
+      sock.on("error", () => resolve(undefined));
+      sock.on("close", () => resolve(undefined));
+    });
+    sock.destroy();
+    if (at !== undefined) return at;
+  }
 }
 
 class Recorder {

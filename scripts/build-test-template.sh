@@ -266,7 +266,6 @@ SFTP_SERVER=/usr/lib/openssh/sftp-server
 [[ -x $SFTP_SERVER ]] || die "missing $SFTP_SERVER (install openssh-sftp-server)"
 copy_with_libs "$SFTP_SERVER" /usr/lib/sftp-server
 
-
 cat > etc/passwd <<'EOF'
 root:x:0:0:root:/root:/bin/sh
 daemon:x:1:1:daemon:/usr/sbin:/bin/false
@@ -510,6 +509,8 @@ EOF
 chmod 755 etc/init.d/rcS etc/init.d/cidata etc/init.d/rcK usr/share/udhcpc/default.script etc/acpi/PWRF/00000080 sbin/lago-hotplug
 
 install -m 0644 "$KIMAGE" boot/vmlinuz
+# acpi=noirq: PCI interrupts routed by the BIOS's table, not by ACPI's AML (about 0.2 s per link under TCG);
+# ACPI still handles the power button and PCI hotplug. i8042.*: no PS/2 keyboard or mouse probe (0.3-0.4 s).
 cat > boot/extlinux/extlinux.conf <<EOF
 DEFAULT lago
 PROMPT 0
@@ -518,8 +519,6 @@ LABEL lago
   LINUX /boot/vmlinuz
   APPEND root=PARTUUID=$DISK_ID-01 rootfstype=ext4 rootwait rw console=ttyS0,115200n8 panic=-1 acpi=noirq i8042.noaux i8042.nokbd
 EOF
-# acpi=noirq: PCI interrupts routed by the BIOS's table, not by ACPI's AML (about 0.2 s per link under TCG);
-# ACPI still handles the power button and PCI hotplug. i8042.*: no PS/2 keyboard or mouse probe (0.3-0.4 s).
 
 # ---------------------------------------------------------------- disk image
 ROOT_TAR=$WORK/root.tar

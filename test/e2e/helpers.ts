@@ -39,6 +39,22 @@ export function requireTestbed(): { repo: string; repoHttp: string } {
 }
 
 /**
+ * A template of the test repository that scripts/build-test-template.sh wrote (its one version): the store key
+ * (`lago-test:NAME:VERSION`), the version and the image's file name. Read from the repository, so that a new
+ * TEMPLATE_VERSION there needs no edit here.
+ */
+export function testTemplate(name = "lago-tiny"): { key: string; version: string; handle: string } {
+  const meta = JSON.parse(readFileSync(requireTestbed().repo, "utf8")) as { name: string; templates: Record<string, { versions: Record<string, { handle: string }> } | undefined> };
+  const versions = Object.entries(meta.templates[name]?.versions ?? {});
+  const [only] = versions;
+  if (!only || versions.length !== 1) throw new Error(`the test repository should publish ${name} under exactly one version, not ${versions.length}`);
+  return { key: `${meta.name}:${name}:${only[0]}`, version: only[0], handle: only[1].handle };
+}
+
+/** `text` as a regular expression that matches it literally. */
+export const literal = (text: string): string => text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+
+/**
  * A fresh directory that libvirt's qemu user may search (but not list), as a
  * user's project directory must be: qemu runs as that user, not as root, and
  * mkdtemp makes directories 0700.

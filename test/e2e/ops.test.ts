@@ -13,10 +13,11 @@ import { chmodSync, cpSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readF
 import os from "node:os";
 import path from "node:path";
 import { REPO_ROOT } from "../helpers/sandbox.ts";
-import { SHARED, makeEnv, planActions, requireTestbed, sh, virsh, type Env } from "./helpers.ts";
+import { SHARED, literal, makeEnv, planActions, requireTestbed, sh, testTemplate, virsh, type Env } from "./helpers.ts";
 
 const { repo } = requireTestbed();
-const STORE_IMAGE = path.join(SHARED.store, "lago-test:lago-tiny:v3");
+const TINY = testTemplate();
+const STORE_IMAGE = path.join(SHARED.store, TINY.key);
 const PTY_RUN = path.join(REPO_ROOT, "test", "e2e", "pty-run.py");
 
 const INIT = `domains:
@@ -136,7 +137,7 @@ test("status: each VM running with its addresses and SSH answering, nets with su
   assert.match(lago.subnet, /^192\.168\.\d+\.0\/24$/);
   assert.equal(lago.state, "active");
   assert.match((await virsh("net-dumpxml", `lago-${String(vm02.libvirtName).split("-")[1]}-lago`)).stdout, new RegExp(`bridge name='${lago.bridge}'`));
-  assert.deepEqual(s.templates, [{ address: "template.lago-test:lago-tiny:v3", path: STORE_IMAGE }]);
+  assert.deepEqual(s.templates, [{ address: `template.${TINY.key}`, path: STORE_IMAGE }]);
   const human = await ok(env, ["status"]);
   assert.match(human, /vm02\s+running\s+ssh: answers\s+lago: 192\.168\.\d+\.\d+ \(eth0\), backend: 192\.168\.\d+\.\d+ \(eth1\)/);
 });
@@ -358,30 +359,30 @@ test("export: shut-off VMs as layers on the store template or standalone, with a
 
 test("template list, fetch, prune: an unused image is removed, one in use never", async () => {
   const listed = JSON.parse(await ok(env, ["template", "list", "--json"]));
-  const tiny = listed.images.find((i: { key: string }) => i.key === "lago-test:lago-tiny:v3");
+  const tiny = listed.images.find((i: { key: string }) => i.key === TINY.key);
   assert.equal(tiny.inUse, true);
   assert.ok(tiny.liveUsers.includes(path.join(env.dir, ".lago", "default")));
   assert.ok(tiny.liveUsers.includes(path.join(env.dir, "export-layered", "vm01", "root.qcow2")), "an exported layer keeps its template");
-  assert.deepEqual(listed.repository.templates.find((t: { name: string }) => t.name === "lago-tiny").versions, [{ version: "v3", key: "lago-test:lago-tiny:v3", stored: true }]);
+  assert.deepEqual(listed.repository.templates.find((t: { name: string }) => t.name === "lago-tiny").versions, [{ version: TINY.version, key: TINY.key, stored: true }]);
   // vm02's build layer: in use by its disk, so prune keeps it (and the template under it).
   const layer = String(env.state().resources["build.vm02.root"]?.outputs.path);
   const vm02Disk = String(env.state().resources["disk.vm02.root"]?.outputs.path);
   const listedLayer = listed.layers.find((l: { path: string }) => l.path === layer);
   assert.deepEqual([listedLayer?.inUse, listedLayer?.liveUsers, listedLayer?.template], [true, [vm02Disk], STORE_IMAGE]);
   assert.ok(tiny.liveUsers.includes(layer), "the layer keeps its template");
-  assert.match(await ok(env, ["template", "list"]), new RegExp(`^Build layers \\(.*\\):\n(?:.*\n)*  ${listedLayer.key.slice(0, 12)}  on lago-test:lago-tiny:v3  [0-9.]+ MiB  in use by ${vm02Disk}$`, "m"));
+  assert.match(await ok(env, ["template", "list"]), new RegExp(`^Build layers \\(.*\\):\n(?:.*\n)*  ${listedLayer.key.slice(0, 12)}  on ${literal(TINY.key)}  [0-9.]+ MiB  in use by ${vm02Disk}$`, "m"));
   const kept = JSON.parse(await ok(env, ["template", "prune", "--json"]));
-  assert.deepEqual(kept.removed.filter((i: { key: string }) => i.key === "lago-test:lago-tiny:v3"), []);
+  assert.deepEqual(kept.removed.filter((i: { key: string }) => i.key === TINY.key), []);
   assert.deepEqual(kept.layers.removed.filter((l: { path: string }) => l.path === layer), []);
   assert.ok(existsSync(layer));
   assert.ok(existsSync(STORE_IMAGE));
   const store = path.join(env.dir, "other-store");
-  const fetched = await ok(env, ["--template-store", store, "template", "fetch", "lago-tiny:v3"]);
-  assert.match(fetched, /lago-test:lago-tiny:v3 is in the store: /);
+  const fetched = await ok(env, ["--template-store", store, "template", "fetch", `lago-tiny:${TINY.version}`]);
+  assert.match(fetched, new RegExp(`${literal(TINY.key)} is in the store: `));
   const other = JSON.parse(await ok(env, ["--template-store", store, "template", "list", "--json"]));
-  assert.deepEqual(other.images.map((i: { key: string; inUse: boolean }) => [i.key, i.inUse]), [["lago-test:lago-tiny:v3", false]]);
+  assert.deepEqual(other.images.map((i: { key: string; inUse: boolean }) => [i.key, i.inUse]), [[TINY.key, false]]);
   const pruned = JSON.parse(await ok(env, ["--template-store", store, "template", "prune", "--json"]));
-  assert.deepEqual(pruned.removed.map((i: { key: string }) => i.key), ["lago-test:lago-tiny:v3"]);
+  assert.deepEqual(pruned.removed.map((i: { key: string }) => i.key), [TINY.key]);
   assert.deepEqual(readdirSync(store), []);
 });
 

@@ -10,7 +10,7 @@ import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import { chmodSync, existsSync, readFileSync, statSync } from "node:fs";
 import path from "node:path";
-import { SHARED, makeEnv, requireTestbed, sh, virsh } from "./helpers.ts";
+import { SHARED, makeEnv, requireTestbed, sh, testTemplate, virsh } from "./helpers.ts";
 
 const { repo } = requireTestbed();
 
@@ -89,7 +89,7 @@ test("default: qemu is not root, the VM answers SSH, and every file has the tigh
     // libvirt hands the image to qemu while the VM runs (and gives it back when it stops).
     assert.equal(statSync(file).uid, qemuUid, file);
   }
-  const template = String(state.resources["template.lago-test:lago-tiny:v3"]?.outputs.path);
+  const template = String(state.resources[`template.${testTemplate().key}`]?.outputs.path);
   assert.equal(modeOf(template), "0640", template);
   assert.equal(modeOf(path.join(envDir, "state.json")), "0600");
   // The journal is folded into the state after a successful apply; while it exists it is 0600 too.

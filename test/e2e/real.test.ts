@@ -20,10 +20,11 @@ import ssh2 from "ssh2";
 import { generatePair } from "../../src/drivers/real/key-store.ts";
 import { Ssh2Client } from "../../src/drivers/real/ssh.ts";
 import { REPO_ROOT } from "../helpers/sandbox.ts";
-import { EXAMPLE, SHARED, launchCounter, makeEnv, planActions, reportedLaunches, requireTestbed, virsh, type Env } from "./helpers.ts";
+import { EXAMPLE, SHARED, launchCounter, literal, makeEnv, planActions, reportedLaunches, requireTestbed, testTemplate, virsh, type Env } from "./helpers.ts";
 
 const { repo, repoHttp } = requireTestbed();
-const TEMPLATE = "template.lago-test:lago-tiny:v3";
+const TINY = testTemplate();
+const TEMPLATE = `template.${TINY.key}`;
 const launches = launchCounter();
 let env: Env;
 
@@ -179,7 +180,7 @@ test("1. the example: two VMs answer SSH, hostnames, build step run at first boo
   });
   // lago-tiny declares cloud-init: both VMs boot with a seed; vm02's build steps run from it, in the guest, at first boot.
   const out = await applyLaunching(env, {});
-  assert.match(out, /downloading lago-test:lago-tiny:v3 from http:\/\/127\.0\.0\.1:\d+\/lago-tiny-v3\.qcow2\.xz/, "the http source and its .xz variant were used");
+  assert.match(out, new RegExp(`downloading ${literal(TINY.key)} from http://127\\.0\\.0\\.1:\\d+/${literal(TINY.handle)}\\.xz`), "the http source and its .xz variant were used");
   assert.equal((await ssh(env, "vm01", "hostname")).trim(), "vm01");
   assert.equal((await ssh(env, "vm02", "hostname")).trim(), "vm02");
   assert.equal((await ssh(env, "vm02", "cat /etc/motd")).trim(), "built by lago");
@@ -191,7 +192,7 @@ test("1. the example: two VMs answer SSH, hostnames, build step run at first boo
   assert.match(await ssh(env, "vm01", "ping -c1 -W5 vm02"), /1 packets received/);
   assert.match(await ssh(env, "vm02", "ping -c1 -W5 vm01.lago.local"), /1 packets received/);
   // The disks are qcow2 overlays on the shared store's template (no build layer: vm02's build ran in the guest).
-  const template = path.join(SHARED.store, "lago-test:lago-tiny:v3");
+  const template = path.join(SHARED.store, TINY.key);
   for (const vm of ["vm01", "vm02"]) {
     const disk = String(env.state().resources[`disk.${vm}.root`]?.outputs.path);
     assert.deepEqual(backingChain(disk), [disk, template]);
@@ -212,7 +213,7 @@ test("2. adding a VM: only its resources and the DHCP/DNS entries; the others ke
   const ids = [await domId(env, "vm01"), await domId(env, "vm02")];
   const up = await uptime(env, "vm01");
   env.init(WITH_VM03);
-  await expectPlan(env, { "disk.vm03.root": "create", "domain.vm03": "create", "network.lago": "update", "template.lago-test:lago-tiny-vc:v3": "create" });
+  await expectPlan(env, { "disk.vm03.root": "create", "domain.vm03": "create", "network.lago": "update", [`template.${testTemplate("lago-tiny-vc").key}`]: "create" });
   // lago-tiny-vc declares no cloud-init and publishes no password: its bootstrap falls back to virt-customize.
   await applyLaunching(env, { "disk.vm03.root": 1 });
   assert.deepEqual(await cdroms(env, "vm03"), [], "no seed");
@@ -286,7 +287,7 @@ test("4. removing a VM removes its domain, disks and DHCP/DNS entries, nothing e
   const vm02 = await domId(env, "vm02");
   const disk = String(env.state().resources["disk.vm03.root"]?.outputs.path);
   env.init(STEP4);
-  await expectPlan(env, { "disk.vm03.root": "delete", "domain.vm03": "delete", "network.lago": "update", "template.lago-test:lago-tiny-vc:v3": "delete" });
+  await expectPlan(env, { "disk.vm03.root": "delete", "domain.vm03": "delete", "network.lago": "update", [`template.${testTemplate("lago-tiny-vc").key}`]: "delete" });
   await apply(env);
   assert.equal(existsSync(disk), false);
   const net = await virsh("net-dumpxml", String(env.state().resources["network.lago"]?.outputs.libvirt_name));
@@ -363,7 +364,7 @@ test("7. destroy leaves no domain, network, disk, lease or environment file; the
   assert.deepEqual((await virsh("net-list", "--all", "--name")).stdout.split("\n").filter((n) => n.includes(`lago-${id}-`)), []);
   assert.deepEqual(readdirSync(SHARED.leases).filter((f) => f.endsWith(".lease")), []);
   assert.deepEqual(readdirSync(path.join(env.dir, ".lago")).filter((f) => !f.startsWith("default.lock")), []);
-  assert.ok(existsSync(path.join(SHARED.store, "lago-test:lago-tiny:v3")));
+  assert.ok(existsSync(path.join(SHARED.store, TINY.key)));
   // vm02's build ran in the guest: it left no layer in the store.
   assert.deepEqual(existsSync(path.join(SHARED.store, "layers")) ? readdirSync(path.join(SHARED.store, "layers")).filter((f) => f.endsWith(".qcow2")) : [], []);
 });
@@ -437,7 +438,7 @@ test("8. two environments at once: different subnets; a first SSH login sets a r
     c.init(readFileSync(path.join(b.dir, "LagoInitFile"), "utf8"));
     assert.match(await buildNote(c), /^cached: layer [0-9a-f]{12} is in the store, no libguestfs launch$/);
     const diskB = String(b.state().resources["disk.solo.root"]?.outputs.path);
-    assert.deepEqual(backingChain(diskB), [diskB, layer, path.join(SHARED.store, "lago-test:lago-tiny:v3")]);
+    assert.deepEqual(backingChain(diskB), [diskB, layer, path.join(SHARED.store, TINY.key)]);
     const users = JSON.parse(execFileSync("cat", [layer.replace(/\.qcow2$/, ".users")], { encoding: "utf8" })) as { users: Record<string, string> };
     assert.ok(Object.keys(users.users).includes(diskB), "b's disk is a registered user of the layer");
     assert.equal(readdirSync(path.join(SHARED.store, "layers")).filter((f) => f.endsWith(".qcow2")).length, 1, "one layer for both");
@@ -477,8 +478,8 @@ test("templates with a wrong hash or a backing file are refused, nothing half-wr
   try {
     const r = await bad.lago(["apply", "--auto-approve"]);
     assert.equal(r.code, 1);
-    assert.match(r.stderr, /template\.lago-test:lago-tiny-badhash:v3: .*hash/i);
-    assert.match(r.stderr, /template\.lago-test:lago-tiny-backed:v3: .*backing file/);
+    assert.match(r.stderr, new RegExp(`template\\.${literal(testTemplate("lago-tiny-badhash").key)}: .*hash`, "i"));
+    assert.match(r.stderr, new RegExp(`template\\.${literal(testTemplate("lago-tiny-backed").key)}: .*backing file`));
     const stored = readdirSync(SHARED.store);
     assert.deepEqual(stored.filter((f) => f.includes("badhash") || f.includes("backed")).filter((f) => !f.endsWith(".lock")), []);
     assert.deepEqual(stored.filter((f) => f.endsWith(".tmp")), []);
